@@ -1,0 +1,231 @@
+package cleanup
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	clientworkqueue "k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
+)
+
+// RepoAddress says how the repo is dialed.
+type RepoAddress string
+
+const (
+	// RepoAddressEndpoint dials the Ready endpoint's own address and port from
+	// the EndpointSlice: no cluster DNS and no kube-proxy, both of which are
+	// often still restarting when an upgrade completes.
+	RepoAddressEndpoint RepoAddress = "endpoint"
+	// RepoAddressService dials http://upgrade-repo-<upgrade>.<namespace>, as
+	// Harvester does.
+	RepoAddressService RepoAddress = "service"
+)
+
+// Options configure the controller. DefaultOptions fills every field.
+type Options struct {
+	// Namespace holds the Upgrades and their repo Services; "" means all.
+	Namespace string
+	// Selector picks the repo's EndpointSlices.
+	Selector labels.Selector
+	// RepoAddress says how the repo is dialed.
+	RepoAddress RepoAddress
+	// Policy keeps images the plan must not remove.
+	Policy Policy
+	// Queue sets the workqueue's rate limits and retry cap.
+	Queue workqueue.Settings
+}
+
+// DefaultNamespace is where Harvester runs its upgrades and their repos.
+const DefaultNamespace = "harvester-system"
+
+// DefaultSelector matches the labels Harvester puts on the repo Service, which
+// the EndpointSlice controller copies onto its slices.
+const DefaultSelector = informers.UpgradeComponentLabel + "=repo"
+
+// DefaultOptions are the standalone controller's defaults.
+func DefaultOptions() Options {
+	p, err := NewPolicy(DefaultRetain(), nil)
+	if err != nil {
+		panic(err) // the defaults are constants; a test covers them
+	}
+	return Options{
+		Namespace:   DefaultNamespace,
+		Selector:    labels.SelectorFromSet(labels.Set{informers.UpgradeComponentLabel: "repo"}),
+		RepoAddress: RepoAddressEndpoint,
+		Policy:      p,
+		Queue:       workqueue.DefaultSettings(),
+	}
+}
+
+// Config is what the controller is built from. The informers belong to the
+// caller: the controller registers handlers on them but never starts them.
+type Config struct {
+	KubeClient    kubernetes.Interface
+	DynamicClient dynamic.Interface
+	// EndpointSlices is an informer on EndpointSlices; it may be shared and
+	// unfiltered, the controller applies Options.Namespace and Selector.
+	EndpointSlices cache.SharedIndexInformer
+	// Upgrades is an informer made by informers.NewUpgradeInformer.
+	Upgrades cache.SharedIndexInformer
+	Recorder record.EventRecorder
+	Clock    clock.WithTicker
+	// Fetcher defaults to NewHTTPFetcher(DefaultFetcherOptions()).
+	Fetcher ListFetcher
+	// Executor defaults to DryRun.
+	Executor Executor
+	// MetricsProvider receives the workqueue's metrics; nil uses client-go's
+	// global provider.
+	MetricsProvider clientworkqueue.MetricsProvider
+	Options         Options
+}
+
+// Controller plans the removal of an upgrade's old images once its repo is
+// Ready. Events only enqueue Upgrade keys; the worker re-reads everything from
+// the caches, so any event, resync or restart converges to the same result.
+type Controller struct {
+	kube     kubernetes.Interface
+	dynamic  dynamic.Interface
+	upgrades informers.UpgradeLister
+	synced   []cache.InformerSynced
+	gate     *informers.Gate
+	queue    workqueue.Queue
+	fetcher  ListFetcher
+	executor Executor
+	recorder record.EventRecorder
+	opts     Options
+
+	mu sync.Mutex
+	// failedIn holds, per upgrade in state Failed, the gate's Ready epoch it
+	// failed in; a later epoch (the repo went away and came back) re-arms it.
+	failedIn map[workqueue.Key]uint64
+}
+
+// New builds a controller and registers its handlers on the informers.
+func New(cfg Config) (*Controller, error) {
+	switch {
+	case cfg.KubeClient == nil:
+		return nil, fmt.Errorf("cleanup: Config.KubeClient is nil")
+	case cfg.DynamicClient == nil:
+		return nil, fmt.Errorf("cleanup: Config.DynamicClient is nil")
+	case cfg.EndpointSlices == nil:
+		return nil, fmt.Errorf("cleanup: Config.EndpointSlices is nil")
+	case cfg.Upgrades == nil:
+		return nil, fmt.Errorf("cleanup: Config.Upgrades is nil")
+	case cfg.Recorder == nil:
+		return nil, fmt.Errorf("cleanup: Config.Recorder is nil")
+	case cfg.Clock == nil:
+		return nil, fmt.Errorf("cleanup: Config.Clock is nil")
+	case cfg.Options.Selector == nil:
+		return nil, fmt.Errorf("cleanup: Options.Selector is nil")
+	case cfg.Options.RepoAddress != RepoAddressEndpoint && cfg.Options.RepoAddress != RepoAddressService:
+		return nil, fmt.Errorf("cleanup: Options.RepoAddress %q is neither %q nor %q", cfg.Options.RepoAddress, RepoAddressEndpoint, RepoAddressService)
+	}
+	q, err := workqueue.New(cfg.Options.Queue, cfg.Clock, cfg.MetricsProvider)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		kube:     cfg.KubeClient,
+		dynamic:  cfg.DynamicClient,
+		upgrades: informers.NewUpgradeLister(cfg.Upgrades),
+		queue:    q,
+		fetcher:  cfg.Fetcher,
+		executor: cfg.Executor,
+		recorder: cfg.Recorder,
+		opts:     cfg.Options,
+		failedIn: map[workqueue.Key]uint64{},
+	}
+	if c.fetcher == nil {
+		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
+	}
+	if c.executor == nil {
+		c.executor = DryRun{}
+	}
+	c.gate, err = informers.NewGate(cfg.EndpointSlices, cfg.Options.Namespace, cfg.Options.Selector, c.queue.Add)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := cfg.Upgrades.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueueUpgrade,
+		// Resyncs of unchanged Upgrades are kept on purpose: they bring back
+		// keys dropped after their retries, so nothing is lost for good.
+		UpdateFunc: func(_, cur any) { c.enqueueUpgrade(cur) },
+		DeleteFunc: c.enqueueUpgrade,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register Upgrade handler: %w", err)
+	}
+	c.synced = []cache.InformerSynced{c.gate.HasSynced, reg.HasSynced}
+	return c, nil
+}
+
+func (c *Controller) enqueueUpgrade(obj any) {
+	key, err := cache.DeletionHandlingObjectToName(obj)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("upgrade event: %w", err))
+		return
+	}
+	c.queue.Add(key)
+}
+
+// Run waits for the informers' caches, runs workers until ctx ends, then
+// stops taking items, lets the items in flight finish and returns.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	if workers < 1 {
+		return fmt.Errorf("cleanup: workers is %d, need at least 1", workers)
+	}
+	logger := klog.FromContext(ctx)
+	defer c.queue.ShutDown()
+	logger.Info("Waiting for informer caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return fmt.Errorf("cleanup: caches did not sync: %w", context.Cause(ctx))
+	}
+	logger.Info("Starting workers", "workers", workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c.processNextItem(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	logger.Info("Stopping workers")
+	c.queue.ShutDownWithDrain()
+	wg.Wait()
+	return nil
+}
+
+func (c *Controller) processNextItem(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	logger := klog.FromContext(ctx).WithValues("upgrade", key.String())
+	ctx = klog.NewContext(ctx, logger)
+	attempt := c.queue.NumRequeues(key)
+	err := c.sync(ctx, key, attempt)
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+	case attempt < c.opts.Queue.MaxRetries:
+		logger.Info("Sync failed; retrying with backoff", "attempt", attempt+1, "err", err)
+		c.queue.AddRateLimited(key)
+	default:
+		// Dropped, not lost: the next event or resync brings the key back.
+		logger.Error(err, "Sync failed; dropping until the next event", "attempts", attempt+1)
+		c.queue.Forget(key)
+	}
+	return true
+}

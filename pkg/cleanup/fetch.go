@@ -1,0 +1,145 @@
+package cleanup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/distribution/reference"
+)
+
+// ListPath is the path of a version's image list on the upgrade repo.
+func ListPath(version string) string {
+	return "/harvester-iso/bundle/harvester/images-lists-archive/" + version + "/image_list_all.txt"
+}
+
+// Target is where the repo is dialed.
+type Target struct {
+	// BaseURL is scheme and authority, such as http://10.52.0.17:80.
+	BaseURL string
+	// Host, when set, is sent as the Host header: the Service's name, so a
+	// repo that serves by virtual host answers as it would through the Service.
+	Host string
+}
+
+// ListFetcher fetches and parses one version's image list from the repo.
+type ListFetcher interface {
+	FetchList(ctx context.Context, t Target, version string) ([]reference.Named, error)
+}
+
+// FetcherOptions bound one list request.
+type FetcherOptions struct {
+	// ConnectTimeout bounds the TCP connect: a Ready endpoint accepts at once,
+	// so waiting long only delays the retry.
+	ConnectTimeout time.Duration
+	// RequestTimeout bounds the whole request, body included (a slow body).
+	RequestTimeout time.Duration
+	// MaxBytes bounds the body; real lists are about 100 KiB.
+	MaxBytes int64
+}
+
+// DefaultFetcherOptions fit an in-cluster repo serving a list of about 100
+// KiB: 2 s to connect and 4 s in all per list, so one attempt at both lists
+// takes at most 8 s (see workqueue.DefaultSettings for the retry budget), and
+// a body limit of 4 MiB, 40 times the largest list seen.
+func DefaultFetcherOptions() FetcherOptions {
+	return FetcherOptions{ConnectTimeout: 2 * time.Second, RequestTimeout: 4 * time.Second, MaxBytes: 4 << 20}
+}
+
+// HTTPFetcher fetches image lists over plain HTTP, as the repo serves them.
+type HTTPFetcher struct {
+	client   *http.Client
+	maxBytes int64
+}
+
+// NewHTTPFetcher returns a fetcher that does not follow redirects (a list is
+// served where it is asked for; a redirect is a misconfigured repo) and does
+// not use HTTP_PROXY: the repo is a pod address inside the cluster.
+func NewHTTPFetcher(o FetcherOptions) *HTTPFetcher {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout}).DialContext,
+		ResponseHeaderTimeout: o.RequestTimeout,
+		MaxIdleConnsPerHost:   1,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	return &HTTPFetcher{
+		client: &http.Client{
+			Transport: tr,
+			Timeout:   o.RequestTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		maxBytes: o.MaxBytes,
+	}
+}
+
+// StatusError is a repo answer other than 200 OK.
+type StatusError struct {
+	URL        string
+	StatusCode int
+	Status     string
+	Location   string
+}
+
+func (e *StatusError) Error() string {
+	if e.Location != "" {
+		return fmt.Sprintf("GET %s: %s (redirect to %s not followed)", e.URL, e.Status, e.Location)
+	}
+	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
+}
+
+// FetchList GETs and parses the image list of version. The version must have
+// passed ValidateVersion.
+func (f *HTTPFetcher) FetchList(ctx context.Context, t Target, version string) ([]reference.Named, error) {
+	if err := ValidateVersion("version", version); err != nil {
+		return nil, err
+	}
+	url := t.BaseURL + ListPath(version)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", url, err)
+	}
+	if t.Host != "" {
+		req.Host = t.Host
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err // *url.Error already names method and URL
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, &StatusError{URL: url, StatusCode: resp.StatusCode, Status: resp.Status, Location: resp.Header.Get("Location")}
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+		return nil, fmt.Errorf("GET %s: the repo answered an HTML page, not an image list", url)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read body: %w", url, err)
+	}
+	if int64(len(body)) > f.maxBytes {
+		return nil, fmt.Errorf("GET %s: body exceeds %d bytes", url, f.maxBytes)
+	}
+	list, err := ParseImageList(bytes.NewReader(body), url)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("GET %s: %w", url, ErrEmptyList)
+	}
+	return list, nil
+}
+
+// ErrEmptyList is an image list without a single image. Either list being
+// empty is an error: an empty previous list plans nothing while hiding a
+// broken repo, and an empty current list would plan every old image.
+var ErrEmptyList = errors.New("image list is empty")

@@ -1,0 +1,127 @@
+package cleanup
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// The plan ConfigMap.
+const (
+	// PlanKey is the ConfigMap key holding one reference per line.
+	PlanKey = "images.txt"
+	// PlanComponent is the harvesterhci.io/upgradeComponent label value of plan objects.
+	PlanComponent = "image-cleanup"
+	// PreviousVersionAnnotation records which version's list the plan came from.
+	PreviousVersionAnnotation = "harvesterhci.io/image-cleanup-previous-version"
+	// PlanCountAnnotation records how many images the plan removes.
+	PlanCountAnnotation = "harvesterhci.io/image-cleanup-images"
+	// maxPlanBytes keeps the ConfigMap under the API server's 1 MiB object limit.
+	maxPlanBytes = 1000 * 1000
+)
+
+// PlanConfigMapName is the name of upgrade's plan ConfigMap.
+func PlanConfigMapName(upgrade string) string { return upgrade + "-image-cleanup" }
+
+// planConfigMap builds the plan ConfigMap, owned by the Upgrade so the garbage
+// collector removes it with the Upgrade.
+func planConfigMap(u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
+	name := PlanConfigMapName(u.Name)
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("plan ConfigMap name %q: %s", name, strings.Join(errs, "; "))
+	}
+	var b strings.Builder
+	for _, img := range p.Remove {
+		b.WriteString(img)
+		b.WriteByte('\n')
+	}
+	if b.Len() > maxPlanBytes {
+		return nil, fmt.Errorf("plan of %d images is %d bytes, over the ConfigMap limit of %d", len(p.Remove), b.Len(), maxPlanBytes)
+	}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: u.Namespace,
+			Labels: map[string]string{
+				informers.UpgradeLabel:          u.Name,
+				informers.UpgradeComponentLabel: PlanComponent,
+			},
+			Annotations: map[string]string{
+				PreviousVersionAnnotation: u.PreviousVersion,
+				PlanCountAnnotation:       strconv.Itoa(len(p.Remove)),
+			},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: informers.UpgradeGVR.GroupVersion().String(),
+				Kind:       informers.UpgradeKind,
+				Name:       u.Name,
+				UID:        u.UID,
+				Controller: ptr.To(true),
+			}},
+		},
+		Data: map[string]string{PlanKey: b.String()},
+	}, nil
+}
+
+// existingPlan returns the upgrade's plan ConfigMap if one is already written
+// (a restart between writing it and recording Planned, or a stale cache). A
+// ConfigMap of that name that this Upgrade does not own is an error: it is
+// never overwritten.
+func (c *Controller) existingPlan(ctx context.Context, u informers.Upgrade) (*corev1.ConfigMap, error) {
+	name := PlanConfigMapName(u.Name)
+	cm, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get plan ConfigMap %s/%s: %w", u.Namespace, name, err)
+	}
+	if !ownedBy(cm.OwnerReferences, u) {
+		return nil, fmt.Errorf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it", u.Namespace, name, u.Name, u.UID)
+	}
+	return cm, nil
+}
+
+// writePlan creates the plan ConfigMap. A plan is written once: if another
+// worker or an earlier run already wrote it, that one stands.
+func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
+	cm, err := planConfigMap(u, p)
+	if err != nil {
+		return nil, err
+	}
+	created, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		existing, gerr := c.existingPlan(ctx, u)
+		if gerr != nil || existing == nil {
+			return nil, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+		}
+		return existing, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return created, nil
+}
+
+func ownedBy(refs []metav1.OwnerReference, u informers.Upgrade) bool {
+	for _, r := range refs {
+		if r.UID == u.UID && r.Kind == informers.UpgradeKind {
+			return true
+		}
+	}
+	return false
+}
+
+// planMessage is the state message for a written plan.
+func planMessage(cm *corev1.ConfigMap) string {
+	return fmt.Sprintf("%s images of %s planned for removal in ConfigMap %s",
+		cm.Annotations[PlanCountAnnotation], cm.Annotations[PreviousVersionAnnotation], cm.Name)
+}

@@ -1,0 +1,187 @@
+package cleanup
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/distribution/reference"
+	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
+)
+
+// CurrentVersion names the new version's list in the repo's archive.
+const CurrentVersion = "current"
+
+// sync brings one upgrade's cleanup one step further. attempt is how many
+// times the key was retried through the rate limiter. It returns an error only
+// for a failure worth a rate-limited retry.
+func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) error {
+	logger := klog.FromContext(ctx)
+	u, found, err := c.upgrades.Get(key)
+	if err != nil {
+		// A malformed object stays malformed until it changes; its update event brings it back.
+		logger.Error(err, "Skipping malformed Upgrade")
+		return nil
+	}
+	if !found {
+		c.gate.Forget(key)
+		c.forgetFailure(key)
+		return nil
+	}
+	if !u.Completed || u.Labels[LatestUpgradeLabel] == "false" {
+		return nil
+	}
+	state := State(u.Annotations[StateAnnotation])
+	switch {
+	case state == StateSucceeded || u.Annotations[HarvesterDoneAnnotation] == "true":
+		return nil
+	case state == StatePlanned || state == StateRemoving:
+		return c.execute(ctx, u)
+	}
+	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
+		_, err := c.setState(ctx, u, StateFailed, "cannot fetch image lists: "+err.Error())
+		return err
+	}
+
+	ready, epoch, err := c.gate.Readiness(key)
+	if err != nil {
+		return err
+	}
+	if state == StateFailed && ready.Ready() && !c.rearmed(key, epoch) {
+		return nil // failed in this Ready phase; the next one re-arms it
+	}
+	if !ready.Ready() {
+		// No request, no requeue: the gate enqueues the key when an endpoint is Ready.
+		msg := "waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
+		if state == StateFailed {
+			msg = "re-armed after failure, waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
+		}
+		_, err := c.setState(ctx, u, StateWaitingForRepo, msg)
+		return err
+	}
+
+	// A plan already written (restart after writing it, or a stale cache)
+	// stands: fetching again could only make a second, different plan.
+	if cm, err := c.existingPlan(ctx, u); err != nil || cm != nil {
+		if err != nil {
+			return err
+		}
+		_, err := c.setState(ctx, u, StatePlanned, planMessage(cm))
+		return err
+	}
+
+	target := c.target(u, ready)
+	previous, current, err := c.fetchLists(ctx, target, u.PreviousVersion)
+	if err != nil {
+		return c.fetchFailed(ctx, u, epoch, attempt, err)
+	}
+	c.forgetFailure(key)
+	plan := ComputePlan(previous, current, c.opts.Policy)
+	cm, err := c.writePlan(ctx, u, plan)
+	if err != nil {
+		return err
+	}
+	logger.Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", target.BaseURL)
+	_, err = c.setState(ctx, u, StatePlanned, planMessage(cm))
+	return err
+}
+
+// fetchFailed decides what a failed fetch means. If the repo stopped being
+// Ready, the failure says nothing about the repo: wait for Ready again, with
+// no retry spent. If it stayed Ready, retry through the rate limiter up to the
+// cap, then record Failed.
+func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch uint64, attempt int, fetchErr error) error {
+	logger := klog.FromContext(ctx)
+	if ctx.Err() != nil {
+		return fetchErr // shutting down: the failure is ours, not the repo's
+	}
+	now, nowEpoch, err := c.gate.Readiness(u.Key())
+	if err != nil {
+		return err
+	}
+	switch {
+	case !now.Ready():
+		logger.Info("Fetch failed after the repo went not ready; waiting for Ready", "err", fetchErr)
+		_, err := c.setState(ctx, u, StateWaitingForRepo, "repo went not ready during the fetch: "+fetchErr.Error())
+		return err
+	case nowEpoch != epoch:
+		// The repo went away and came back during the fetch: a new Ready
+		// phase with a fresh retry budget (the worker forgets the count).
+		logger.Info("Fetch failed across a repo restart; fetching again", "err", fetchErr)
+		c.queue.Add(u.Key())
+		return nil
+	case attempt < c.opts.Queue.MaxRetries:
+		return fmt.Errorf("fetch image lists while the repo is Ready: %w", fetchErr)
+	}
+	c.recordFailure(u.Key(), epoch)
+	_, err = c.setState(ctx, u, StateFailed, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", attempt+1, fetchErr))
+	return err
+}
+
+// fetchLists fetches the previous list, then the current one; a failure of
+// the first makes no second request.
+func (c *Controller) fetchLists(ctx context.Context, t Target, previousVersion string) (previous, current []reference.Named, err error) {
+	previous, err = c.fetcher.FetchList(ctx, t, previousVersion)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch %s list: %w", previousVersion, err)
+	}
+	current, err = c.fetcher.FetchList(ctx, t, CurrentVersion)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch %s list: %w", CurrentVersion, err)
+	}
+	return previous, current, nil
+}
+
+// target picks where to dial: the first Ready endpoint (the order is
+// deterministic), or the Service's DNS name.
+func (c *Controller) target(u informers.Upgrade, r informers.Readiness) Target {
+	svc := informers.RepoServicePrefix + u.Name + "." + u.Namespace
+	if c.opts.RepoAddress == RepoAddressService {
+		return Target{BaseURL: "http://" + svc}
+	}
+	ep := r.Endpoints[0]
+	return Target{BaseURL: "http://" + net.JoinHostPort(ep.Address, strconv.Itoa(int(ep.Port))), Host: svc}
+}
+
+// execute hands a written plan to the executor and records what it reports.
+func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
+	out, err := c.executor.Execute(ctx, u, PlanRef{Namespace: u.Namespace, ConfigMap: PlanConfigMapName(u.Name)})
+	if err != nil {
+		return fmt.Errorf("execute plan: %w", err)
+	}
+	if out.State == "" {
+		return nil
+	}
+	_, err = c.setState(ctx, u, out.State, out.Message)
+	return err
+}
+
+func (c *Controller) recordFailure(key workqueue.Key, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failedIn[key] = epoch
+}
+
+func (c *Controller) forgetFailure(key workqueue.Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.failedIn, key)
+}
+
+// rearmed reports whether a Failed upgrade's repo began a new Ready phase
+// since the failure. A failure this process did not see (it was recorded
+// before a restart) is pinned to the current phase, so the next one re-arms it.
+func (c *Controller) rearmed(key workqueue.Key, epoch uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	failed, known := c.failedIn[key]
+	if !known {
+		c.failedIn[key] = epoch
+		return false
+	}
+	return epoch > failed
+}

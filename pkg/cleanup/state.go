@@ -1,0 +1,102 @@
+package cleanup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// Annotations on the Upgrade. The state lives on the Upgrade itself, not in
+// the controller, so a restart, a second replica or a person with kubectl sees
+// the same thing.
+const (
+	// StateAnnotation holds the cleanup's State.
+	StateAnnotation = "harvesterhci.io/image-cleanup-state"
+	// MessageAnnotation says why the cleanup is in its state.
+	MessageAnnotation = "harvesterhci.io/image-cleanup-message"
+	// HarvesterDoneAnnotation is set to "true" by Harvester's own upgrade
+	// controller when its cleanup has run (or been skipped); the cleanup then
+	// does nothing.
+	HarvesterDoneAnnotation = "harvesterhci.io/image-cleanup-plan-completed"
+	// LatestUpgradeLabel is "false" on Upgrades that a newer one replaced;
+	// Harvester cleans up only after the latest.
+	LatestUpgradeLabel = "harvesterhci.io/latestUpgrade"
+)
+
+// State is the cleanup's progress for one upgrade.
+type State string
+
+// The states, in the order a cleanup normally passes them.
+const (
+	StateWaitingForRepo State = "WaitingForRepo"
+	StatePlanned        State = "Planned"
+	StateRemoving       State = "Removing"
+	StateSucceeded      State = "Succeeded"
+	StateFailed         State = "Failed"
+)
+
+// maxMessage bounds the message annotation; error chains from HTTP can be long.
+const maxMessage = 1024
+
+// setState records state and message on the Upgrade with a merge patch that
+// touches only the two annotations, and emits an Event. A patch, not an
+// update, because Harvester's controller writes the same object. The patch
+// carries the resourceVersion the decision was made on, so a decision taken
+// on a stale cache fails with a conflict instead of overwriting a newer state;
+// the newer object's watch event brings the key back. It returns conflict
+// true in that case.
+func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State, msg string) (conflict bool, err error) {
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage-3] + "..."
+	}
+	cur := State(u.Annotations[StateAnnotation])
+	if cur == s && (s == StateWaitingForRepo || u.Annotations[MessageAnnotation] == msg) {
+		return false, nil
+	}
+	meta := map[string]any{
+		"annotations": map[string]string{StateAnnotation: string(s), MessageAnnotation: msg},
+	}
+	if u.ResourceVersion != "" {
+		meta["resourceVersion"] = u.ResourceVersion
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		return false, fmt.Errorf("encode state patch: %w", err)
+	}
+	_, err = c.dynamic.Resource(informers.UpgradeGVR).Namespace(u.Namespace).
+		Patch(ctx, u.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if errors.IsConflict(err) {
+		klog.FromContext(ctx).V(2).Info("Upgrade changed since it was read; waiting for its update", "state", s)
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record state %s on upgrade %s/%s: %w", s, u.Namespace, u.Name, err)
+	}
+	klog.FromContext(ctx).Info("Cleanup state changed", "from", cur, "to", s, "message", msg)
+	eventType := corev1.EventTypeNormal
+	if s == StateFailed {
+		eventType = corev1.EventTypeWarning
+	}
+	c.recorder.Event(upgradeRef(u), eventType, "ImageCleanup"+string(s), msg)
+	return false, nil
+}
+
+// upgradeRef names the Upgrade for events and owner references.
+func upgradeRef(u informers.Upgrade) *corev1.ObjectReference {
+	return &corev1.ObjectReference{
+		APIVersion:      informers.UpgradeGVR.GroupVersion().String(),
+		Kind:            informers.UpgradeKind,
+		Namespace:       u.Namespace,
+		Name:            u.Name,
+		UID:             u.UID,
+		ResourceVersion: u.ResourceVersion,
+	}
+}

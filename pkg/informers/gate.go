@@ -1,0 +1,159 @@
+package informers
+
+import (
+	"fmt"
+	"sync"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Gate answers "can the repo of this upgrade take requests, and where" from an
+// EndpointSlice informer's cache, and calls back with the Upgrade's key when
+// that answer changes. It counts not-ready → ready transitions per upgrade, so
+// a consumer can tell a fresh Ready phase from the one it already failed in,
+// even when the queue folds the not-ready event into the ready one.
+type Gate struct {
+	lister    discoverylisters.EndpointSliceLister
+	synced    cache.InformerSynced
+	namespace string
+	selector  labels.Selector
+	onChange  func(cache.ObjectName)
+
+	mu       sync.Mutex
+	observed map[cache.ObjectName]observation
+}
+
+type observation struct {
+	readiness Readiness
+	// epoch counts the not-ready → ready transitions seen for one upgrade.
+	epoch uint64
+}
+
+// NewGate registers the gate's handlers on slices, an EndpointSlice informer
+// that the caller starts and stops (it may be shared with other controllers and
+// need not be filtered: the gate applies namespace and selector itself).
+// namespace "" means all namespaces. onChange receives the key
+// (namespace/name) of the Upgrade whose repo readiness changed; it must not
+// block, so hand it a queue's Add.
+func NewGate(slices cache.SharedIndexInformer, namespace string, selector labels.Selector, onChange func(cache.ObjectName)) (*Gate, error) {
+	g := &Gate{
+		lister:    discoverylisters.NewEndpointSliceLister(slices.GetIndexer()),
+		namespace: namespace,
+		selector:  selector,
+		onChange:  onChange,
+		observed:  map[cache.ObjectName]observation{},
+	}
+	reg, err := slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { g.sliceChanged(nil, obj) },
+		UpdateFunc: func(old, cur any) {
+			g.sliceChanged(old, cur)
+		},
+		DeleteFunc: func(obj any) { g.sliceChanged(nil, obj) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register EndpointSlice handler: %w", err)
+	}
+	g.synced = reg.HasSynced
+	return g, nil
+}
+
+// HasSynced reports whether the gate has seen the informer's initial list.
+func (g *Gate) HasSynced() bool { return g.synced() }
+
+// Readiness returns the current readiness of the repo of upgrade key, read
+// from the informer's cache, and the number of not-ready → ready transitions
+// the gate has seen for it.
+func (g *Gate) Readiness(key cache.ObjectName) (Readiness, uint64, error) {
+	r, err := g.readiness(key)
+	if err != nil {
+		return Readiness{}, 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return r, g.observed[key].epoch, nil
+}
+
+// Forget drops what the gate remembers of an upgrade that no longer exists.
+func (g *Gate) Forget(key cache.ObjectName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.observed, key)
+}
+
+func (g *Gate) readiness(key cache.ObjectName) (Readiness, error) {
+	all, err := g.lister.EndpointSlices(key.Namespace).List(g.selector)
+	if err != nil {
+		return Readiness{}, fmt.Errorf("list EndpointSlices in %s: %w", key.Namespace, err)
+	}
+	var mine []*discoveryv1.EndpointSlice
+	for _, s := range all {
+		if n, ok := UpgradeOf(s); ok && n == key.Name {
+			mine = append(mine, s)
+		}
+	}
+	return ReadinessOf(mine), nil
+}
+
+func (g *Gate) sliceChanged(old, cur any) {
+	curSlice := sliceFrom(cur)
+	if curSlice == nil {
+		return
+	}
+	if oldSlice := sliceFrom(old); oldSlice != nil {
+		if oldSlice.ResourceVersion == curSlice.ResourceVersion {
+			return // a resync: nothing changed
+		}
+		// A slice relabelled away from an upgrade changes that upgrade too.
+		if k, ok := g.upgradeKey(oldSlice); ok {
+			g.observe(k)
+		}
+	}
+	if k, ok := g.upgradeKey(curSlice); ok {
+		g.observe(k)
+	}
+}
+
+func (g *Gate) upgradeKey(s *discoveryv1.EndpointSlice) (cache.ObjectName, bool) {
+	if g.namespace != "" && s.Namespace != g.namespace {
+		return cache.ObjectName{}, false
+	}
+	if !g.selector.Matches(labels.Set(s.Labels)) {
+		return cache.ObjectName{}, false
+	}
+	n, ok := UpgradeOf(s)
+	return cache.ObjectName{Namespace: s.Namespace, Name: n}, ok
+}
+
+// observe re-reads the readiness of one upgrade's repo and reports a change.
+// Reading the cache, not the event's object, merges the Service's other slices.
+func (g *Gate) observe(key cache.ObjectName) {
+	r, err := g.readiness(key)
+	if err != nil {
+		// The cache lister does not fail; should it, the consumer's resync still converges.
+		return
+	}
+	g.mu.Lock()
+	prev, seen := g.observed[key]
+	changed := !seen || !prev.readiness.Equal(r)
+	next := observation{readiness: r, epoch: prev.epoch}
+	if seen && !prev.readiness.Ready() && r.Ready() {
+		next.epoch++
+	}
+	g.observed[key] = next
+	g.mu.Unlock()
+	if changed {
+		g.onChange(key)
+	}
+}
+
+// sliceFrom unwraps the tombstone a delete event may carry.
+func sliceFrom(obj any) *discoveryv1.EndpointSlice {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	s, _ := obj.(*discoveryv1.EndpointSlice)
+	return s
+}
