@@ -102,17 +102,17 @@ func (g *Gate) sliceChanged(old, cur any) {
 	if curSlice == nil {
 		return
 	}
+	// No ResourceVersion check for resyncs: observe enqueues only when the
+	// readiness it computes changed, which also drops a resync.
+	curKey, curOK := g.upgradeKey(curSlice)
 	if oldSlice := sliceFrom(old); oldSlice != nil {
-		if oldSlice.ResourceVersion == curSlice.ResourceVersion {
-			return // a resync: nothing changed
-		}
 		// A slice relabelled away from an upgrade changes that upgrade too.
-		if k, ok := g.upgradeKey(oldSlice); ok {
+		if k, ok := g.upgradeKey(oldSlice); ok && (!curOK || k != curKey) {
 			g.observe(k)
 		}
 	}
-	if k, ok := g.upgradeKey(curSlice); ok {
-		g.observe(k)
+	if curOK {
+		g.observe(curKey)
 	}
 }
 

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// demoLists holds a realistic pair of image lists, laid out as the repo's
+// images-lists-archive.
+//
+//go:embed testdata/images-lists-archive
+var demoLists embed.FS
+
+const (
+	demoUpgrade  = "hvst-upgrade-demo"
+	demoPrevious = "v1.4.2"
+	// demoTimeout bounds each wait of the demo beyond the outage it plays.
+	demoTimeout = 30 * time.Second
+)
+
+// runDemo plays the single-node story: the upgrade completes while the repo's
+// endpoint is not Ready; after --demo-outage it becomes Ready; the plan is
+// written. Same controller, in-memory cluster, real HTTP repo on 127.0.0.1.
+func runDemo(ctx context.Context, f flags, out io.Writer) error {
+	tl := &timeline{out: out, start: time.Now()}
+	repo, err := startDemoRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.close()
+	ns := f.namespace
+
+	slice := demoSlice(ns, repo.port)
+	upgrade := demoUpgradeObject(ns)
+	kube := kubefake.NewClientset(slice)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade)
+	upgrades := dyn.Resource(informers.UpgradeGVR).Namespace(ns)
+	w, err := upgrades.Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("watch demo upgrade: %w", err)
+	}
+	defer w.Stop()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runStandalone(runCtx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}})
+	}()
+	defer func() { cancel(); <-done }()
+
+	tl.printf("repo %s serves the lists at %s; its endpoint is not Ready (the repo VM is still booting)", informers.RepoServicePrefix+demoUpgrade, repo.base())
+	setCompleted(upgrade)
+	if _, err := upgrades.Update(ctx, upgrade, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("complete demo upgrade: %w", err)
+	}
+	tl.printf("upgrade %s/%s is Completed", ns, demoUpgrade)
+	if _, err := waitForState(ctx, w, tl, done, cleanup.StateWaitingForRepo); err != nil {
+		return err
+	}
+
+	tl.printf("... the repo stays down for %v; the controller makes no request and burns no retry", f.demoOutage)
+	select {
+	case <-time.After(f.demoOutage):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
+	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("mark repo Ready: %w", err)
+	}
+	readyAt := time.Now()
+	tl.printf("repo endpoint %s is Ready", repo.addr)
+	state, err := waitForState(ctx, w, tl, done, cleanup.StatePlanned, cleanup.StateFailed)
+	if err != nil {
+		return err
+	}
+	if state != cleanup.StatePlanned {
+		return fmt.Errorf("demo ended in state %s", state)
+	}
+	return printSummary(ctx, out, kube.CoreV1().ConfigMaps(ns), repo, readyAt)
+}
+
+// waitForState prints every state the Upgrade passes until it reaches one of
+// want.
+func waitForState(ctx context.Context, w watch.Interface, tl *timeline, done <-chan error, want ...cleanup.State) (cleanup.State, error) {
+	timeout := time.After(demoTimeout)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return "", fmt.Errorf("watch on the demo upgrade closed")
+			}
+			u, isU := ev.Object.(*unstructured.Unstructured)
+			if !isU {
+				continue
+			}
+			a := u.GetAnnotations()
+			s := cleanup.State(a[cleanup.StateAnnotation])
+			if s == "" || s == tl.lastState {
+				continue
+			}
+			tl.lastState = s
+			tl.printf("state %s: %s", s, a[cleanup.MessageAnnotation])
+			for _, ws := range want {
+				if s == ws {
+					return s, nil
+				}
+			}
+		case err := <-done:
+			return "", fmt.Errorf("controller stopped: %v", err)
+		case <-timeout:
+			return "", fmt.Errorf("demo upgrade did not reach %v within %v", want, demoTimeout)
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// printSummary checks the written plan against one computed from the same
+// lists, and prints what the demo showed.
+func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapInterface, repo *demoRepo, readyAt time.Time) error {
+	cm, err := cms.Get(ctx, cleanup.PlanConfigMapName(demoUpgrade), metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	expected, err := demoPlan()
+	if err != nil {
+		return err
+	}
+	written := strings.Fields(cm.Data[cleanup.PlanKey])
+	if strings.Join(written, "\n") != strings.Join(expected.Remove, "\n") {
+		return fmt.Errorf("plan ConfigMap has %d images, the lists give %d", len(written), len(expected.Remove))
+	}
+	reqs := repo.requestLog()
+	before := 0
+	for _, r := range reqs {
+		if r.at.Before(readyAt) {
+			before++
+		}
+	}
+	kept := map[cleanup.Rule]int{}
+	for _, k := range expected.Kept {
+		kept[k.Rule]++
+	}
+	fmt.Fprintf(out, "\nSummary\n")
+	fmt.Fprintf(out, "  requests to the repo before it was Ready: %d\n", before)
+	if len(reqs) > 0 {
+		fmt.Fprintf(out, "  Ready to first request:                  %v\n", reqs[0].at.Sub(readyAt).Round(100*time.Microsecond))
+	}
+	fmt.Fprintf(out, "  requests in all:                         %d (%s)\n", len(reqs), repo.paths())
+	fmt.Fprintf(out, "  images planned for removal:              %d, in ConfigMap %s/%s key %s\n", len(written), cm.Namespace, cm.Name, cleanup.PlanKey)
+	fmt.Fprintf(out, "  images kept:                             %d still in the current list, %d on the retain list, %d excluded\n",
+		kept[cleanup.RuleInCurrent], kept[cleanup.RuleRetain], kept[cleanup.RuleExclude])
+	for i, img := range written {
+		if i == 5 {
+			fmt.Fprintf(out, "    ... and %d more\n", len(written)-5)
+			break
+		}
+		fmt.Fprintf(out, "    %s\n", img)
+	}
+	return nil
+}
+
+// demoPlan computes the plan from the embedded lists with the default policy.
+func demoPlan() (cleanup.Plan, error) {
+	var lists [2][]reference.Named
+	for i, v := range []string{demoPrevious, cleanup.CurrentVersion} {
+		name := "testdata/images-lists-archive/" + v + "/image_list_all.txt"
+		file, err := demoLists.Open(name)
+		if err != nil {
+			return cleanup.Plan{}, err
+		}
+		lists[i], err = cleanup.ParseImageList(file, name)
+		file.Close()
+		if err != nil {
+			return cleanup.Plan{}, err
+		}
+	}
+	return cleanup.ComputePlan(lists[0], lists[1], cleanup.DefaultOptions().Policy), nil
+}
+
+// timeline prints lines stamped with the time since the demo started.
+type timeline struct {
+	out       io.Writer
+	start     time.Time
+	lastState cleanup.State
+}
+
+func (t *timeline) printf(format string, args ...any) {
+	fmt.Fprintf(t.out, "%+8.3fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// demoRepo is a real HTTP server on 127.0.0.1 that serves the embedded lists
+// as the upgrade repo does and records every request.
+type demoRepo struct {
+	srv  *http.Server
+	addr string
+	port int32
+
+	mu   sync.Mutex
+	reqs []demoRequest
+}
+
+type demoRequest struct {
+	at   time.Time
+	path string
+}
+
+func startDemoRepo() (*demoRepo, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen for the demo repo: %w", err)
+	}
+	r := &demoRepo{addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}
+	archive, err := fs.Sub(demoLists, "testdata")
+	if err != nil {
+		return nil, err
+	}
+	files := http.StripPrefix("/harvester-iso/bundle/harvester/", http.FileServerFS(archive))
+	r.srv = &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.mu.Lock()
+			r.reqs = append(r.reqs, demoRequest{at: time.Now(), path: req.URL.Path})
+			r.mu.Unlock()
+			files.ServeHTTP(w, req)
+		}),
+	}
+	go func() { _ = r.srv.Serve(l) }()
+	return r, nil
+}
+
+func (r *demoRepo) base() string { return "http://" + r.addr }
+
+func (r *demoRepo) close() { _ = r.srv.Close() }
+
+func (r *demoRepo) requestLog() []demoRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]demoRequest(nil), r.reqs...)
+}
+
+func (r *demoRepo) paths() string {
+	var p []string
+	for _, q := range r.requestLog() {
+		p = append(p, "GET "+q.path)
+	}
+	return strings.Join(p, ", ")
+}
+
+// demoSlice is the repo Service's EndpointSlice as the EndpointSlice
+// controller writes it, with Harvester's labels copied from the Service; its
+// one endpoint is not Ready yet.
+func demoSlice(ns string, port int32) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      informers.RepoServicePrefix + demoUpgrade + "-x7k2p",
+			Namespace: ns,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName:    informers.RepoServicePrefix + demoUpgrade,
+				informers.UpgradeLabel:          demoUpgrade,
+				informers.UpgradeComponentLabel: "repo",
+			},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{"127.0.0.1"},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)},
+		}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+}
+
+// demoUpgradeObject is an Upgrade shaped as Harvester writes it, still running.
+func demoUpgradeObject(ns string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": informers.UpgradeGVR.GroupVersion().String(),
+		"kind":       informers.UpgradeKind,
+		"metadata": map[string]any{
+			"name":      demoUpgrade,
+			"namespace": ns,
+			"uid":       "6d0c1d84-6c77-4a4c-9a8e-1f3f0b1c2d3e",
+			"labels":    map[string]any{cleanup.LatestUpgradeLabel: "true"},
+		},
+		"spec": map[string]any{"version": "v1.5.0"},
+		"status": map[string]any{
+			"previousVersion": demoPrevious,
+			"conditions": []any{
+				map[string]any{"type": "Completed", "status": "Unknown"},
+				map[string]any{"type": "RepoReady", "status": "True"},
+			},
+		},
+	}}
+	return u
+}
+
+func setCompleted(u *unstructured.Unstructured) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m := c.(map[string]any); m["type"] == "Completed" {
+			m["status"] = "True"
+		}
+	}
+	_ = unstructured.SetNestedSlice(u.Object, conds, "status", "conditions")
+}

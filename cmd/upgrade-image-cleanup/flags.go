@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+)
+
+// flags are the command line, checked: every field is usable as it is.
+type flags struct {
+	kubeconfig  string
+	namespace   string
+	selector    labels.Selector
+	workers     int
+	repoAddress string
+	exclude     []string
+	dryRun      bool
+	resync      time.Duration
+	logFormat   string
+	verbosity   int
+	demo        bool
+	demoOutage  time.Duration
+}
+
+// listFlag collects a repeatable flag; each use may also hold a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	var selector string
+	var exclude listFlag
+	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, else the in-cluster config")
+	fs.StringVar(&f.namespace, "namespace", cleanup.DefaultNamespace, "namespace of the Upgrades and their repo Services")
+	fs.StringVar(&selector, "selector", cleanup.DefaultSelector, "label selector of the repo's EndpointSlices")
+	fs.IntVar(&f.workers, "workers", 2, "upgrades processed in parallel")
+	fs.StringVar(&f.repoAddress, "repo-address", string(cleanup.RepoAddressEndpoint), "how to dial the repo: endpoint (the Ready endpoint's own address, no DNS) or service (http://upgrade-repo-<upgrade>.<namespace>)")
+	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
+	fs.BoolVar(&f.dryRun, "dry-run", true, "stop at Planned: write the plan ConfigMap, remove nothing")
+	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period at which every Upgrade is reconciled again even without events")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: json or console; default json, console with --demo")
+	fs.IntVar(&f.verbosity, "v", 0, "log verbosity; 2 shows every decision's detail")
+	fs.BoolVar(&f.demo, "demo", false, "play a single-node upgrade against an in-memory cluster and a local repo, then exit")
+	fs.DurationVar(&f.demoOutage, "demo-outage", 3*time.Second, "with --demo, how long the repo stays not Ready after the upgrade completes")
+	if err := fs.Parse(args); err != nil {
+		return flags{}, err
+	}
+	if fs.NArg() > 0 {
+		return flags{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if f.selector, err = labels.Parse(selector); err != nil {
+		return flags{}, fmt.Errorf("--selector %q: %w", selector, err)
+	}
+	f.exclude = exclude
+	if f.logFormat == "" {
+		f.logFormat = "json"
+		if f.demo {
+			f.logFormat = "console" // the demo is read by a person
+		}
+	}
+	switch {
+	case f.workers < 1:
+		return flags{}, fmt.Errorf("--workers %d: need at least 1", f.workers)
+	case f.repoAddress != string(cleanup.RepoAddressEndpoint) && f.repoAddress != string(cleanup.RepoAddressService):
+		return flags{}, fmt.Errorf("--repo-address %q: must be endpoint or service", f.repoAddress)
+	case !f.dryRun:
+		return flags{}, fmt.Errorf("--dry-run=false: removal on the nodes is not built yet; the controller stops at Planned")
+	case f.resync <= 0:
+		return flags{}, fmt.Errorf("--resync %v: must be positive", f.resync)
+	case f.logFormat != "json" && f.logFormat != "console":
+		return flags{}, fmt.Errorf("--log-format %q: must be json or console", f.logFormat)
+	case f.demoOutage < 0:
+		return flags{}, fmt.Errorf("--demo-outage %v: must not be negative", f.demoOutage)
+	}
+	if _, err := f.options(); err != nil {
+		return flags{}, err
+	}
+	return f, nil
+}

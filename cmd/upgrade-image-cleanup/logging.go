@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/klog/v2"
+)
+
+// newLogger builds the zap logger and makes it klog's too, so client-go's own
+// lines come out in the same format. verbosity v enables logr's V(v) lines.
+func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func(), error) {
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	case "console":
+		c := zap.NewDevelopmentEncoderConfig()
+		c.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(c)
+	default:
+		return logr.Logger{}, nil, fmt.Errorf("log format %q: must be json or console", format)
+	}
+	// zapr maps logr's V(n) to zap level -n.
+	level := zap.NewAtomicLevelAt(zapcore.Level(-verbosity))
+	z := zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level))
+	logger := zapr.NewLogger(z)
+	klog.SetLoggerWithOptions(logger, klog.ContextualLogger(true))
+	return logger, func() { _ = z.Sync(); klog.Flush() }, nil
+}

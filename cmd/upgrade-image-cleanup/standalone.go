@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// standalone is what the binary brings that a host would bring instead: its
+// own clients, informers and event sink.
+type standalone struct {
+	kube    kubernetes.Interface
+	dynamic dynamic.Interface
+	flags   flags
+	clock   clock.WithTicker
+	fetcher cleanup.ListFetcher
+}
+
+// runStandalone builds the informers, starts them, and runs the controller
+// until ctx ends. It is the thin layer over cleanup.New that a host replaces
+// with its own informers.
+func runStandalone(ctx context.Context, s standalone) error {
+	opts, err := s.flags.options()
+	if err != nil {
+		return err
+	}
+	slices := informers.NewEndpointSliceInformer(s.kube, opts.Namespace, opts.Selector, 0)
+	upgrades := informers.NewUpgradeInformer(s.dynamic, opts.Namespace, s.flags.resync)
+
+	broadcaster := record.NewBroadcaster()
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.kube.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upgrade-image-cleanup"})
+
+	c, err := cleanup.New(cleanup.Config{
+		KubeClient:     s.kube,
+		DynamicClient:  s.dynamic,
+		EndpointSlices: slices,
+		Upgrades:       upgrades,
+		Recorder:       recorder,
+		Clock:          s.clock,
+		Fetcher:        s.fetcher,
+		Options:        opts,
+	})
+	if err != nil {
+		return fmt.Errorf("build controller: %w", err)
+	}
+	for _, inf := range []cache.SharedIndexInformer{slices, upgrades} {
+		go inf.Run(ctx.Done())
+	}
+	klog.FromContext(ctx).Info("Controller starting", "namespace", opts.Namespace, "selector", opts.Selector.String(), "repoAddress", opts.RepoAddress, "dryRun", s.flags.dryRun)
+	return c.Run(ctx, s.flags.workers)
+}
