@@ -85,9 +85,22 @@ func (c *Controller) existingPlan(ctx context.Context, u informers.Upgrade) (*co
 		return nil, fmt.Errorf("get plan ConfigMap %s/%s: %w", u.Namespace, name, err)
 	}
 	if !ownedBy(cm.OwnerReferences, u) {
-		return nil, fmt.Errorf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it", u.Namespace, name, u.Name, u.UID)
+		return nil, &foreignPlanError{namespace: u.Namespace, name: name, upgrade: u}
 	}
 	return cm, nil
+}
+
+// foreignPlanError is a ConfigMap in the plan's place that this Upgrade does
+// not own: someone else's object, or a leftover of a deleted Upgrade of the
+// same name that the garbage collector has not removed yet.
+type foreignPlanError struct {
+	namespace, name string
+	upgrade         informers.Upgrade
+}
+
+func (e *foreignPlanError) Error() string {
+	return fmt.Sprintf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it: delete it to let the plan be written",
+		e.namespace, e.name, e.upgrade.Name, e.upgrade.UID)
 }
 
 // writePlan creates the plan ConfigMap. A plan is written once: if another

@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -66,10 +67,15 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 
 	// A plan already written (restart after writing it, or a stale cache)
 	// stands: fetching again could only make a second, different plan.
-	if cm, err := c.existingPlan(ctx, u); err != nil || cm != nil {
-		if err != nil {
-			return err
-		}
+	cm, err := c.existingPlan(ctx, u)
+	var foreign *foreignPlanError
+	switch {
+	case errors.As(err, &foreign):
+		_, err := c.setState(ctx, u, StateFailed, err.Error())
+		return err
+	case err != nil:
+		return err
+	case cm != nil:
 		_, err := c.setState(ctx, u, StatePlanned, planMessage(cm))
 		return err
 	}
@@ -81,7 +87,7 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 	}
 	c.forgetFailure(key)
 	plan := ComputePlan(previous, current, c.opts.Policy)
-	cm, err := c.writePlan(ctx, u, plan)
+	cm, err = c.writePlan(ctx, u, plan)
 	if err != nil {
 		return err
 	}
