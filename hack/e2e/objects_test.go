@@ -1,0 +1,203 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+const ns = "harvester-system"
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// installUpgradeCRD creates a minimal Upgrade CRD, shaped as Harvester's
+// (namespaced, status subresource), and waits until it is served.
+func installUpgradeCRD(ctx context.Context) error {
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "upgrades.harvesterhci.io"},
+		"spec": map[string]any{
+			"group": "harvesterhci.io",
+			"scope": "Namespaced",
+			"names": map[string]any{"plural": "upgrades", "singular": "upgrade", "kind": "Upgrade", "listKind": "UpgradeList"},
+			"versions": []any{map[string]any{
+				"name": "v1beta1", "served": true, "storage": true,
+				"subresources": map[string]any{"status": map[string]any{}},
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{
+					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+				}},
+			}},
+		},
+	}}
+	_, err := env.dynamic.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create Upgrade CRD: %w", err)
+	}
+	if _, err := env.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace: %w", err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"harvesterhci.io/managed": "true"}}}
+	if _, err := env.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create node: %w", err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+		return err == nil, nil
+	})
+}
+
+// uniqueName gives each run its own objects, so a rerun against a kept
+// cluster (E2E_KUBECONFIG) does not meet the last run's leftovers.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%s", prefix, rand.String(5))
+}
+
+func repoLabels(upgrade string) map[string]string {
+	return map[string]string{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: "repo"}
+}
+
+// createRepo creates the repo Service and Pod as Harvester does; the Pod is
+// bound to node1 and not Ready. No kubelet runs: the test writes its status.
+func createRepo(t *testing.T, ctx context.Context, upgrade string, h *testHost, port int32) {
+	t.Helper()
+	svcLabels := repoLabels(upgrade)
+	svcLabels["harvesterhci.io/creator"] = "harvester"
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: informers.RepoServicePrefix + upgrade, Namespace: ns, Labels: svcLabels},
+		Spec: corev1.ServiceSpec{
+			Selector: repoLabels(upgrade),
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if _, err := env.kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Service: %v", err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "upgrade-repo-" + upgrade + "-7d9f8", Namespace: ns, Labels: repoLabels(upgrade)},
+		Spec: corev1.PodSpec{
+			NodeName:   "node1",
+			Containers: []corev1.Container{{Name: "repo", Image: "registry.invalid/repo:e2e", Ports: []corev1.ContainerPort{{ContainerPort: port}}}},
+		},
+	}
+	if _, err := env.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Pod: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = env.kube.CoreV1().Services(ns).Delete(context.Background(), svc.Name, metav1.DeleteOptions{})
+		_ = env.kube.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	})
+	setPodReady(t, ctx, pod.Name, h, false)
+}
+
+// setPodReady writes the repo Pod's status as a kubelet would.
+func setPodReady(t *testing.T, ctx context.Context, name string, h *testHost, ready bool) {
+	t.Helper()
+	pod, err := env.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	now := metav1.Now()
+	pod.Status = corev1.PodStatus{
+		Phase:  corev1.PodRunning,
+		PodIP:  h.podIP,
+		PodIPs: []corev1.PodIP{{IP: h.podIP}},
+		Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
+		},
+	}
+	if _, err := env.kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("update Pod status: %v", err)
+	}
+}
+
+// createCompletedUpgrade creates an Upgrade from previous to v1.5.0 whose
+// Completed condition is True, as at the end of Harvester's upgrade.
+func createCompletedUpgrade(t *testing.T, ctx context.Context, name, previous string) {
+	t.Helper()
+	res := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns)
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
+		"metadata": map[string]any{"name": name, "namespace": ns, "labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
+		"spec":     map[string]any{"version": "v1.5.0"},
+	}}
+	created, err := res.Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create Upgrade: %v", err)
+	}
+	t.Cleanup(func() { _ = res.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	created.Object["status"] = map[string]any{
+		"previousVersion": previous,
+		"conditions":      []any{map[string]any{"type": "Completed", "status": "True"}},
+	}
+	if _, err := res.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("complete Upgrade: %v", err)
+	}
+}
+
+func upgradeAnnotations(t *testing.T, ctx context.Context, name string) map[string]string {
+	t.Helper()
+	u, err := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get Upgrade: %v", err)
+	}
+	return u.GetAnnotations()
+}
+
+// startController runs the built binary against the cluster until the test ends.
+func startController(t *testing.T, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(env.workdir, t.Name()+"-controller.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(env.controller, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start controller: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("controller log:\n%s", b)
+		}
+	})
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
