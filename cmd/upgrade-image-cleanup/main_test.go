@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--selector", "a in (b"}, "--selector"},
+		{[]string{"--repo-address", "dns"}, "--repo-address"},
+		{[]string{"--workers", "0"}, "--workers"},
+		{[]string{"--dry-run=false"}, "--dry-run=false"},
+		{[]string{"--exclude", "docker.io/[rancher"}, "--exclude"},
+		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--resync", "0s"}, "--resync"},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit code = %d, want 2", code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not name %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestExcludeFlagCollectsPatterns(t *testing.T) {
+	f, err := parseFlags([]string{"--exclude", "a/*,b/*", "--exclude", "c:*"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.exclude, " "); got != "a/* b/* c:*" {
+		t.Errorf("exclude = %q", got)
+	}
+}
+
+// TestDemo runs the README's first command, with no outage so it is quick,
+// and checks the story it tells.
+func TestDemo(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--demo", "--demo-outage", "0s"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`state WaitingForRepo`),
+		regexp.MustCompile(`repo endpoint 127\.0\.0\.1:\d+ is Ready`),
+		regexp.MustCompile(`state Planned: 91 images of v1\.4\.2 planned`),
+		regexp.MustCompile(`requests to the repo before it was Ready: 0\n`),
+		regexp.MustCompile(`requests in all: +2 `),
+		regexp.MustCompile(`images kept: +7 still in the current list, 4 on the retain list, 0 excluded`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
