@@ -21,6 +21,8 @@ import (
 func ParseImageList(r io.Reader, source string) ([]reference.Named, error) {
 	var out []reference.Named
 	sc := bufio.NewScanner(r)
+	// +2 leaves room for the line ending, so the limit is the line's own length.
+	sc.Buffer(nil, maxLineBytes+2)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -28,21 +30,29 @@ func ParseImageList(r io.Reader, source string) ([]reference.Named, error) {
 		if text == "" {
 			continue
 		}
+		if len(text) > maxLineBytes {
+			return nil, fmt.Errorf("%s line %d: longer than %d bytes", source, line, maxLineBytes)
+		}
 		named, err := reference.ParseNormalizedNamed(text)
 		if err != nil {
-			return nil, fmt.Errorf("%s line %d: %q is not an image reference: %w", source, line, truncate(text, 80), err)
+			// The library's message may repeat the whole line; keep it short.
+			return nil, fmt.Errorf("%s line %d: %q is not an image reference: %s", source, line, truncate(text, 80), truncate(err.Error(), 160))
 		}
 		out = append(out, reference.TagNameOnly(named))
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s line %d: line longer than %d bytes", source, line+1, bufio.MaxScanTokenSize)
+			return nil, fmt.Errorf("%s line %d: longer than %d bytes", source, line+1, maxLineBytes)
 		}
 		return nil, fmt.Errorf("read %s: %w", source, err)
 	}
 	slices.SortFunc(out, func(a, b reference.Named) int { return strings.Compare(a.String(), b.String()) })
 	return slices.CompactFunc(out, func(a, b reference.Named) bool { return a.String() == b.String() }), nil
 }
+
+// maxLineBytes bounds one line. A reference is at most 255 bytes of name, 128
+// of tag and a digest; anything far longer is not an image list.
+const maxLineBytes = 4096
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -22,6 +22,9 @@ const CurrentVersion = "current"
 // for a failure worth a rate-limited retry.
 func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) error {
 	logger := klog.FromContext(ctx)
+	if c.opts.Namespace != "" && key.Namespace != c.opts.Namespace {
+		return nil // a shared Upgrade informer may carry other namespaces; they are not ours
+	}
 	u, found, err := c.upgrades.Get(key)
 	if err != nil {
 		// A malformed object stays malformed until it changes; its update event brings it back.

@@ -47,11 +47,9 @@ func NewGate(slices cache.SharedIndexInformer, namespace string, selector labels
 		observed:  map[cache.ObjectName]observation{},
 	}
 	reg, err := slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { g.sliceChanged(nil, obj) },
-		UpdateFunc: func(old, cur any) {
-			g.sliceChanged(old, cur)
-		},
-		DeleteFunc: func(obj any) { g.sliceChanged(nil, obj) },
+		AddFunc:    func(obj any) { g.sliceChanged(nil, obj, false) },
+		UpdateFunc: func(old, cur any) { g.sliceChanged(old, cur, false) },
+		DeleteFunc: func(obj any) { g.sliceChanged(nil, obj, true) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("register EndpointSlice handler: %w", err)
@@ -67,7 +65,10 @@ func (g *Gate) HasSynced() bool { return g.synced() }
 // from the informer's cache, and the number of not-ready → ready transitions
 // the gate has seen for it.
 func (g *Gate) Readiness(key cache.ObjectName) (Readiness, uint64, error) {
-	r, err := g.readiness(key)
+	if g.namespace != "" && key.Namespace != g.namespace {
+		return Readiness{}, 0, nil // not a namespace the gate serves: never ready
+	}
+	r, err := g.readiness(key, nil, false)
 	if err != nil {
 		return Readiness{}, 0, err
 	}
@@ -83,21 +84,34 @@ func (g *Gate) Forget(key cache.ObjectName) {
 	delete(g.observed, key)
 }
 
-func (g *Gate) readiness(key cache.ObjectName) (Readiness, error) {
+// readiness merges the upgrade's slices from the cache. When seen is set, it
+// stands in for the cached slice of the same name (or, when gone is set,
+// removes it): the cache may already hold a later version, and reading the
+// event's own object is what lets the gate see a not-ready state that lasted
+// only one event.
+func (g *Gate) readiness(key cache.ObjectName, seen *discoveryv1.EndpointSlice, gone bool) (Readiness, error) {
 	all, err := g.lister.EndpointSlices(key.Namespace).List(g.selector)
 	if err != nil {
 		return Readiness{}, fmt.Errorf("list EndpointSlices in %s: %w", key.Namespace, err)
 	}
 	var mine []*discoveryv1.EndpointSlice
 	for _, s := range all {
+		if seen != nil && s.Name == seen.Name {
+			continue
+		}
 		if n, ok := UpgradeOf(s); ok && n == key.Name {
 			mine = append(mine, s)
+		}
+	}
+	if seen != nil && !gone {
+		if n, ok := g.upgradeKey(seen); ok && n == key {
+			mine = append(mine, seen)
 		}
 	}
 	return ReadinessOf(mine), nil
 }
 
-func (g *Gate) sliceChanged(old, cur any) {
+func (g *Gate) sliceChanged(old, cur any, deleted bool) {
 	curSlice := sliceFrom(cur)
 	if curSlice == nil {
 		return
@@ -108,11 +122,11 @@ func (g *Gate) sliceChanged(old, cur any) {
 	if oldSlice := sliceFrom(old); oldSlice != nil {
 		// A slice relabelled away from an upgrade changes that upgrade too.
 		if k, ok := g.upgradeKey(oldSlice); ok && (!curOK || k != curKey) {
-			g.observe(k)
+			g.observe(k, curSlice, deleted)
 		}
 	}
 	if curOK {
-		g.observe(curKey)
+		g.observe(curKey, curSlice, deleted)
 	}
 }
 
@@ -127,10 +141,11 @@ func (g *Gate) upgradeKey(s *discoveryv1.EndpointSlice) (cache.ObjectName, bool)
 	return cache.ObjectName{Namespace: s.Namespace, Name: n}, ok
 }
 
-// observe re-reads the readiness of one upgrade's repo and reports a change.
-// Reading the cache, not the event's object, merges the Service's other slices.
-func (g *Gate) observe(key cache.ObjectName) {
-	r, err := g.readiness(key)
+// observe works out the readiness of one upgrade's repo as of this event
+// (the event's slice, merged with the Service's other slices from the cache)
+// and reports a change.
+func (g *Gate) observe(key cache.ObjectName, ev *discoveryv1.EndpointSlice, gone bool) {
+	r, err := g.readiness(key, ev, gone)
 	if err != nil {
 		// The cache lister does not fail; should it, the consumer's resync still converges.
 		return
