@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -196,7 +197,7 @@ func demoPlan() (cleanup.Plan, error) {
 		if err != nil {
 			return cleanup.Plan{}, err
 		}
-		lists[i], err = cleanup.ParseImageList(file, name)
+		lists[i], err = imagelist.Parse(file, name)
 		file.Close()
 		if err != nil {
 			return cleanup.Plan{}, err

@@ -29,6 +29,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -90,7 +91,7 @@ func (f *fakeFetcher) FetchList(_ context.Context, t Target, version string) ([]
 	if version != CurrentVersion {
 		lines = testPrevious
 	}
-	return ParseImageList(strings.NewReader(strings.Join(lines, "\n")), version)
+	return imagelist.Parse(strings.NewReader(strings.Join(lines, "\n")), version)
 }
 
 func (f *fakeFetcher) recorded() []fetchCall {
@@ -830,7 +831,7 @@ func TestThousandSliceUpdatesMakeOneFetch(t *testing.T) {
 
 func mustParse(t *testing.T, lines []string) []reference.Named {
 	t.Helper()
-	l, err := ParseImageList(strings.NewReader(strings.Join(lines, "\n")), "test")
+	l, err := imagelist.Parse(strings.NewReader(strings.Join(lines, "\n")), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

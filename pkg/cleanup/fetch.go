@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 // ListPath is the path of a version's image list on the upgrade repo.
@@ -129,7 +131,7 @@ func (f *HTTPFetcher) FetchList(ctx context.Context, t Target, version string) (
 	if int64(len(body)) > f.maxBytes {
 		return nil, fmt.Errorf("GET %s: body exceeds %d bytes", url, f.maxBytes)
 	}
-	list, err := ParseImageList(bytes.NewReader(body), url)
+	list, err := imagelist.Parse(bytes.NewReader(body), url)
 	if err != nil {
 		return nil, err
 	}

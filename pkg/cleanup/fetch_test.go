@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/reference"
+
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
@@ -296,4 +298,12 @@ func TestFetchListHonoursContext(t *testing.T) {
 	if _, err := f.FetchList(ctx, cleanup.Target{BaseURL: r.URL}, fetchVersion); !errors.Is(err, context.Canceled) {
 		t.Fatalf("FetchList() with a cancelled context: error = %v, want context.Canceled", err)
 	}
+}
+
+func refStrings(refs []reference.Named) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
+	}
+	return out
 }

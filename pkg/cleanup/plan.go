@@ -82,7 +82,7 @@ func NewPolicy(retain, exclude []string) (Policy, error) {
 }
 
 // ComputePlan returns the images of previous that current no longer has,
-// minus those the policy keeps. Both lists come from ParseImageList, so equal
+// minus those the policy keeps. Both lists come from imagelist.Parse, so equal
 // images have equal strings.
 func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	inCurrent := make(map[string]struct{}, len(current))

@@ -8,13 +8,16 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 // imageList parses lines as the repo would serve them, so the plan sees the
 // normalised, sorted lists it is documented to take.
+const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 func imageList(t *testing.T, lines ...string) []reference.Named {
 	t.Helper()
-	l, err := cleanup.ParseImageList(strings.NewReader(strings.Join(lines, "\n")), "test")
+	l, err := imagelist.Parse(strings.NewReader(strings.Join(lines, "\n")), "test")
 	if err != nil {
 		t.Fatalf("ParseImageList: %v", err)
 	}

@@ -1,4 +1,4 @@
-package cleanup_test
+package imagelist_test
 
 import (
 	"slices"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/distribution/reference"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -20,7 +20,7 @@ func refStrings(refs []reference.Named) []string {
 	return out
 }
 
-func TestParseImageList(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name  string
 		input string
@@ -103,18 +103,18 @@ func TestParseImageList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := cleanup.ParseImageList(strings.NewReader(tt.input), "test.txt")
+			got, err := imagelist.Parse(strings.NewReader(tt.input), "test.txt")
 			if err != nil {
-				t.Fatalf("ParseImageList(): %v", err)
+				t.Fatalf("Parse(): %v", err)
 			}
 			if s := refStrings(got); !slices.Equal(s, tt.want) {
-				t.Errorf("ParseImageList() = %q, want %q", s, tt.want)
+				t.Errorf("Parse() = %q, want %q", s, tt.want)
 			}
 		})
 	}
 }
 
-func TestParseImageListErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	long := strings.Repeat("a", 64<<10+1)
 	tests := []struct {
 		name  string
@@ -165,12 +165,12 @@ func TestParseImageListErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := cleanup.ParseImageList(strings.NewReader(tt.input), "v1.4.1/image_list_all.txt")
+			got, err := imagelist.Parse(strings.NewReader(tt.input), "v1.4.1/image_list_all.txt")
 			if err == nil {
-				t.Fatalf("ParseImageList() = %v, want an error", refStrings(got))
+				t.Fatalf("Parse() = %v, want an error", refStrings(got))
 			}
 			if got != nil {
-				t.Errorf("ParseImageList() returned %d references with the error, want none", len(got))
+				t.Errorf("Parse() returned %d references with the error, want none", len(got))
 			}
 			for _, s := range tt.wantErr {
 				if !strings.Contains(err.Error(), s) {
@@ -181,54 +181,7 @@ func TestParseImageListErrors(t *testing.T) {
 	}
 }
 
-func TestValidateVersion(t *testing.T) {
-	tests := []struct {
-		version string
-		wantErr bool
-	}{
-		{version: "v1.4.1"},
-		{version: "v1.5.0-rc3"},
-		{version: "current"},
-		{version: "master-abc123"},
-		{version: "1.2.3+build"},
-		{version: "v1_4"},
-		{version: strings.Repeat("a", 128)},
-		{version: "", wantErr: true},
-		{version: ".", wantErr: true},
-		{version: "..", wantErr: true},
-		{version: "v1..2", wantErr: true},
-		{version: "v1/../x", wantErr: true},
-		{version: "a/b", wantErr: true},
-		{version: `a\b`, wantErr: true},
-		{version: "v 1", wantErr: true},
-		{version: "v1\n", wantErr: true},
-		{version: "%2e%2e", wantErr: true},
-		{version: "v1?x", wantErr: true},
-		{version: "v1#x", wantErr: true},
-		{version: ".hidden", wantErr: true},
-		{version: "-v1", wantErr: true},
-		{version: "v１", wantErr: true}, // fullwidth digit
-		{version: strings.Repeat("a", 129), wantErr: true},
-		{version: strings.Repeat("a", 200), wantErr: true},
-	}
-	for _, tt := range tests {
-		name := tt.version
-		if len(name) > 20 {
-			name = name[:20] + "..."
-		}
-		t.Run(name, func(t *testing.T) {
-			err := cleanup.ValidateVersion("status.previousVersion", tt.version)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("ValidateVersion(%q) = %v, want error %v", tt.version, err, tt.wantErr)
-			}
-			if err != nil && !strings.Contains(err.Error(), "status.previousVersion") {
-				t.Errorf("error %q does not name the field", err)
-			}
-		})
-	}
-}
-
-func FuzzParseImageList(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		"rancher/harvester:v1.4.1\n",
 		"docker.io/rancher/harvester-upgrade:v1.4.1\r\nregistry.suse.com/suse/sles/15.6/virt-operator:1.3.1\r\n",
@@ -241,10 +194,10 @@ func FuzzParseImageList(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, input string) {
-		got, err := cleanup.ParseImageList(strings.NewReader(input), "fuzz")
+		got, err := imagelist.Parse(strings.NewReader(input), "fuzz")
 		if err != nil {
 			if got != nil {
-				t.Fatalf("ParseImageList() returned references with error %v", err)
+				t.Fatalf("Parse() returned references with error %v", err)
 			}
 			return
 		}
@@ -269,9 +222,9 @@ func FuzzParseImageList(f *testing.F) {
 
 // An error names the bad line but stays one readable line, however long the
 // input or the reference library's own message.
-func TestParseImageListErrorStaysShort(t *testing.T) {
+func TestParseErrorStaysShort(t *testing.T) {
 	for _, line := range []string{strings.Repeat("A", 1000), strings.Repeat("a", 4096)} {
-		_, err := cleanup.ParseImageList(strings.NewReader(line+"\n"), "list.txt")
+		_, err := imagelist.Parse(strings.NewReader(line+"\n"), "list.txt")
 		if err == nil {
 			t.Fatalf("%d-byte line parsed", len(line))
 		}

@@ -1,24 +1,27 @@
-package cleanup
+// Package imagelist reads the image-list format shared by the upgrade repo's
+// image_list_all.txt and the cleanup plan's images.txt: one image reference
+// per line. The controller and the node-side remover both read it with this
+// one parser, so a plan means on the node exactly what it meant when planned.
+package imagelist
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
 )
 
-// ParseImageList reads an image list, one reference per line, as the upgrade
+// Parse reads an image list, one reference per line, as the upgrade
 // repo serves it. Blank lines are skipped. Any other line that is not a valid
 // image reference fails the whole list, naming source and line, because a
 // half-read list would turn into a plan that deletes images still in use.
 // References are normalised (rancher/x:1 is docker.io/rancher/x:1, an untagged
 // name means :latest); the result is sorted by String() and unique.
-func ParseImageList(r io.Reader, source string) ([]reference.Named, error) {
+func Parse(r io.Reader, source string) ([]reference.Named, error) {
 	var out []reference.Named
 	sc := bufio.NewScanner(r)
 	// +2 leaves room for the line ending, so the limit is the line's own length.
@@ -59,21 +62,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// versionPattern admits the version strings Harvester uses (v1.4.1,
-// v1.5.0-rc3, master-abc123, current) and nothing that could leave the URL's
-// path segment: no slash, space, percent, query or fragment.
-var versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
-
-// ValidateVersion rejects a version that would not name exactly one folder of
-// the repo's images-lists-archive; field names where the value came from.
-func ValidateVersion(field, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is empty", field)
-	}
-	if !versionPattern.MatchString(v) || strings.Contains(v, "..") {
-		return fmt.Errorf("%s %q is not a version: only letters, digits and . _ + - are allowed, without \"..\"", field, truncate(v, 80))
-	}
-	return nil
 }

@@ -1,0 +1,143 @@
+package remover
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// DefaultEndpoint is containerd's CRI socket, as mounted into the remover's
+// container from the host.
+const DefaultEndpoint = "unix:///run/containerd/containerd.sock"
+
+// maxMsgSize bounds one CRI response. gRPC's default of 4 MiB is too little
+// for ListImages on a node with many images; kubelet uses the same 16 MiB.
+const maxMsgSize = 16 << 20
+
+// SocketPath returns the socket file of a CRI endpoint given as
+// unix:///path or as a bare absolute path. Other transports are refused:
+// the remover runs on the node, next to the runtime's socket.
+func SocketPath(endpoint string) (string, error) {
+	path := endpoint
+	if scheme, rest, ok := strings.Cut(endpoint, "://"); ok {
+		if scheme != "unix" {
+			return "", fmt.Errorf("endpoint %q: only unix sockets are supported", endpoint)
+		}
+		path = rest
+	}
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("endpoint %q: the socket path must be absolute (unix:///run/containerd/containerd.sock or /run/containerd/containerd.sock)", endpoint)
+	}
+	return filepath.Clean(path), nil
+}
+
+// CRI is a Runtime over the Container Runtime Interface, on a unix socket.
+type CRI struct {
+	socket  string
+	conn    *grpc.ClientConn
+	images  runtimeapi.ImageServiceClient
+	runtime runtimeapi.RuntimeServiceClient
+	version *runtimeapi.VersionResponse
+}
+
+var _ Runtime = (*CRI)(nil)
+
+// DialCRI connects to the CRI runtime at endpoint (see SocketPath) and checks
+// that it answers a Version call within connectTimeout. gRPC connects lazily,
+// so without the check an unreachable runtime would only show as a failed
+// list, later and less clearly; the error here names the socket.
+func DialCRI(ctx context.Context, endpoint string, connectTimeout time.Duration) (*CRI, error) {
+	socket, err := SocketPath(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+socket,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("CRI client for %s: %w", socket, err)
+	}
+	c := &CRI{
+		socket:  socket,
+		conn:    conn,
+		images:  runtimeapi.NewImageServiceClient(conn),
+		runtime: runtimeapi.NewRuntimeServiceClient(conn),
+	}
+	vctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	// Not WaitForReady: a missing or refusing socket fails at once with the
+	// dial error, which says more than a timeout would.
+	c.version, err = c.runtime.Version(vctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("container runtime at %s is unreachable: %w", socket, err)
+	}
+	return c, nil
+}
+
+// Socket is the socket file the client talks to.
+func (c *CRI) Socket() string { return c.socket }
+
+// Version is the runtime's name and version, as its Version call answered
+// (containerd v1.7.35).
+func (c *CRI) Version() string {
+	return c.version.GetRuntimeName() + " " + c.version.GetRuntimeVersion()
+}
+
+// Close closes the connection.
+func (c *CRI) Close() error { return c.conn.Close() }
+
+// ListImages lists every image the runtime has.
+func (c *CRI) ListImages(ctx context.Context) ([]Image, error) {
+	resp, err := c.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("CRI ListImages on %s: %w", c.socket, err)
+	}
+	out := make([]Image, 0, len(resp.GetImages()))
+	for _, img := range resp.GetImages() {
+		out = append(out, Image{
+			ID:          img.GetId(),
+			RepoTags:    img.GetRepoTags(),
+			RepoDigests: img.GetRepoDigests(),
+			Size:        img.GetSize(),
+			Pinned:      img.GetPinned(),
+		})
+	}
+	return out, nil
+}
+
+// ListContainers lists every container in every state: the request carries
+// no filter, because an exited or created container still needs its image.
+func (c *CRI) ListContainers(ctx context.Context) ([]Container, error) {
+	resp, err := c.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("CRI ListContainers on %s: %w", c.socket, err)
+	}
+	out := make([]Container, 0, len(resp.GetContainers()))
+	for _, ctr := range resp.GetContainers() {
+		out = append(out, Container{
+			ID:       ctr.GetId(),
+			ImageRef: ctr.GetImageRef(),
+			ImageID:  ctr.GetImageId(),
+			Image:    ctr.GetImage().GetImage(),
+		})
+	}
+	return out, nil
+}
+
+// RemoveImage removes the image with this ID. The runtime removes it with
+// every tag it has and does not check whether it is in use or pinned: the
+// caller must have (Decide does).
+func (c *CRI) RemoveImage(ctx context.Context, id string) error {
+	if _, err := c.images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: id}}); err != nil {
+		return fmt.Errorf("CRI RemoveImage: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+package remover
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// Image is a container image on the node as the runtime lists it; it holds
+// only what the decision needs, so Decide can be tested without CRI types.
+type Image struct {
+	// ID is the runtime's image ID (sha256:…); it is what gets removed.
+	ID string
+	// RepoTags are the image's tags, in whatever form the runtime reports
+	// them (full or short); every one of them goes when the image goes.
+	RepoTags []string
+	// RepoDigests are the image's name@digest references.
+	RepoDigests []string
+	// Size is the runtime's size of the image, counted as reclaimed when
+	// the image is removed.
+	Size uint64
+	// Pinned is the runtime's flag for images it must keep (the sandbox
+	// image, or one labelled io.cri-containerd.pinned).
+	Pinned bool
+}
+
+// Container is a container on the node, in any state: a created or exited
+// container still needs its image to start again.
+type Container struct {
+	ID string
+	// ImageRef is CRI's image_ref: the image ID in containerd, a digested
+	// reference in some other runtimes.
+	ImageRef string
+	// ImageID is CRI's image_id, which newer runtimes set to the image ID;
+	// containerd may leave it empty.
+	ImageID string
+	// Image is what the container's spec names: an image ID or a reference.
+	Image string
+}
+
+// Options tune Decide and Run. The zero value is not the default: use
+// DefaultOptions.
+type Options struct {
+	// MatchOtherRegistries also matches a planned reference to a node tag
+	// with the same repository path and tag under another registry host,
+	// because air-gapped installs pull the same images from a registry that
+	// rewrites the host (docker.io/rancher/x:1 is registry.local:5000/rancher/x:1).
+	MatchOtherRegistries bool
+	// PruneDangling also removes untagged images that no container uses and
+	// the runtime does not pin.
+	PruneDangling bool
+	// DryRun makes Run decide and report but remove nothing. Decide ignores it.
+	DryRun bool
+}
+
+// DefaultOptions are the options the image-remover binary starts from.
+func DefaultOptions() Options {
+	return Options{MatchOtherRegistries: true}
+}
+
+// Decisions is the outcome of Decide, sorted so that the same input always
+// gives the same output whatever order the runtime listed things in.
+type Decisions struct {
+	// Images holds one decision per node image that at least one planned
+	// reference matched, sorted by its first planned reference, then ID.
+	Images []ImageDecision
+	// NotPresent lists the planned references that matched no image, sorted.
+	NotPresent []string
+	// Dangling lists the untagged images to remove (with PruneDangling),
+	// sorted by ID. Untagged images that are in use or pinned are not here.
+	Dangling []Image
+}
+
+// ImageDecision says what to do with one node image the plan names.
+type ImageDecision struct {
+	Image Image
+	// Refs are the planned references that matched the image, sorted.
+	Refs []string
+	// Remove is true when the image is safe to remove.
+	Remove bool
+	// Reason says why the image is kept; empty when Remove.
+	Reason Reason
+	// Detail says which container, or which tag, keeps the image.
+	Detail string
+}
+
+// Decide matches the plan to the node's images and decides, for each image
+// matched, whether removing it is safe. It is pure: no I/O, no clock.
+//
+// The safety rules are ours to check because CRI's RemoveImage refuses
+// nothing (it removes images in use and pinned images alike) and removes
+// every tag of the image it is given. An image is kept when the runtime pins
+// it, when any container (running or not) uses it, or when it carries a tag
+// that no matching plan entry names, in that order of precedence. Each image
+// is decided once, however many plan entries match it.
+func Decide(plan []reference.Named, images []Image, containers []Container, opts Options) Decisions {
+	entries := planEntries(plan)
+	images = mergeByID(images)
+	used := usedBy(images, containers)
+
+	var d Decisions
+	matchedRefs := map[string]bool{}
+	matchedImages := map[string]bool{}
+	for i, img := range images {
+		tags, badTags := parseRefs(img.RepoTags)
+		digests, _ := parseRefs(img.RepoDigests)
+
+		var refs []string
+		covered := make([]bool, len(tags))
+		for _, e := range entries {
+			if !e.matches(tags, digests, opts.MatchOtherRegistries) {
+				continue
+			}
+			refs = append(refs, e.ref)
+			for j, t := range tags {
+				if e.coversTag(t, opts.MatchOtherRegistries) {
+					covered[j] = true
+				}
+			}
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		for _, r := range refs {
+			matchedRefs[r] = true
+		}
+		matchedImages[img.ID] = true
+
+		unplanned := slices.Clone(badTags)
+		for j, t := range tags {
+			if !covered[j] {
+				unplanned = append(unplanned, t.raw)
+			}
+		}
+		dec := ImageDecision{Image: img, Refs: sortedUnique(refs)}
+		switch {
+		case img.Pinned:
+			dec.Reason, dec.Detail = ReasonPinned, "the runtime pins the image"
+		case len(used[i]) > 0:
+			dec.Reason, dec.Detail = ReasonInUse, describeContainers(used[i])
+		case len(unplanned) > 0:
+			dec.Reason, dec.Detail = ReasonStillNeeded, "also tagged "+strings.Join(sortedUnique(unplanned), ", ")+", which the plan does not name"
+		default:
+			dec.Remove = true
+		}
+		d.Images = append(d.Images, dec)
+	}
+
+	for _, e := range entries {
+		if !matchedRefs[e.ref] {
+			d.NotPresent = append(d.NotPresent, e.ref)
+		}
+	}
+
+	if opts.PruneDangling {
+		for i, img := range images {
+			if len(img.RepoTags) == 0 && !matchedImages[img.ID] && !img.Pinned && len(used[i]) == 0 {
+				d.Dangling = append(d.Dangling, img)
+			}
+		}
+	}
+
+	slices.SortFunc(d.Images, func(a, b ImageDecision) int {
+		return cmp.Or(strings.Compare(a.Refs[0], b.Refs[0]), strings.Compare(a.Image.ID, b.Image.ID))
+	})
+	slices.Sort(d.NotPresent)
+	d.NotPresent = slices.Compact(d.NotPresent)
+	return d
+}
+
+// mergeByID folds images listed more than once under one ID into one, with
+// the union of their names, pinned if any listing is pinned, and returns
+// them sorted by ID. A runtime lists an image once; merging makes sure that
+// if one does not, the image is still decided (and removed) once, knowing
+// all its tags.
+func mergeByID(images []Image) []Image {
+	byID := map[string]int{}
+	var out []Image
+	for _, img := range images {
+		i, ok := byID[img.ID]
+		if !ok {
+			img.RepoTags = slices.Clone(img.RepoTags)
+			img.RepoDigests = slices.Clone(img.RepoDigests)
+			byID[img.ID] = len(out)
+			out = append(out, img)
+			continue
+		}
+		m := &out[i]
+		m.RepoTags = sortedUnique(append(m.RepoTags, img.RepoTags...))
+		m.RepoDigests = sortedUnique(append(m.RepoDigests, img.RepoDigests...))
+		m.Pinned = m.Pinned || img.Pinned
+		m.Size = max(m.Size, img.Size)
+	}
+	slices.SortFunc(out, func(a, b Image) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// parsedRef is a reference split into what matching compares.
+type parsedRef struct {
+	raw    string // as the runtime or the plan wrote it
+	full   string // normalised: docker.io/rancher/x:1
+	name   string // docker.io/rancher/x
+	path   string // rancher/x: the name without the registry host
+	tag    string
+	digest string
+}
+
+func parseRef(s string) (parsedRef, bool) {
+	n, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return parsedRef{}, false
+	}
+	n = reference.TagNameOnly(n)
+	p := parsedRef{raw: s, full: n.String(), name: n.Name(), path: reference.Path(n)}
+	if t, ok := n.(reference.Tagged); ok {
+		p.tag = t.Tag()
+	}
+	if c, ok := n.(reference.Digested); ok {
+		p.digest = c.Digest().String()
+	}
+	return p, true
+}
+
+// parseRefs parses a runtime's tags or digests; the ones that do not parse
+// are returned raw, so a caller can count them as names the plan cannot cover.
+func parseRefs(ss []string) (parsed []parsedRef, bad []string) {
+	for _, s := range ss {
+		if p, ok := parseRef(s); ok {
+			parsed = append(parsed, p)
+		} else {
+			bad = append(bad, s)
+		}
+	}
+	return parsed, bad
+}
+
+// planEntry is one planned reference, normalised.
+type planEntry struct {
+	parsedRef
+	ref string
+}
+
+func planEntries(plan []reference.Named) []planEntry {
+	var out []planEntry
+	for _, n := range plan {
+		// Re-normalise: a caller may hand in references not parsed the way
+		// imagelist.Parse parses them.
+		p, ok := parseRef(n.String())
+		if !ok {
+			continue
+		}
+		out = append(out, planEntry{parsedRef: p, ref: p.full})
+	}
+	return out
+}
+
+func (e planEntry) sameRepository(o parsedRef, otherRegistries bool) bool {
+	return e.name == o.name || (otherRegistries && e.path == o.path)
+}
+
+// matches reports whether the entry names the image. An entry with a digest
+// names the image by digest, and only by digest: the digest is the stronger
+// identity, and a tag may since have moved to another image.
+func (e planEntry) matches(tags, digests []parsedRef, otherRegistries bool) bool {
+	if e.digest != "" {
+		for _, d := range digests {
+			if d.digest == e.digest && e.sameRepository(d, otherRegistries) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range tags {
+		if e.coversTag(t, otherRegistries) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversTag reports whether removing the image for this entry's sake may
+// take tag t with it: the entry names that very tag.
+func (e planEntry) coversTag(t parsedRef, otherRegistries bool) bool {
+	return e.tag != "" && t.tag == e.tag && e.sameRepository(t, otherRegistries)
+}
+
+// usedBy returns, for each image (by index), the IDs of the containers that
+// use it. A container uses an image when its ImageRef, ImageID or Image names
+// the image's ID (or a hex prefix of it), one of its tags or one of its
+// digests, in short or full form. Matching errs on the side of "in use": a
+// false match only keeps an image.
+func usedBy(images []Image, containers []Container) [][]string {
+	byKey := map[string][]int{}
+	add := func(key string, i int) {
+		if key != "" {
+			byKey[key] = append(byKey[key], i)
+		}
+	}
+	for i, img := range images {
+		add(img.ID, i)
+		add(strings.TrimPrefix(img.ID, "sha256:"), i)
+		for _, s := range slices.Concat(img.RepoTags, img.RepoDigests) {
+			add(s, i)
+			if p, ok := parseRef(s); ok {
+				add(p.full, i)
+			}
+		}
+	}
+
+	used := make([][]string, len(images))
+	for _, c := range containers {
+		hit := map[int]bool{}
+		for _, s := range []string{c.ImageRef, c.ImageID, c.Image} {
+			if s == "" {
+				continue
+			}
+			for _, i := range byKey[s] {
+				hit[i] = true
+			}
+			if p, ok := parseRef(s); ok {
+				for _, i := range byKey[p.full] {
+					hit[i] = true
+				}
+			}
+			if hex := strings.TrimPrefix(s, "sha256:"); isHex(hex) {
+				for i, img := range images {
+					if strings.HasPrefix(strings.TrimPrefix(img.ID, "sha256:"), hex) {
+						hit[i] = true
+					}
+				}
+			}
+		}
+		for i := range hit {
+			used[i] = append(used[i], c.ID)
+		}
+	}
+	for i := range used {
+		used[i] = sortedUnique(used[i])
+	}
+	return used
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func describeContainers(ids []string) string {
+	if len(ids) == 1 {
+		return "used by container " + ids[0]
+	}
+	return fmt.Sprintf("used by containers %s and %d more", ids[0], len(ids)-1)
+}
+
+func sortedUnique(ss []string) []string {
+	ss = slices.Clone(ss)
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}

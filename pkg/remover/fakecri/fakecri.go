@@ -1,0 +1,176 @@
+// Package fakecri is a scripted CRI runtime for tests: a real gRPC server on
+// a unix socket that serves ImageService and RuntimeService from lists set by
+// the test, and records every RemoveImage call. Like containerd, RemoveImage
+// removes the whole image, every tag of it, whichever name it is given, and
+// refuses nothing unless the test tells it to fail.
+package fakecri
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Server is a running fake runtime. Its methods are safe for concurrent use.
+type Server struct {
+	// Socket is the path of the unix socket the server listens on.
+	Socket string
+
+	mu          sync.Mutex
+	images      []*runtimeapi.Image
+	containers  []*runtimeapi.Container
+	failRemove  map[string]error
+	removeCalls []string
+	filters     []*runtimeapi.ContainerFilter
+}
+
+// Start serves images and containers on a fresh unix socket until the test
+// ends. The socket lives in a short temporary folder because unix socket
+// paths are limited to 108 bytes and t.TempDir() can be longer.
+func Start(t testing.TB, images []*runtimeapi.Image, containers []*runtimeapi.Container) *Server {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cri")
+	if err != nil {
+		t.Fatalf("fakecri: temp dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s := &Server{
+		Socket:     filepath.Join(dir, "cri.sock"),
+		failRemove: map[string]error{},
+	}
+	for _, img := range images {
+		s.images = append(s.images, proto.Clone(img).(*runtimeapi.Image))
+	}
+	for _, c := range containers {
+		s.containers = append(s.containers, proto.Clone(c).(*runtimeapi.Container))
+	}
+	lis, err := net.Listen("unix", s.Socket)
+	if err != nil {
+		t.Fatalf("fakecri: listen on %s: %v", s.Socket, err)
+	}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterImageServiceServer(srv, imageService{s: s})
+	runtimeapi.RegisterRuntimeServiceServer(srv, runtimeService{s: s})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("fakecri: serve: %v", err)
+		}
+	})
+	return s
+}
+
+// Endpoint is the socket as a CRI endpoint: unix:///path.
+func (s *Server) Endpoint() string { return "unix://" + s.Socket }
+
+// FailRemove makes RemoveImage of the image with this ID fail with err
+// (wrapped in gRPC status Unknown unless it already is a status) and leave
+// the image in place.
+func (s *Server) FailRemove(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failRemove[id] = err
+}
+
+// RemoveCalls returns the image named by each RemoveImage call, in order,
+// including calls that failed.
+func (s *Server) RemoveCalls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.removeCalls)
+}
+
+// ContainerFilters returns the filter of each ListContainers call, in order
+// (nil for a call without a filter).
+func (s *Server) ContainerFilters() []*runtimeapi.ContainerFilter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.filters)
+}
+
+// ImageIDs returns the IDs of the images still present, in listing order.
+func (s *Server) ImageIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, img := range s.images {
+		ids = append(ids, img.GetId())
+	}
+	return ids
+}
+
+type imageService struct {
+	runtimeapi.UnimplementedImageServiceServer
+	s *Server
+}
+
+func (i imageService) ListImages(_ context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	if req.GetFilter() != nil {
+		return nil, status.Error(codes.Unimplemented, "fakecri: image filters are not implemented")
+	}
+	i.s.mu.Lock()
+	defer i.s.mu.Unlock()
+	resp := &runtimeapi.ListImagesResponse{}
+	for _, img := range i.s.images {
+		resp.Images = append(resp.Images, proto.Clone(img).(*runtimeapi.Image))
+	}
+	return resp, nil
+}
+
+func (i imageService) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+	name := req.GetImage().GetImage()
+	i.s.mu.Lock()
+	defer i.s.mu.Unlock()
+	i.s.removeCalls = append(i.s.removeCalls, name)
+	idx := slices.IndexFunc(i.s.images, func(img *runtimeapi.Image) bool {
+		return img.GetId() == name || slices.Contains(img.GetRepoTags(), name) || slices.Contains(img.GetRepoDigests(), name)
+	})
+	if idx < 0 {
+		// containerd answers success for an image it does not have.
+		return &runtimeapi.RemoveImageResponse{}, nil
+	}
+	if err := i.s.failRemove[i.s.images[idx].GetId()]; err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	i.s.images = slices.Delete(i.s.images, idx, idx+1)
+	return &runtimeapi.RemoveImageResponse{}, nil
+}
+
+type runtimeService struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	s *Server
+}
+
+func (r runtimeService) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: "fakecri", RuntimeVersion: "v0.0.0", RuntimeApiVersion: "v1"}, nil
+}
+
+func (r runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.s.filters = append(r.s.filters, req.GetFilter())
+	if req.GetFilter() != nil {
+		return nil, status.Error(codes.Unimplemented, "fakecri: container filters are not implemented")
+	}
+	resp := &runtimeapi.ListContainersResponse{}
+	for _, c := range r.s.containers {
+		resp.Containers = append(resp.Containers, proto.Clone(c).(*runtimeapi.Container))
+	}
+	return resp, nil
+}
