@@ -46,8 +46,12 @@ const (
 
 // runDemo plays the single-node story: the upgrade completes while the repo's
 // endpoint is not Ready; after --demo-outage it becomes Ready; the plan is
-// written. Same controller, in-memory cluster, real HTTP repo on 127.0.0.1.
+// written; then (unless --dry-run) each simulated node's Job removes it.
+// Same controller, in-memory cluster, real HTTP repo on 127.0.0.1.
 func runDemo(ctx context.Context, f flags, out io.Writer) error {
+	if f.removal.RemoverImage == "" {
+		f.removal.RemoverImage = "example.invalid/image-remover:demo" // never pulled: the nodes are simulated
+	}
 	tl := &timeline{out: out, start: time.Now()}
 	repo, err := startDemoRepo()
 	if err != nil {
@@ -58,7 +62,7 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 
 	slice := demoSlice(ns, repo.port)
 	upgrade := demoUpgradeObject(ns)
-	kube := kubefake.NewClientset(slice)
+	kube := kubefake.NewClientset(append([]runtime.Object{slice}, demoNodeObjects()...)...)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade)
 	upgrades := dyn.Resource(informers.UpgradeGVR).Namespace(ns)
@@ -69,9 +73,12 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	defer w.Stop()
 
 	runCtx, cancel := context.WithCancel(ctx)
+	// done is closed after its one value, so both waitForState and the
+	// deferred wait below can receive from it.
 	done := make(chan error, 1)
 	go func() {
 		done <- runStandalone(runCtx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}})
+		close(done)
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -97,14 +104,31 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	}
 	readyAt := time.Now()
 	tl.printf("repo endpoint %s is Ready", repo.addr)
-	state, err := waitForState(ctx, w, tl, done, cleanup.StatePlanned, cleanup.StateFailed)
+	final := cleanup.StateSucceeded
+	if f.dryRun {
+		final = cleanup.StatePlanned
+	} else {
+		nodes := newDemoNodes(kube, ns, tl)
+		go nodes.run(runCtx)
+	}
+	state, err := waitForState(ctx, w, tl, done, final, cleanup.StateFailed)
 	if err != nil {
 		return err
 	}
-	if state != cleanup.StatePlanned {
+	if state != final {
 		return fmt.Errorf("demo ended in state %s", state)
 	}
-	return printSummary(ctx, out, kube.CoreV1().ConfigMaps(ns), repo, readyAt)
+	if err := printSummary(ctx, out, kube.CoreV1().ConfigMaps(ns), repo, readyAt); err != nil {
+		return err
+	}
+	if f.dryRun {
+		return nil
+	}
+	u, err := upgrades.Get(ctx, demoUpgrade, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	return printRemoval(out, u.GetAnnotations())
 }
 
 // waitForState prints every state the Upgrade passes until it reaches one of
@@ -134,7 +158,7 @@ func waitForState(ctx context.Context, w watch.Interface, tl *timeline, done <-c
 				}
 			}
 		case err := <-done:
-			return "", fmt.Errorf("controller stopped: %v", err)
+			return "", fmt.Errorf("controller stopped early: %v", err)
 		case <-timeout:
 			return "", fmt.Errorf("demo upgrade did not reach %v within %v", want, demoTimeout)
 		case <-ctx.Done():
@@ -206,14 +230,18 @@ func demoPlan() (cleanup.Plan, error) {
 	return cleanup.ComputePlan(lists[0], lists[1], cleanup.DefaultOptions().Policy), nil
 }
 
-// timeline prints lines stamped with the time since the demo started.
+// timeline prints lines stamped with the time since the demo started; the
+// simulated nodes print on it too.
 type timeline struct {
 	out       io.Writer
 	start     time.Time
 	lastState cleanup.State
+	mu        sync.Mutex
 }
 
 func (t *timeline) printf(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	fmt.Fprintf(t.out, "%+8.3fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
 }
 

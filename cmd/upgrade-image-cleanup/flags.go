@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
@@ -21,6 +22,7 @@ type flags struct {
 	repoAddress string
 	exclude     []string
 	dryRun      bool
+	removal     cleanup.RemovalOptions
 	resync      time.Duration
 	logFormat   string
 	verbosity   int
@@ -44,8 +46,8 @@ func (l *listFlag) Set(v string) error {
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	var f flags
-	var selector string
+	f := flags{removal: cleanup.DefaultRemovalOptions()}
+	var selector, nodeSelector string
 	var exclude listFlag
 	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -55,7 +57,13 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.workers, "workers", 2, "upgrades processed in parallel")
 	fs.StringVar(&f.repoAddress, "repo-address", string(cleanup.RepoAddressEndpoint), "how to dial the repo: endpoint (the Ready endpoint's own address, no DNS) or service (http://upgrade-repo-<upgrade>.<namespace>)")
 	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
-	fs.BoolVar(&f.dryRun, "dry-run", true, "stop at Planned: write the plan ConfigMap, remove nothing")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "stop at Planned: write the plan ConfigMap, remove nothing")
+	fs.StringVar(&nodeSelector, "node-selector", cleanup.DefaultNodeSelector, "label selector of the nodes to remove images on")
+	fs.StringVar(&f.removal.RemoverImage, "remover-image", "", "image of cmd/image-remover, run by one Job per node (required unless --dry-run)")
+	fs.StringVar(&f.removal.SocketPath, "runtime-socket", cleanup.DefaultSocketPath, "the container runtime's CRI socket on the nodes")
+	fs.Float64Var(&f.removal.SuccessRatio, "success-ratio", 1.0, "share of nodes whose Job must succeed for the cleanup to succeed, in (0, 1]")
+	fs.BoolVar(&f.removal.MatchOtherRegistries, "match-other-registries", true, "also remove a planned image found under another registry host (air-gapped registries rewrite the host)")
+	fs.BoolVar(&f.removal.PruneDangling, "prune-dangling", false, "also remove untagged images that no container uses, as Harvester does")
 	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period at which every Upgrade is reconciled again even without events")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: json or console; default json, console with --demo")
 	fs.IntVar(&f.verbosity, "v", 0, "log verbosity; 2 shows every decision's detail")
@@ -72,6 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return flags{}, fmt.Errorf("--selector %q: %w", selector, err)
 	}
 	f.exclude = exclude
+	if f.removal.NodeSelector, err = labels.Parse(nodeSelector); err != nil {
+		return flags{}, fmt.Errorf("--node-selector %q: %w", nodeSelector, err)
+	}
 	if f.logFormat == "" {
 		f.logFormat = "json"
 		if f.demo {
@@ -79,12 +90,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		}
 	}
 	switch {
+	case f.namespace != "" && len(validation.IsDNS1123Label(f.namespace)) > 0:
+		return flags{}, fmt.Errorf("--namespace %q: %s", f.namespace, strings.Join(validation.IsDNS1123Label(f.namespace), "; "))
 	case f.workers < 1:
 		return flags{}, fmt.Errorf("--workers %d: need at least 1", f.workers)
 	case f.repoAddress != string(cleanup.RepoAddressEndpoint) && f.repoAddress != string(cleanup.RepoAddressService):
 		return flags{}, fmt.Errorf("--repo-address %q: must be endpoint or service", f.repoAddress)
-	case !f.dryRun:
-		return flags{}, fmt.Errorf("--dry-run=false: removal on the nodes is not built yet; the controller stops at Planned")
 	case f.resync <= 0:
 		return flags{}, fmt.Errorf("--resync %v: must be positive", f.resync)
 	case f.logFormat != "json" && f.logFormat != "console":
@@ -94,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	}
 	if _, err := f.options(); err != nil {
 		return flags{}, err
+	}
+	// The demo runs removal on simulated nodes and needs no image.
+	if !f.dryRun && !f.demo {
+		if err := f.removal.Validate(); err != nil {
+			return flags{}, err
+		}
 	}
 	return f, nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"strconv"
 	"io"
 
 	"github.com/go-logr/logr"
@@ -29,6 +31,13 @@ func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func(), 
 	level := zap.NewAtomicLevelAt(zapcore.Level(-verbosity))
 	z := zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level))
 	logger := zapr.NewLogger(z)
+	// klog checks its own verbosity before it hands client-go's V(n) lines
+	// to the logger, so -v must reach klog too.
+	var kfs flag.FlagSet
+	klog.InitFlags(&kfs)
+	if err := kfs.Set("v", strconv.Itoa(verbosity)); err != nil {
+		return logr.Logger{}, nil, fmt.Errorf("-v %d: %w", verbosity, err)
+	}
 	klog.SetLoggerWithOptions(logger, klog.ContextualLogger(true))
 	return logger, func() { _ = z.Sync(); klog.Flush() }, nil
 }

@@ -29,8 +29,8 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run returns the exit code: 0 on success or clean shutdown, 1 when the
-// controller or demo fails, 2 for bad flags.
+// run returns the exit code: 0 when the demo succeeds or the controller shuts
+// down on a signal, 1 when the controller or demo fails, 2 for bad flags.
 func run(args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +57,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		logger.Error(err, "Exiting")
-		fmt.Fprintf(stderr, "upgrade-image-cleanup: %v\n", err)
 		return 1
 	}
 	return 0

@@ -15,7 +15,11 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--selector", "a in (b"}, "--selector"},
 		{[]string{"--repo-address", "dns"}, "--repo-address"},
 		{[]string{"--workers", "0"}, "--workers"},
-		{[]string{"--dry-run=false"}, "--dry-run=false"},
+		{[]string{}, "--remover-image is required"},
+		{[]string{"--remover-image", "r:1", "--success-ratio", "1.5"}, "--success-ratio"},
+		{[]string{"--remover-image", "r:1", "--runtime-socket", "run/x.sock"}, "--runtime-socket"},
+		{[]string{"--node-selector", "a b c"}, "--node-selector"},
+		{[]string{"--dry-run", "--namespace", "Bad NS"}, "--namespace"},
 		{[]string{"--exclude", "docker.io/[rancher"}, "--exclude"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--resync", "0s"}, "--resync"},
@@ -36,7 +40,7 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 }
 
 func TestExcludeFlagCollectsPatterns(t *testing.T) {
-	f, err := parseFlags([]string{"--exclude", "a/*,b/*", "--exclude", "c:*"}, &bytes.Buffer{})
+	f, err := parseFlags([]string{"--dry-run", "--exclude", "a/*,b/*", "--exclude", "c:*"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,9 +64,27 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`requests to the repo before it was Ready: 0\n`),
 		regexp.MustCompile(`requests in all: +2 `),
 		regexp.MustCompile(`images kept: +7 still in the current list, 4 on the retain list, 0 excluded`),
+		// Removal on the two simulated nodes: each keeps what is unsafe to remove.
+		regexp.MustCompile(`state Removing: removing on 2 nodes`),
+		regexp.MustCompile(`harvester-node-0 +succeeded: removed 90, failed 0, kept in-use 1,`),
+		regexp.MustCompile(`harvester-node-1 +succeeded: removed 88, failed 0, kept not-present 1, pinned 1, still-needed 1,`),
+		regexp.MustCompile(`state Succeeded: 2 of 2 nodes succeeded`),
+		regexp.MustCompile(`image-cleanup-plan-completed: "true"`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestDemoDryRun stops at Planned and creates no Job.
+func TestDemoDryRun(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--demo", "--demo-outage", "0s", "--dry-run"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "state Planned") || strings.Contains(out, "Removing") || strings.Contains(out, "starts the remover") {
+		t.Errorf("a dry run went past Planned:\n%s", out)
 	}
 }

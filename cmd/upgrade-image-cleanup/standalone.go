@@ -44,7 +44,7 @@ func runStandalone(ctx context.Context, s standalone) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.kube.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upgrade-image-cleanup"})
 
-	c, err := cleanup.New(cleanup.Config{
+	cfg := cleanup.Config{
 		KubeClient:     s.kube,
 		DynamicClient:  s.dynamic,
 		EndpointSlices: slices,
@@ -53,11 +53,20 @@ func runStandalone(ctx context.Context, s standalone) error {
 		Clock:          s.clock,
 		Fetcher:        s.fetcher,
 		Options:        opts,
-	})
+	}
+	run := []cache.SharedIndexInformer{slices, upgrades}
+	if !s.flags.dryRun {
+		removal := s.flags.removal
+		cfg.Removal = &removal
+		cfg.Jobs = informers.NewJobInformer(s.kube, opts.Namespace, cleanup.RemovalSelector(), 0)
+		cfg.Nodes = informers.NewNodeInformer(s.kube, removal.NodeSelector, 0)
+		run = append(run, cfg.Jobs, cfg.Nodes)
+	}
+	c, err := cleanup.New(cfg)
 	if err != nil {
 		return fmt.Errorf("build controller: %w", err)
 	}
-	for _, inf := range []cache.SharedIndexInformer{slices, upgrades} {
+	for _, inf := range run {
 		go inf.Run(ctx.Done())
 	}
 	klog.FromContext(ctx).Info("Controller starting", "namespace", opts.Namespace, "selector", opts.Selector.String(), "repoAddress", opts.RepoAddress, "dryRun", s.flags.dryRun)

@@ -2,13 +2,19 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	clientworkqueue "k8s.io/client-go/util/workqueue"
@@ -46,6 +52,14 @@ type Options struct {
 	Queue workqueue.Settings
 }
 
+// logDetail is the verbosity of lines that explain a decision further; the
+// decisions themselves log at 0.
+const logDetail = 2
+
+// staleRetryDelay leaves the informer time to deliver the newer object that
+// made a write conflict; its watch event usually brings the key back sooner.
+const staleRetryDelay = time.Second
+
 // DefaultNamespace is where Harvester runs its upgrades and their repos.
 const DefaultNamespace = "harvester-system"
 
@@ -82,7 +96,15 @@ type Config struct {
 	Clock    clock.WithTicker
 	// Fetcher defaults to NewHTTPFetcher(DefaultFetcherOptions()).
 	Fetcher ListFetcher
-	// Executor defaults to DryRun.
+	// Removal, when set, removes planned images with one Job per node; it
+	// needs Jobs and Nodes. When nil, Executor is used (default DryRun).
+	Removal *RemovalOptions
+	// Jobs is an informer on Jobs; it may be shared, the controller looks
+	// only at its removal Jobs (RemovalSelector).
+	Jobs cache.SharedIndexInformer
+	// Nodes is an informer on Nodes.
+	Nodes cache.SharedIndexInformer
+	// Executor replaces the Job executor; tests use it.
 	Executor Executor
 	// MetricsProvider receives the workqueue's metrics; nil uses client-go's
 	// global provider.
@@ -104,6 +126,8 @@ type Controller struct {
 	executor Executor
 	recorder record.EventRecorder
 	opts     Options
+
+	registrations []registration
 
 	mu sync.Mutex
 	// failedIn holds, per upgrade in state Failed, the gate's Ready epoch it
@@ -128,6 +152,8 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("cleanup: Config.Clock is nil")
 	case cfg.Options.Selector == nil:
 		return nil, fmt.Errorf("cleanup: Options.Selector is nil")
+	case !cfg.Options.Policy.set:
+		return nil, fmt.Errorf("cleanup: Options.Policy is not set; build it with NewPolicy (DefaultOptions has Harvester's retain list)")
 	case cfg.Options.RepoAddress != RepoAddressEndpoint && cfg.Options.RepoAddress != RepoAddressService:
 		return nil, fmt.Errorf("cleanup: Options.RepoAddress %q is neither %q nor %q", cfg.Options.RepoAddress, RepoAddressEndpoint, RepoAddressService)
 	}
@@ -149,14 +175,54 @@ func New(cfg Config) (*Controller, error) {
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
 	}
+	if err := c.register(cfg); err != nil {
+		// Leave no queue goroutine and no handler on the caller's (possibly
+		// shared) informers behind.
+		q.ShutDown()
+		c.unregister()
+		return nil, err
+	}
 	if c.executor == nil {
 		c.executor = DryRun{}
 	}
-	c.gate, err = informers.NewGate(cfg.EndpointSlices, cfg.Options.Namespace, cfg.Options.Selector, c.queue.Add)
+	return c, nil
+}
+
+// registration is a handler the controller added to a caller's informer.
+type registration struct {
+	informer cache.SharedIndexInformer
+	handle   cache.ResourceEventHandlerRegistration
+}
+
+// handle registers h on inf and makes Run wait until h has seen inf's
+// initial list.
+func (c *Controller) handle(inf cache.SharedIndexInformer, what string, h cache.ResourceEventHandler) error {
+	reg, err := inf.AddEventHandler(h)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("register %s handler: %w", what, err)
 	}
-	reg, err := cfg.Upgrades.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.registrations = append(c.registrations, registration{inf, reg})
+	c.synced = append(c.synced, reg.HasSynced)
+	return nil
+}
+
+func (c *Controller) unregister() {
+	for _, r := range c.registrations {
+		_ = r.informer.RemoveEventHandler(r.handle)
+	}
+	c.registrations = nil
+}
+
+func (c *Controller) register(cfg Config) error {
+	gate, err := informers.NewGate(cfg.Options.Namespace, cfg.Options.Selector, c.queue.Add, cfg.EndpointSlices)
+	if err != nil {
+		return err
+	}
+	c.gate = gate
+	if err := c.handle(cfg.EndpointSlices, "EndpointSlice", gate.Handler()); err != nil {
+		return err
+	}
+	err = c.handle(cfg.Upgrades, "Upgrade", cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueueUpgrade,
 		// Resyncs of unchanged Upgrades are kept on purpose: they bring back
 		// keys dropped after their retries, so nothing is lost for good.
@@ -164,10 +230,76 @@ func New(cfg Config) (*Controller, error) {
 		DeleteFunc: c.enqueueUpgrade,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("register Upgrade handler: %w", err)
+		return err
 	}
-	c.synced = []cache.InformerSynced{c.gate.HasSynced, reg.HasSynced}
-	return c, nil
+	if c.executor == nil && cfg.Removal != nil {
+		return c.registerRemoval(cfg)
+	}
+	return nil
+}
+
+// registerRemoval builds the Job executor and watches Jobs and Nodes: a Job
+// that changes brings its upgrade back, and so does a node that joins or
+// leaves while a removal is under way.
+func (c *Controller) registerRemoval(cfg Config) error {
+	if cfg.Jobs == nil || cfg.Nodes == nil {
+		return fmt.Errorf("cleanup: Config.Removal needs Config.Jobs and Config.Nodes")
+	}
+	if err := cfg.Removal.Validate(); err != nil {
+		return err
+	}
+	c.executor = &jobExecutor{
+		kube:  c.kube,
+		nodes: corelisters.NewNodeLister(cfg.Nodes.GetIndexer()),
+		jobs:  batchlisters.NewJobLister(cfg.Jobs.GetIndexer()),
+		opts:  *cfg.Removal,
+	}
+	err := c.handle(cfg.Jobs, "Job", cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueJobUpgrade,
+		UpdateFunc: func(_, cur any) { c.enqueueJobUpgrade(cur) },
+		DeleteFunc: c.enqueueJobUpgrade,
+	})
+	if err != nil {
+		return err
+	}
+	return c.handle(cfg.Nodes, "Node", cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.enqueueRemovals() },
+		UpdateFunc: func(old, cur any) { c.nodeChanged(old, cur, cfg.Removal.NodeSelector) },
+		DeleteFunc: func(any) { c.enqueueRemovals() },
+	})
+}
+
+func (c *Controller) enqueueJobUpgrade(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	j, ok := obj.(*batchv1.Job)
+	if !ok || !RemovalSelector().Matches(labels.Set(j.Labels)) || j.Labels[informers.UpgradeLabel] == "" {
+		return
+	}
+	c.queue.Add(cache.ObjectName{Namespace: j.Namespace, Name: j.Labels[informers.UpgradeLabel]})
+}
+
+// nodeChanged reacts only to what changes the target set: the node's labels
+// (selector) and its deletion. Status heartbeats, every few seconds per node,
+// are dropped here.
+func (c *Controller) nodeChanged(old, cur any, sel labels.Selector) {
+	o, ok1 := old.(*corev1.Node)
+	n, ok2 := cur.(*corev1.Node)
+	if ok1 && ok2 && sel.Matches(labels.Set(o.Labels)) == sel.Matches(labels.Set(n.Labels)) &&
+		(o.DeletionTimestamp == nil) == (n.DeletionTimestamp == nil) {
+		return
+	}
+	c.enqueueRemovals()
+}
+
+// enqueueRemovals enqueues every upgrade whose removal is planned or running.
+func (c *Controller) enqueueRemovals() {
+	for _, u := range c.upgrades.List(c.opts.Namespace) {
+		if s := State(u.Annotations[StateAnnotation]); s == StatePlanned || s == StateRemoving {
+			c.queue.Add(u.Key())
+		}
+	}
 }
 
 func (c *Controller) enqueueUpgrade(obj any) {
@@ -189,7 +321,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer c.queue.ShutDown()
 	logger.Info("Waiting for informer caches")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("cleanup: caches did not sync: %w", context.Cause(ctx))
+		// Only a stop ends the wait: a clean shutdown, if an early one.
+		logger.Info("Stopped before the informer caches synced")
+		return nil
 	}
 	logger.Info("Starting workers", "workers", workers)
 	var wg sync.WaitGroup
@@ -219,6 +353,13 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	switch {
 	case err == nil:
 		c.queue.Forget(key)
+	case ctx.Err() != nil:
+		// Shutting down: the queue takes no more items; a restart re-reads all.
+	case errors.Is(err, errStale):
+		// Not a failure: decide again once the cache has the newer object,
+		// keeping the retry count a fetch failure may have used.
+		logger.V(logDetail).Info("Upgrade changed since it was read; syncing again")
+		c.queue.AddAfter(key, staleRetryDelay)
 	case attempt < c.opts.Queue.MaxRetries:
 		logger.Info("Sync failed; retrying with backoff", "attempt", attempt+1, "err", err)
 		c.queue.AddRateLimited(key)

@@ -710,11 +710,51 @@ func TestStaleCacheConflictChangesNothing(t *testing.T) {
 		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "harvesterhci.io", Resource: "upgrades"}, testUpgrade, errors.New("modified"))
 	})
 	f.waitRepoReady(false)
-	if err := f.syncNow(); err != nil {
-		t.Fatalf("sync = %v; a conflict waits for the newer object's event", err)
-	}
+	f.settle()
+	f.c.queue.Add(testKey)
+	f.c.processNextItem(f.ctx)
 	if ev := f.events(); len(ev) != 0 {
 		t.Errorf("events %v emitted for a state that was not recorded", ev)
+	}
+	if n := f.c.queue.NumRequeues(testKey); n != 0 {
+		t.Errorf("NumRequeues = %d: a stale cache is not a failure", n)
+	}
+	// The key comes back by itself once the cache can have caught up.
+	f.waitFor("the key to come back", func() bool {
+		if f.c.queue.Len() > 0 {
+			return true
+		}
+		f.clock.Step(100 * time.Millisecond)
+		return false
+	})
+}
+
+// A conflict on the write that records Failed must not hand the upgrade a
+// fresh retry budget: one more attempt, then Failed.
+func TestConflictOnFailedKeepsTheRetryBudget(t *testing.T) {
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
+	f.fetcher.respond = func(int, string) error { return errors.New("connection reset by peer") }
+	conflicted := false
+	f.dyn.PrependReactor("patch", "upgrades", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if !conflicted && strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), string(StateFailed)) {
+			conflicted = true
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "harvesterhci.io", Resource: "upgrades"}, testUpgrade, errors.New("modified"))
+		}
+		return false, nil, nil
+	})
+	f.waitRepoReady(true)
+	maxRetries := f.c.opts.Queue.MaxRetries
+	for f.state() != StateFailed {
+		if n := len(f.fetcher.recorded()); n > maxRetries+2 {
+			t.Fatalf("%d fetches: the conflict reset the retry budget", n)
+		}
+		f.next()
+	}
+	if !conflicted {
+		t.Fatal("the Failed write never conflicted")
+	}
+	if n := len(f.fetcher.recorded()); n != maxRetries+2 {
+		t.Errorf("fetches = %d, want %d (the budget plus one attempt after the conflict)", n, maxRetries+2)
 	}
 }
 

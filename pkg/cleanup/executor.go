@@ -27,6 +27,8 @@ type PlanRef struct {
 type Outcome struct {
 	State   State
 	Message string
+	// Annotations are written on the Upgrade in the same patch as the state.
+	Annotations map[string]string
 }
 
 // DryRun is the Executor that removes nothing: the cleanup stops at Planned,

@@ -54,6 +54,9 @@ type Plan struct {
 type Policy struct {
 	retain  []string
 	exclude []string
+	// set tells a Policy from NewPolicy from the zero value, which would
+	// keep nothing, not even the upgrade image.
+	set bool
 }
 
 // NewPolicy checks retain entries (repository paths such as rancher/x; they
@@ -61,7 +64,7 @@ type Policy struct {
 // patterns (path.Match globs, matched against the full reference,
 // docker.io/rancher/x:1, and its short form, rancher/x:1).
 func NewPolicy(retain, exclude []string) (Policy, error) {
-	var p Policy
+	p := Policy{set: true}
 	for _, r := range retain {
 		named, err := reference.ParseNormalizedNamed(r)
 		if err != nil || !reference.IsNameOnly(named) {

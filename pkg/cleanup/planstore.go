@@ -99,8 +99,8 @@ type foreignPlanError struct {
 }
 
 func (e *foreignPlanError) Error() string {
-	return fmt.Sprintf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it: delete it to let the plan be written",
-		e.namespace, e.name, e.upgrade.Name, e.upgrade.UID)
+	return fmt.Sprintf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it: delete it, then remove the annotation %s to plan again",
+		e.namespace, e.name, e.upgrade.Name, e.upgrade.UID, StateAnnotation)
 }
 
 // writePlan creates the plan ConfigMap. A plan is written once: if another
@@ -113,7 +113,10 @@ func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan)
 	created, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Create(ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := c.existingPlan(ctx, u)
-		if gerr != nil || existing == nil {
+		if gerr != nil {
+			return nil, gerr
+		}
+		if existing == nil { // created and deleted again in between
 			return nil, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 		}
 		return existing, nil

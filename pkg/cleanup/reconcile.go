@@ -47,8 +47,7 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return c.execute(ctx, u)
 	}
 	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
-		_, err := c.setState(ctx, u, StateFailed, "cannot fetch image lists: "+err.Error())
-		return err
+		return c.setState(ctx, u, StateFailed, "cannot fetch image lists: "+err.Error())
 	}
 
 	ready, epoch, err := c.gate.Readiness(key)
@@ -64,26 +63,20 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		if state == StateFailed {
 			msg = "re-armed after failure, waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
 		}
-		_, err := c.setState(ctx, u, StateWaitingForRepo, msg)
-		return err
+		return c.setState(ctx, u, StateWaitingForRepo, msg)
 	}
 
 	// A plan already written (restart after writing it, or a stale cache)
 	// stands: fetching again could only make a second, different plan.
 	cm, err := c.existingPlan(ctx, u)
-	var foreign *foreignPlanError
 	switch {
-	case errors.As(err, &foreign):
-		_, err := c.setState(ctx, u, StateFailed, err.Error())
-		return err
 	case err != nil:
-		return err
+		return c.planFailed(ctx, u, err)
 	case cm != nil:
-		_, err := c.setState(ctx, u, StatePlanned, planMessage(cm))
-		return err
+		return c.setState(ctx, u, StatePlanned, planMessage(cm))
 	}
 
-	target := c.target(u, ready)
+	target := c.target(u, ready, attempt)
 	previous, current, err := c.fetchLists(ctx, target, u.PreviousVersion)
 	if err != nil {
 		return c.fetchFailed(ctx, u, epoch, attempt, err)
@@ -92,10 +85,19 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 	plan := ComputePlan(previous, current, c.opts.Policy)
 	cm, err = c.writePlan(ctx, u, plan)
 	if err != nil {
-		return err
+		return c.planFailed(ctx, u, err)
 	}
-	logger.Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", target.BaseURL)
-	_, err = c.setState(ctx, u, StatePlanned, planMessage(cm))
+	logger.V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", target.BaseURL)
+	return c.setState(ctx, u, StatePlanned, planMessage(cm))
+}
+
+// planFailed records Failed when the plan's place is taken by a ConfigMap the
+// Upgrade does not own; any other error is retried.
+func (c *Controller) planFailed(ctx context.Context, u informers.Upgrade, err error) error {
+	var foreign *foreignPlanError
+	if errors.As(err, &foreign) {
+		return c.setState(ctx, u, StateFailed, err.Error())
+	}
 	return err
 }
 
@@ -115,8 +117,7 @@ func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch
 	switch {
 	case !now.Ready():
 		logger.Info("Fetch failed after the repo went not ready; waiting for Ready", "err", fetchErr)
-		_, err := c.setState(ctx, u, StateWaitingForRepo, "repo went not ready during the fetch: "+fetchErr.Error())
-		return err
+		return c.setState(ctx, u, StateWaitingForRepo, "repo went not ready during the fetch: "+fetchErr.Error())
 	case nowEpoch != epoch:
 		// The repo went away and came back during the fetch: a new Ready
 		// phase with a fresh retry budget (the worker forgets the count).
@@ -126,8 +127,11 @@ func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch
 	case attempt < c.opts.Queue.MaxRetries:
 		return fmt.Errorf("fetch image lists while the repo is Ready: %w", fetchErr)
 	}
-	c.recordFailure(u.Key(), epoch)
-	_, err = c.setState(ctx, u, StateFailed, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", attempt+1, fetchErr))
+	err = c.setState(ctx, u, StateFailed, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", attempt+1, fetchErr))
+	if err == nil {
+		// Only a failure that is on the Upgrade is pinned to this Ready phase.
+		c.recordFailure(u.Key(), epoch)
+	}
 	return err
 }
 
@@ -145,14 +149,15 @@ func (c *Controller) fetchLists(ctx context.Context, t Target, previousVersion s
 	return previous, current, nil
 }
 
-// target picks where to dial: the first Ready endpoint (the order is
-// deterministic), or the Service's DNS name.
-func (c *Controller) target(u informers.Upgrade, r informers.Readiness) Target {
+// target picks where to dial: a Ready endpoint, the next one on each retry so
+// that one dead endpoint among several Ready ones does not take every
+// attempt; or the Service's DNS name.
+func (c *Controller) target(u informers.Upgrade, r informers.Readiness, attempt int) Target {
 	svc := informers.RepoServicePrefix + u.Name + "." + u.Namespace
 	if c.opts.RepoAddress == RepoAddressService {
 		return Target{BaseURL: "http://" + svc}
 	}
-	ep := r.Endpoints[0]
+	ep := r.Endpoints[attempt%len(r.Endpoints)]
 	return Target{BaseURL: "http://" + net.JoinHostPort(ep.Address, strconv.Itoa(int(ep.Port))), Host: svc}
 }
 
@@ -165,8 +170,7 @@ func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 	if out.State == "" {
 		return nil
 	}
-	_, err = c.setState(ctx, u, out.State, out.Message)
-	return err
+	return c.record(ctx, u, out)
 }
 
 func (c *Controller) recordFailure(key workqueue.Key, epoch uint64) {

@@ -2,11 +2,12 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/errors"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -36,11 +37,16 @@ type State string
 
 // The states, in the order a cleanup normally passes them.
 const (
+	// StateWaitingForRepo: the upgrade is complete, its repo has no Ready endpoint.
 	StateWaitingForRepo State = "WaitingForRepo"
-	StatePlanned        State = "Planned"
-	StateRemoving       State = "Removing"
-	StateSucceeded      State = "Succeeded"
-	StateFailed         State = "Failed"
+	// StatePlanned: the plan ConfigMap is written.
+	StatePlanned State = "Planned"
+	// StateRemoving: removal Jobs run on the nodes.
+	StateRemoving State = "Removing"
+	// StateSucceeded: enough nodes removed the plan; nothing more is done.
+	StateSucceeded State = "Succeeded"
+	// StateFailed: the message says why; see the README for what re-arms it.
+	StateFailed State = "Failed"
 )
 
 // maxMessage bounds the message annotation; error chains from HTTP can be long.
@@ -51,34 +57,45 @@ const maxMessage = 1024
 // update, because Harvester's controller writes the same object. The patch
 // carries the resourceVersion the decision was made on, so a decision taken
 // on a stale cache fails with a conflict instead of overwriting a newer state;
-// the newer object's watch event brings the key back. It returns conflict
-// true in that case.
-func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State, msg string) (conflict bool, err error) {
+// the key comes back once the cache has caught up (errStale).
+func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State, msg string) error {
+	return c.record(ctx, u, Outcome{State: s, Message: msg})
+}
+
+// errStale says a write was refused because the cache was behind: the sync
+// is repeated on fresh state, without spending a retry.
+var errStale = errors.New("upgrade changed since it was read")
+
+// record is setState with further annotations written in the same patch, so
+// a reader never sees a final state without its summary.
+func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome) error {
+	s, msg := o.State, o.Message
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage-3] + "..."
 	}
 	cur := State(u.Annotations[StateAnnotation])
 	if cur == s && (s == StateWaitingForRepo || u.Annotations[MessageAnnotation] == msg) {
-		return false, nil
+		return nil
 	}
-	meta := map[string]any{
-		"annotations": map[string]string{StateAnnotation: string(s), MessageAnnotation: msg},
+	annotations := map[string]string{StateAnnotation: string(s), MessageAnnotation: msg}
+	for k, v := range o.Annotations {
+		annotations[k] = v
 	}
+	meta := map[string]any{"annotations": annotations}
 	if u.ResourceVersion != "" {
 		meta["resourceVersion"] = u.ResourceVersion
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": meta})
 	if err != nil {
-		return false, fmt.Errorf("encode state patch: %w", err)
+		return fmt.Errorf("encode state patch: %w", err)
 	}
 	_, err = c.dynamic.Resource(informers.UpgradeGVR).Namespace(u.Namespace).
 		Patch(ctx, u.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if errors.IsConflict(err) {
-		klog.FromContext(ctx).V(2).Info("Upgrade changed since it was read; waiting for its update", "state", s)
-		return true, nil
+	if apierrors.IsConflict(err) {
+		return errStale
 	}
 	if err != nil {
-		return false, fmt.Errorf("record state %s on upgrade %s/%s: %w", s, u.Namespace, u.Name, err)
+		return fmt.Errorf("record state %s on upgrade %s/%s: %w", s, u.Namespace, u.Name, err)
 	}
 	klog.FromContext(ctx).Info("Cleanup state changed", "from", cur, "to", s, "message", msg)
 	eventType := corev1.EventTypeNormal
@@ -86,7 +103,7 @@ func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State,
 		eventType = corev1.EventTypeWarning
 	}
 	c.recorder.Event(upgradeRef(u), eventType, "ImageCleanup"+string(s), msg)
-	return false, nil
+	return nil
 }
 
 // upgradeRef names the Upgrade for events and owner references.

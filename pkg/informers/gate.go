@@ -17,7 +17,6 @@ import (
 // even when the queue folds the not-ready event into the ready one.
 type Gate struct {
 	lister    discoverylisters.EndpointSliceLister
-	synced    cache.InformerSynced
 	namespace string
 	selector  labels.Selector
 	onChange  func(cache.ObjectName)
@@ -32,34 +31,33 @@ type observation struct {
 	epoch uint64
 }
 
-// NewGate registers the gate's handlers on slices, an EndpointSlice informer
-// that the caller starts and stops (it may be shared with other controllers and
-// need not be filtered: the gate applies namespace and selector itself).
-// namespace "" means all namespaces. onChange receives the key
-// (namespace/name) of the Upgrade whose repo readiness changed; it must not
-// block, so hand it a queue's Add.
-func NewGate(slices cache.SharedIndexInformer, namespace string, selector labels.Selector, onChange func(cache.ObjectName)) (*Gate, error) {
-	g := &Gate{
+// NewGate reads the EndpointSlices in the cache of slices, an informer the
+// caller starts and stops (it may be shared and need not be filtered: the gate
+// applies namespace and selector itself). namespace "" means all namespaces.
+// onChange receives the key (namespace/name) of the Upgrade whose repo
+// readiness changed; it must not block, so hand it a queue's Add. The gate
+// sees changes once Handler is registered on slices.
+func NewGate(namespace string, selector labels.Selector, onChange func(cache.ObjectName), slices cache.SharedIndexInformer) (*Gate, error) {
+	if selector == nil {
+		return nil, fmt.Errorf("gate: selector is nil")
+	}
+	return &Gate{
 		lister:    discoverylisters.NewEndpointSliceLister(slices.GetIndexer()),
 		namespace: namespace,
 		selector:  selector,
 		onChange:  onChange,
 		observed:  map[cache.ObjectName]observation{},
-	}
-	reg, err := slices.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	}, nil
+}
+
+// Handler is the gate's EndpointSlice event handler.
+func (g *Gate) Handler() cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { g.sliceChanged(nil, obj, false) },
 		UpdateFunc: func(old, cur any) { g.sliceChanged(old, cur, false) },
 		DeleteFunc: func(obj any) { g.sliceChanged(nil, obj, true) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("register EndpointSlice handler: %w", err)
 	}
-	g.synced = reg.HasSynced
-	return g, nil
 }
-
-// HasSynced reports whether the gate has seen the informer's initial list.
-func (g *Gate) HasSynced() bool { return g.synced() }
 
 // Readiness returns the current readiness of the repo of upgrade key, read
 // from the informer's cache, and the number of not-ready → ready transitions

@@ -81,13 +81,17 @@ func newGateFixture(t *testing.T, newInformer func(kubernetes.Interface) cache.S
 		f.create(s)
 	}
 	inf := newInformer(f.client)
-	gate, err := informers.NewGate(inf, repoNamespace, repoSelector, f.rec.add)
+	gate, err := informers.NewGate(repoNamespace, repoSelector, f.rec.add, inf)
 	if err != nil {
 		t.Fatalf("NewGate: %v", err)
 	}
+	reg, err := inf.AddEventHandler(gate.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.gate = gate
 	go inf.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, gate.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, reg.HasSynced) {
 		t.Fatal("informer did not sync")
 	}
 	return f
@@ -274,7 +278,7 @@ func TestGateReadinessMergesSlicesFromCache(t *testing.T) {
 	// The gate reads the cache, which may hold all three slices by the time
 	// the first event is handled: how many onChange calls the initial list
 	// makes is not fixed, only the final answer is. The fixture waited for
-	// gate.HasSynced, so every call for the initial list has been made.
+	// the handler's HasSynced, so every call for the initial list has been made.
 	f := newGateFixture(t, filteredInformer, a, b, c)
 	f.expectReadiness(key, []informers.Endpoint{
 		{Address: "10.52.0.16", Port: 80},
@@ -372,15 +376,19 @@ func TestGateSeesAFlapTheCacheAlreadyPassed(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	rec := &keyRecorder{}
-	gate, err := informers.NewGate(inf, repoNamespace, repoSelector, func(k cache.ObjectName) {
+	gate, err := informers.NewGate(repoNamespace, repoSelector, func(k cache.ObjectName) {
 		once.Do(func() { <-release }) // the handler lags on its first event
 		rec.add(k)
-	})
+	}, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := inf.AddEventHandler(gate.Handler())
 	if err != nil {
 		t.Fatal(err)
 	}
 	go inf.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, gate.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, reg.HasSynced) {
 		t.Fatal("informer did not sync")
 	}
 	key := upgradeKey("hvst-upgrade-abc")

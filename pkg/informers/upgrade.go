@@ -110,3 +110,25 @@ func (l UpgradeLister) Get(key cache.ObjectName) (u Upgrade, found bool, err err
 	}
 	return u, true, nil
 }
+
+// List returns the well-formed Upgrades in namespace ("" for all); malformed
+// objects are left out, as Get would refuse them.
+func (l UpgradeLister) List(namespace string) []Upgrade {
+	var objs []any
+	if namespace == "" {
+		objs = l.indexer.List()
+	} else {
+		objs, _ = l.indexer.ByIndex(cache.NamespaceIndex, namespace)
+	}
+	var out []Upgrade
+	for _, o := range objs {
+		un, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		if u, err := UpgradeFromUnstructured(un); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}

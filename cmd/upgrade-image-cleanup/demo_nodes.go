@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+)
+
+// The demo's two nodes. Node 0 still runs a container of one old image;
+// node 1 pins one and has another old image tagged again under a name the
+// plan does not know: the remover must keep all three.
+var demoNodeNames = []string{"harvester-node-0", "harvester-node-1"}
+
+const (
+	demoInUse     = "docker.io/rancher/harvester-eventrouter:v0.3.3" // in both lists: never planned
+	demoRunning   = "docker.io/rancher/kubectl:v1.29.9"
+	demoPinned    = "docker.io/rancher/shell:v0.2.2"
+	demoRetagged  = "docker.io/rancher/fleet-agent:v0.10.4"
+	demoLocalTag  = "registry.local/ops/fleet-agent:pinned-by-ops"
+	demoNotPulled = "quay.io/jetstack/cert-manager-cainjector:v1.15.3"
+)
+
+func demoNodeObjects() []runtime.Object {
+	var out []runtime.Object
+	for _, n := range demoNodeNames {
+		out = append(out, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"harvesterhci.io/managed": "true"}}})
+	}
+	return out
+}
+
+// demoNodes plays the Job controller and the kubelet of each node: for every
+// removal Job it runs the remover against that node's simulated runtime, then
+// writes the pod's termination message and the Job's Complete condition.
+type demoNodes struct {
+	kube     kubernetes.Interface
+	ns       string
+	tl       *timeline
+	runtimes map[string]*demoRuntime
+}
+
+func newDemoNodes(kube kubernetes.Interface, ns string, tl *timeline) *demoNodes {
+	d := &demoNodes{kube: kube, ns: ns, tl: tl, runtimes: map[string]*demoRuntime{}}
+	for i, n := range demoNodeNames {
+		d.runtimes[n] = newDemoRuntime(i)
+	}
+	return d
+}
+
+func (d *demoNodes) run(ctx context.Context) {
+	w, err := d.kube.BatchV1().Jobs(d.ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		d.tl.printf("simulated nodes: watch Jobs: %v", err)
+		return
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		j, ok := ev.Object.(*batchv1.Job)
+		if ev.Type != watch.Added || !ok {
+			continue
+		}
+		if err := d.runJob(ctx, j); err != nil {
+			d.tl.printf("simulated node %s: %v", j.Spec.Template.Spec.NodeName, err)
+		}
+	}
+}
+
+func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
+	node := j.Spec.Template.Spec.NodeName
+	rt, ok := d.runtimes[node]
+	if !ok {
+		return fmt.Errorf("job %s is bound to unknown node %q", j.Name, node)
+	}
+	cmName := j.Spec.Template.Spec.Volumes[0].ConfigMap.Name
+	cm, err := d.kube.CoreV1().ConfigMaps(d.ns).Get(ctx, cmName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	plan, err := imagelist.Parse(strings.NewReader(cm.Data[cleanup.PlanKey]), cmName)
+	if err != nil {
+		return err
+	}
+	d.tl.printf("node %s: Job %s starts the remover (%d images planned, %d on the node)", node, j.Name, len(plan), len(rt.images))
+	report, err := remover.Run(ctx, rt, plan, remover.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	msg, err := report.Result.TerminationMessage()
+	if err != nil {
+		return err
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-7xk2q", Namespace: d.ns, Labels: map[string]string{batchv1.JobNameLabel: j.Name}},
+		Spec:       j.Spec.Template.Spec,
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
+			Name:  j.Spec.Template.Spec.Containers[0].Name,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: string(msg)}},
+		}}},
+	}
+	if _, err := d.kube.CoreV1().Pods(d.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	j = j.DeepCopy()
+	j.Status.Succeeded = 1
+	j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "Completed"})
+	if _, err := d.kube.BatchV1().Jobs(d.ns).UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	d.tl.printf("node %s: %s", node, describeResult(report.Result))
+	return nil
+}
+
+func describeResult(r remover.Result) string {
+	var skipped []string
+	for _, reason := range slices.Sorted(maps.Keys(r.Skipped)) {
+		skipped = append(skipped, fmt.Sprintf("%s %d", reason, r.Skipped[reason]))
+	}
+	return fmt.Sprintf("removed %d, failed %d, kept %s, %.1f GB reclaimed", r.Removed, r.Failed, strings.Join(skipped, ", "), float64(r.BytesReclaimed)/1e9)
+}
+
+// printRemoval prints the per-node results from the summary annotation.
+func printRemoval(out io.Writer, annotations map[string]string) error {
+	var s cleanup.Summary
+	if err := json.Unmarshal([]byte(annotations[cleanup.SummaryAnnotation]), &s); err != nil {
+		return fmt.Errorf("read %s: %w", cleanup.SummaryAnnotation, err)
+	}
+	fmt.Fprintf(out, "  removal, from annotation %s:\n", cleanup.SummaryAnnotation)
+	for _, n := range s.Nodes {
+		line := n.Outcome
+		if n.Result != nil {
+			line += ": " + describeResult(*n.Result)
+		}
+		fmt.Fprintf(out, "    %-18s %s\n", n.Node, line)
+	}
+	fmt.Fprintf(out, "  %s: %q (Harvester may now delete the repo)\n", cleanup.HarvesterDoneAnnotation, annotations[cleanup.HarvesterDoneAnnotation])
+	return nil
+}
+
+// demoRuntime is one node's container runtime, in memory.
+type demoRuntime struct {
+	mu         sync.Mutex
+	images     map[string]remover.Image
+	containers []remover.Container
+}
+
+// newDemoRuntime holds both versions' images, as a node does right after an
+// upgrade, plus the few cases the remover must keep.
+func newDemoRuntime(node int) *demoRuntime {
+	rt := &demoRuntime{images: map[string]remover.Image{}}
+	for _, v := range []string{demoPrevious, cleanup.CurrentVersion} {
+		b, err := demoLists.ReadFile("testdata/images-lists-archive/" + v + "/image_list_all.txt")
+		if err != nil {
+			panic(err) // embedded at build time
+		}
+		for _, ref := range strings.Fields(string(b)) {
+			if node == 1 && ref == demoNotPulled {
+				continue
+			}
+			id := demoImageID(ref)
+			rt.images[id] = remover.Image{ID: id, RepoTags: []string{ref}, Size: 20e6 + uint64(fnvSum(ref)%400)*1e6}
+		}
+	}
+	use := func(ref string) {
+		rt.containers = append(rt.containers, remover.Container{ID: fmt.Sprintf("ctr-%d", len(rt.containers)), ImageRef: demoImageID(ref), Image: ref})
+	}
+	use(demoInUse)
+	if node == 0 {
+		use(demoRunning)
+	} else {
+		pinned := rt.images[demoImageID(demoPinned)]
+		pinned.Pinned = true
+		rt.images[pinned.ID] = pinned
+		retagged := rt.images[demoImageID(demoRetagged)]
+		retagged.RepoTags = append(retagged.RepoTags, demoLocalTag)
+		rt.images[retagged.ID] = retagged
+	}
+	return rt
+}
+
+func demoImageID(ref string) string { return fmt.Sprintf("sha256:%064x", fnvSum(ref)) }
+
+func fnvSum(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
+}
+
+func (r *demoRuntime) ListImages(context.Context) ([]remover.Image, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(maps.Values(r.images)), nil
+}
+
+func (r *demoRuntime) ListContainers(context.Context) ([]remover.Container, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.containers), nil
+}
+
+func (r *demoRuntime) RemoveImage(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.images, id)
+	return nil
+}

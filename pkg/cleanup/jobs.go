@@ -1,0 +1,206 @@
+package cleanup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// RemovalOptions configure the removal of a plan on the nodes.
+type RemovalOptions struct {
+	// NodeSelector picks the nodes that get a Job.
+	NodeSelector labels.Selector
+	// RemoverImage is the image that runs cmd/image-remover.
+	RemoverImage string
+	// SocketPath is the container runtime's CRI socket on the node.
+	SocketPath string
+	// SuccessRatio is the share of nodes whose Job must succeed for the
+	// cleanup to be Succeeded.
+	SuccessRatio float64
+	// MatchOtherRegistries lets the remover match a planned image under
+	// another registry host (air-gapped registries rewrite the host).
+	MatchOtherRegistries bool
+	// PruneDangling also removes untagged, unused, unpinned images.
+	PruneDangling bool
+	// BackoffLimit, ActiveDeadline and TTLAfterFinished go to each Job.
+	BackoffLimit     int32
+	ActiveDeadline   time.Duration
+	TTLAfterFinished time.Duration
+}
+
+// DefaultNodeSelector matches the nodes Harvester manages, as its own cleanup Plan does.
+const DefaultNodeSelector = "harvesterhci.io/managed=true"
+
+// DefaultSocketPath is containerd's CRI socket on RKE2, which Harvester runs on.
+const DefaultSocketPath = "/run/k3s/containerd/containerd.sock"
+
+// DefaultRemovalOptions leave RemoverImage empty: there is no image to
+// guess, the caller must name one.
+//
+// The Job limits: the remover exits non-zero only when the runtime cannot be
+// reached or the plan cannot be read, so 2 retries cover a containerd
+// restarting after the upgrade without hiding a broken node; 30 minutes is
+// far beyond removing a few hundred images one by one; finished Jobs stay a
+// day so a person can read their logs.
+func DefaultRemovalOptions() RemovalOptions {
+	return RemovalOptions{
+		NodeSelector:         labels.SelectorFromSet(labels.Set{"harvesterhci.io/managed": "true"}),
+		SocketPath:           DefaultSocketPath,
+		SuccessRatio:         1.0,
+		MatchOtherRegistries: true,
+		BackoffLimit:         2,
+		ActiveDeadline:       30 * time.Minute,
+		TTLAfterFinished:     24 * time.Hour,
+	}
+}
+
+// Validate reports the first option that cannot work, naming its flag.
+func (o RemovalOptions) Validate() error {
+	switch {
+	case o.NodeSelector == nil:
+		return fmt.Errorf("--node-selector is missing")
+	case o.RemoverImage == "":
+		return fmt.Errorf("--remover-image is required to remove images (or use --dry-run)")
+	case !strings.HasPrefix(o.SocketPath, "/"):
+		return fmt.Errorf("--runtime-socket %q must be an absolute path on the node", o.SocketPath)
+	case o.SuccessRatio <= 0 || o.SuccessRatio > 1:
+		return fmt.Errorf("--success-ratio %v must be in (0, 1]", o.SuccessRatio)
+	case o.BackoffLimit < 0 || o.ActiveDeadline <= 0 || o.TTLAfterFinished < 0:
+		return fmt.Errorf("job limits: backoffLimit %d, activeDeadline %v, ttlAfterFinished %v must not be negative (deadline positive)", o.BackoffLimit, o.ActiveDeadline, o.TTLAfterFinished)
+	}
+	return nil
+}
+
+// Labels and paths of the removal Jobs.
+const (
+	// RemovalComponent is the harvesterhci.io/upgradeComponent value of the Jobs.
+	RemovalComponent = PlanComponent
+	// NodeAnnotation names the node a Job removes images on (node names may
+	// be longer than a label value).
+	NodeAnnotation = "harvesterhci.io/image-cleanup-node"
+
+	planMountPath   = "/etc/image-cleanup"
+	socketMountPath = "/run/cri/cri.sock"
+	removerName     = "image-remover"
+)
+
+// JobName is the name of upgrade's removal Job on node: at most 63
+// characters, readable, and unique per (upgrade, node) through a hash of
+// both, so an existing Job is found again and never duplicated.
+func JobName(upgrade, node string) string {
+	sum := sha256.Sum256([]byte(upgrade + "/" + node))
+	return fmt.Sprintf("%s-%s-%s", namePart(upgrade, 25), namePart(node, 25), hex.EncodeToString(sum[:])[:8])
+}
+
+// namePart makes s a DNS label fragment of at most n characters.
+func namePart(s string, n int) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	out := strings.Trim(string(b), "-")
+	if out == "" {
+		out = "x"
+	}
+	return out
+}
+
+// RemovalSelector selects every removal Job (for a label-filtered informer).
+func RemovalSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{informers.UpgradeComponentLabel: RemovalComponent})
+}
+
+// removalJob is the Job that removes plan's images on node. It is owned by
+// the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
+func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o RemovalOptions) *batchv1.Job {
+	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        JobName(u.Name, node),
+			Namespace:   u.Namespace,
+			Labels:      lbls,
+			Annotations: map[string]string{NodeAnnotation: node},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "v1", Kind: "ConfigMap", Name: plan.Name, UID: plan.UID, Controller: ptr.To(true),
+			}},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(o.BackoffLimit),
+			ActiveDeadlineSeconds:   ptr.To(int64(o.ActiveDeadline / time.Second)),
+			TTLSecondsAfterFinished: ptr.To(int32(o.TTLAfterFinished / time.Second)),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: lbls, Annotations: map[string]string{NodeAnnotation: node}},
+				Spec: corev1.PodSpec{
+					NodeName:                     node,
+					RestartPolicy:                corev1.RestartPolicyNever,
+					AutomountServiceAccountToken: ptr.To(false),
+					Tolerations:                  removalTolerations(),
+					Containers: []corev1.Container{{
+						Name:  removerName,
+						Image: o.RemoverImage,
+						Args: []string{
+							"--plan=" + planMountPath + "/" + PlanKey,
+							"--runtime-endpoint=unix://" + socketMountPath,
+							fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
+							fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "plan", MountPath: planMountPath, ReadOnly: true},
+							{Name: "cri-socket", MountPath: socketMountPath},
+						},
+						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+						},
+						// Root only to reach the root-owned socket; nothing else.
+						SecurityContext: &corev1.SecurityContext{
+							RunAsUser:                ptr.To[int64](0),
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "plan", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: plan.Name},
+						}}},
+						{Name: "cri-socket", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+							Path: o.SocketPath, Type: ptr.To(corev1.HostPathSocket),
+						}}},
+					},
+				},
+			},
+		},
+	}
+}
+
+// removalTolerations let the Job run where Harvester's own cleanup runs: on a
+// drained node (kubevirt.io/drain, unschedulable), on control-plane and etcd
+// nodes, and beside critical add-ons only.
+func removalTolerations() []corev1.Toleration {
+	return []corev1.Toleration{
+		{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists},
+		{Key: "kubevirt.io/drain", Operator: corev1.TolerationOpExists},
+		{Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+		{Key: "node-role.kubernetes.io/etcd", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	}
+}

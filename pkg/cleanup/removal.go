@@ -1,0 +1,314 @@
+package cleanup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+)
+
+// SummaryAnnotation holds the per-node results of a finished removal, as JSON.
+const SummaryAnnotation = "harvesterhci.io/image-cleanup-summary"
+
+// Node outcomes in the summary.
+const (
+	NodeSucceeded = "succeeded"
+	NodeFailed    = "failed"
+	// NodeLeft: the node stopped matching the selector (or was deleted)
+	// before its Job finished; it does not count toward the ratio.
+	NodeLeft = "left"
+)
+
+// NodeSummary is one node's line in the summary.
+type NodeSummary struct {
+	Node    string `json:"node"`
+	Outcome string `json:"outcome"`
+	Job     string `json:"job,omitempty"`
+	// Message says why a node failed, or that its result could not be read.
+	Message string          `json:"message,omitempty"`
+	Result  *remover.Result `json:"result,omitempty"`
+}
+
+// Summary is the value of SummaryAnnotation.
+type Summary struct {
+	Nodes []NodeSummary `json:"nodes"`
+	// Total adds up the nodes' results (FailedImages left out).
+	Total remover.Result `json:"total"`
+}
+
+// removalProgress is where each target node's Job stands.
+type removalProgress struct {
+	missing   []string // target nodes without a Job: create one
+	running   []string
+	finished  []*batchv1.Job
+	left      []string // nodes gone before their Job finished
+	targetted int      // nodes that count toward the ratio
+}
+
+// assessRemoval decides, from the target nodes and the upgrade's Jobs, which
+// Jobs to create and whether the removal is done. A node that joins gets a
+// Job; a node that leaves before its Job finished is not waited for; a Job
+// that finished on a node that has since left still counts.
+func assessRemoval(nodes []string, jobs []*batchv1.Job) removalProgress {
+	var p removalProgress
+	byNode := map[string]*batchv1.Job{}
+	for _, j := range jobs {
+		byNode[j.Spec.Template.Spec.NodeName] = j
+	}
+	isTarget := map[string]bool{}
+	for _, n := range nodes {
+		isTarget[n] = true
+	}
+	for _, n := range slices.Sorted(maps.Keys(isTarget)) {
+		j, ok := byNode[n]
+		switch {
+		case !ok:
+			p.missing = append(p.missing, n)
+		case jobFinished(j):
+			p.finished = append(p.finished, j)
+		default:
+			p.running = append(p.running, n)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		if isTarget[n] {
+			continue
+		}
+		if j := byNode[n]; jobFinished(j) {
+			p.finished = append(p.finished, j)
+		} else {
+			p.left = append(p.left, n)
+		}
+	}
+	p.targetted = len(p.missing) + len(p.running) + len(p.finished)
+	return p
+}
+
+func jobFinished(j *batchv1.Job) bool {
+	return jobCondition(j, batchv1.JobComplete) || jobCondition(j, batchv1.JobFailed)
+}
+
+func jobCondition(j *batchv1.Job, t batchv1.JobConditionType) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// jobExecutor removes a plan by running one Job per target node and reads
+// each node's result from its Job's pod.
+type jobExecutor struct {
+	kube  kubernetes.Interface
+	nodes corelisters.NodeLister
+	jobs  batchlisters.JobLister
+	opts  RemovalOptions
+}
+
+// Execute creates the Jobs that are missing and, once every node's Job has
+// finished, reports Succeeded or Failed with the summary.
+func (e *jobExecutor) Execute(ctx context.Context, u informers.Upgrade, plan PlanRef) (Outcome, error) {
+	logger := klog.FromContext(ctx)
+	cm, err := e.kube.CoreV1().ConfigMaps(plan.Namespace).Get(ctx, plan.ConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return Outcome{State: StateFailed, Message: fmt.Sprintf("plan ConfigMap %s/%s is gone; delete the state annotation to plan again", plan.Namespace, plan.ConfigMap)}, nil
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("get plan ConfigMap: %w", err)
+	}
+	nodes, err := e.nodes.List(e.opts.NodeSelector)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("list nodes: %w", err)
+	}
+	var names []string
+	for _, n := range nodes {
+		if n.DeletionTimestamp == nil {
+			names = append(names, n.Name)
+		}
+	}
+	jobs, err := e.jobs.Jobs(u.Namespace).List(labels.SelectorFromSet(labels.Set{
+		informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent,
+	}))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("list removal Jobs: %w", err)
+	}
+	p := assessRemoval(names, jobs)
+	if p.targetted == 0 {
+		return Outcome{State: StateFailed, Message: fmt.Sprintf("no node matches the node selector %q; nothing can be removed", e.opts.NodeSelector)}, nil
+	}
+	for _, n := range p.missing {
+		job := removalJob(u, cm, n, e.opts)
+		_, err := e.kube.BatchV1().Jobs(u.Namespace).Create(ctx, job, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			continue // the cache was behind; the existing Job stands
+		}
+		if err != nil {
+			return Outcome{}, fmt.Errorf("create Job %s for node %s: %w", job.Name, n, err)
+		}
+		logger.Info("Removal Job created", "job", job.Name, "node", n)
+	}
+	if len(p.missing) > 0 || len(p.running) > 0 {
+		return Outcome{State: StateRemoving, Message: fmt.Sprintf("removing on %d nodes: %d finished, %d running",
+			p.targetted, len(p.finished), len(p.missing)+len(p.running))}, nil
+	}
+	s := Summary{}
+	for _, j := range p.finished {
+		s.Nodes = append(s.Nodes, e.nodeSummary(ctx, j))
+	}
+	for _, n := range p.left {
+		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: JobName(u.Name, n)})
+	}
+	return summarize(s, e.opts.SuccessRatio)
+}
+
+// nodeSummary reads one finished Job's outcome, and its remover's result
+// from the termination message of the Job's last pod.
+func (e *jobExecutor) nodeSummary(ctx context.Context, j *batchv1.Job) NodeSummary {
+	ns := NodeSummary{Node: j.Spec.Template.Spec.NodeName, Job: j.Name, Outcome: NodeSucceeded}
+	if !jobCondition(j, batchv1.JobComplete) {
+		ns.Outcome = NodeFailed
+		ns.Message = jobFailureMessage(j)
+	}
+	r, err := e.podResult(ctx, j)
+	if err != nil {
+		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
+		return ns
+	}
+	ns.Result = r
+	return ns
+}
+
+func jobFailureMessage(j *batchv1.Job) string {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	return "job failed"
+}
+
+func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.Result, error) {
+	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
+	if j.Spec.Selector != nil {
+		s, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("job %s selector: %w", j.Name, err)
+		}
+		sel = s
+	}
+	pods, err := e.kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list pods of job %s: %w", j.Name, err)
+	}
+	// The newest pod that terminated with a message speaks for the Job.
+	sort.Slice(pods.Items, func(a, b int) bool {
+		return pods.Items[b].CreationTimestamp.Before(&pods.Items[a].CreationTimestamp)
+	})
+	for _, pod := range pods.Items {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name != removerName || cs.State.Terminated == nil || cs.State.Terminated.Message == "" {
+				continue
+			}
+			r, err := remover.ParseResult([]byte(cs.State.Terminated.Message))
+			if err != nil {
+				return nil, fmt.Errorf("pod %s: %w", pod.Name, err)
+			}
+			return &r, nil
+		}
+	}
+	return nil, fmt.Errorf("no result: no pod of job %s left a termination message", j.Name)
+}
+
+// summarize turns the nodes' summaries into the final Outcome: Succeeded
+// when the share of counted nodes that succeeded reaches ratio, else Failed.
+func summarize(s Summary, ratio float64) (Outcome, error) {
+	succeeded, counted := 0, 0
+	skipped := map[remover.Reason]int{}
+	for _, n := range s.Nodes {
+		if n.Outcome != NodeLeft {
+			counted++
+		}
+		if n.Outcome == NodeSucceeded {
+			succeeded++
+		}
+		if n.Result == nil {
+			continue
+		}
+		s.Total.Removed += n.Result.Removed
+		s.Total.Failed += n.Result.Failed
+		s.Total.BytesReclaimed += n.Result.BytesReclaimed
+		s.Total.DanglingRemoved += n.Result.DanglingRemoved
+		for r, c := range n.Result.Skipped {
+			skipped[r] += c
+		}
+	}
+	if len(skipped) > 0 {
+		s.Total.Skipped = skipped
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("encode summary: %w", err)
+	}
+	state := StateFailed
+	// Multiply, never divide (integer division made 2 of 3 nodes "0%" in a
+	// peer project); the epsilon absorbs float error in ratio*counted.
+	if counted > 0 && float64(succeeded) >= ratio*float64(counted)-1e-9 {
+		state = StateSucceeded
+	}
+	msg := fmt.Sprintf("%d of %d nodes succeeded (need %g): removed %d images, skipped %d%s, %d failed, %s reclaimed",
+		succeeded, counted, ratio, s.Total.Removed, sumCounts(skipped), skippedDetail(skipped), s.Total.Failed, humanBytes(s.Total.BytesReclaimed))
+	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}}
+	if state == StateSucceeded {
+		out.Annotations[HarvesterDoneAnnotation] = "true"
+	}
+	return out, nil
+}
+
+func sumCounts(m map[remover.Reason]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+func skippedDetail(m map[remover.Reason]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", r, m[r]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func humanBytes(b uint64) string {
+	const unit = 1000
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "kMGTPE"[exp])
+}
