@@ -3,8 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
-	"strconv"
 	"io"
+	"strconv"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
