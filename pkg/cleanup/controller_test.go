@@ -114,6 +114,8 @@ type fixture struct {
 	c        *Controller
 	slices   cache.SharedIndexInformer
 	upgrades cache.SharedIndexInformer
+	jobs     cache.SharedIndexInformer
+	nodes    cache.SharedIndexInformer
 }
 
 type fixtureOption func(*Config)
@@ -139,10 +141,13 @@ func newFixture(t *testing.T, upgrade *unstructured.Unstructured, kubeObjs []run
 	opt := DefaultOptions()
 	f.slices = informers.NewEndpointSliceInformer(f.kube, opt.Namespace, opt.Selector, 0)
 	f.upgrades = informers.NewUpgradeInformer(f.dyn, opt.Namespace, 0)
+	f.jobs = informers.NewJobInformer(f.kube, opt.Namespace, RemovalSelector(), 0)
+	f.nodes = informers.NewNodeInformer(f.kube, DefaultRemovalOptions().NodeSelector, 0)
 	cfg := Config{
 		KubeClient: f.kube, DynamicClient: f.dyn,
 		EndpointSlices: f.slices, Upgrades: f.upgrades,
 		Recorder: f.recorder, Clock: f.clock, Fetcher: f.fetcher,
+		Jobs: f.jobs, Nodes: f.nodes,
 		Options: opt,
 	}
 	for _, o := range opts {
@@ -158,8 +163,9 @@ func newFixture(t *testing.T, upgrade *unstructured.Unstructured, kubeObjs []run
 		return r.Ready()
 	}
 	t.Cleanup(c.queue.ShutDown)
-	go f.slices.Run(ctx.Done())
-	go f.upgrades.Run(ctx.Done())
+	for _, inf := range []cache.SharedIndexInformer{f.slices, f.upgrades, f.jobs, f.nodes} {
+		go inf.Run(ctx.Done())
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		t.Fatal("caches did not sync")
 	}
