@@ -49,17 +49,18 @@ func run(m *testing.M) int {
 	env.kubeconfig = os.Getenv("E2E_KUBECONFIG")
 	if env.kubeconfig == "" {
 		dir := filepath.Join(env.workdir, "cluster")
+		// down is safe on a half-started cluster, so it is deferred first.
+		defer func() {
+			down := exec.Command(filepath.Join(root, "hack/local-cluster"), "down", dir)
+			down.Stderr = os.Stderr
+			_ = down.Run()
+		}()
 		up := exec.Command(filepath.Join(root, "hack/local-cluster"), "up", dir)
 		up.Stderr = os.Stderr
 		out, err := up.Output()
 		if err != nil {
 			return fail(fmt.Errorf("hack/local-cluster up: %w", err))
 		}
-		defer func() {
-			down := exec.Command(filepath.Join(root, "hack/local-cluster"), "down", dir)
-			down.Stderr = os.Stderr
-			_ = down.Run()
-		}()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		env.kubeconfig = lines[len(lines)-1]
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,9 +24,17 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
 const ns = "harvester-system"
+
+// nodeNames are the cluster's nodes: Node objects only, no kubelet. The
+// repo pod is bound to the first.
+var nodeNames = []string{"node1", "node2"}
+
+// removerImage is never pulled: no kubelet runs, the test plays the Jobs.
+const removerImage = "registry.invalid/image-remover:e2e"
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
@@ -56,9 +65,11 @@ func installUpgradeCRD(ctx context.Context) error {
 	if _, err := env.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace: %w", err)
 	}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"harvesterhci.io/managed": "true"}}}
-	if _, err := env.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create node: %w", err)
+	for _, name := range nodeNames {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"harvesterhci.io/managed": "true"}}}
+		if _, err := env.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create node: %w", err)
+		}
 	}
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
@@ -184,9 +195,17 @@ func startController(t *testing.T, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("controller ignored SIGTERM for 30s; killing it")
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		_ = logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
@@ -200,4 +219,67 @@ func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Durati
 	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
+}
+
+// finishJob plays the Job controller and the kubelet for one removal Job: a
+// pod from the Job's template whose remover container terminated with r as
+// its message, then the Job's status as the Job controller writes it.
+func finishJob(t *testing.T, ctx context.Context, j *batchv1.Job, r remover.Result) {
+	t.Helper()
+	msg, err := r.TerminationMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Job controller labels pods from the template, which the API server
+	// gave the Job's controller-uid selector.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x1", Namespace: ns, Labels: j.Spec.Template.Labels},
+		Spec:       *j.Spec.Template.Spec.DeepCopy(),
+	}
+	created, err := env.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod of job %s: %v", j.Name, err)
+	}
+	now := metav1.Now()
+	created.Status = corev1.PodStatus{
+		Phase: corev1.PodSucceeded,
+		ContainerStatuses: []corev1.ContainerStatus{{
+			Name: j.Spec.Template.Spec.Containers[0].Name, Image: removerImage, ImageID: "sha256:0000",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: 0, Reason: "Completed", Message: string(msg), StartedAt: now, FinishedAt: now,
+			}},
+		}},
+	}
+	if _, err := env.kube.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("write pod status of job %s: %v", j.Name, err)
+	}
+	j = j.DeepCopy()
+	j.Status = batchv1.JobStatus{
+		StartTime: &now, CompletionTime: &now, Succeeded: 1,
+		Conditions: []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+		},
+	}
+	if _, err := env.kube.BatchV1().Jobs(ns).UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("write status of job %s: %v", j.Name, err)
+	}
+}
+
+// removalJobs lists an upgrade's removal Jobs by node.
+func removalJobs(t *testing.T, ctx context.Context, upgrade string) map[string]*batchv1.Job {
+	t.Helper()
+	list, err := env.kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: informers.UpgradeLabel + "=" + upgrade})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*batchv1.Job{}
+	for i := range list.Items {
+		j := &list.Items[i]
+		if _, dup := out[j.Spec.Template.Spec.NodeName]; dup {
+			t.Errorf("two Jobs on node %s", j.Spec.Template.Spec.NodeName)
+		}
+		out[j.Spec.Template.Spec.NodeName] = j
+	}
+	return out
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -13,12 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
 // TestSingleNodeUpgradeWaitsForReady plays the single-node story on a real
 // control plane: the upgrade completes while the repo pod is not Ready; the
 // controller asks the repo nothing until the real EndpointSlice controller
-// marks the endpoint Ready, then writes the plan.
+// marks the endpoint Ready, then writes the plan and starts one removal Job
+// per node; when both Jobs succeed the Upgrade reads Succeeded.
 func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -26,7 +29,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	h := newTestHost(t, 1)
 	r := serveRepo(t, h.listen(t, 8080))
 	createRepo(t, ctx, upgrade, h, 8080)
-	startController(t)
+	startController(t, "--remover-image", removerImage)
 	createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
 
 	waitFor(t, ctx, "state WaitingForRepo", 30*time.Second, func(ctx context.Context) (bool, error) {
@@ -104,9 +107,43 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	if len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].Name != upgrade {
 		t.Errorf("owner references = %+v, want the Upgrade", cm.OwnerReferences)
 	}
-	waitFor(t, ctx, "state Planned", 10*time.Second, func(ctx context.Context) (bool, error) {
-		return upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation] == string(cleanup.StatePlanned), nil
+	waitFor(t, ctx, "state Removing", 10*time.Second, func(ctx context.Context) (bool, error) {
+		return upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation] == string(cleanup.StateRemoving), nil
 	})
+	jobs := removalJobs(t, ctx, upgrade)
+	if len(jobs) != len(nodeNames) {
+		t.Fatalf("%d removal Jobs, want one per node (%v)", len(jobs), nodeNames)
+	}
+	for _, n := range nodeNames {
+		j := jobs[n]
+		if j == nil {
+			t.Fatalf("no Job on node %s", n)
+		}
+		if len(j.OwnerReferences) != 1 || j.OwnerReferences[0].Name != cmName {
+			t.Errorf("Job %s owners = %+v, want the plan ConfigMap", j.Name, j.OwnerReferences)
+		}
+	}
+	result := remover.Result{Removed: len(planned), BytesReclaimed: 5e9, Skipped: map[remover.Reason]int{remover.ReasonInUse: 1}}
+	for _, n := range nodeNames {
+		finishJob(t, ctx, jobs[n], result)
+	}
+	waitFor(t, ctx, "state Succeeded", 30*time.Second, func(ctx context.Context) (bool, error) {
+		return upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation] == string(cleanup.StateSucceeded), nil
+	})
+	a := upgradeAnnotations(t, ctx, upgrade)
+	if a[cleanup.HarvesterDoneAnnotation] != "true" {
+		t.Errorf("Harvester's %s = %q, want \"true\"", cleanup.HarvesterDoneAnnotation, a[cleanup.HarvesterDoneAnnotation])
+	}
+	var s cleanup.Summary
+	if err := json.Unmarshal([]byte(a[cleanup.SummaryAnnotation]), &s); err != nil {
+		t.Fatalf("summary: %v", err)
+	}
+	if len(s.Nodes) != 2 || s.Total.Removed != 2*len(planned) || s.Total.Skipped[remover.ReasonInUse] != 2 {
+		t.Errorf("summary = %+v", s)
+	}
+	if again := removalJobs(t, ctx, upgrade); len(again) != len(nodeNames) {
+		t.Errorf("%d Jobs after the run, want still %d", len(again), len(nodeNames))
+	}
 	// Measured, not asserted: timings belong in benchmarks (hack/bench).
 	t.Logf("pod Ready written -> first repo request: %v; -> plan ConfigMap seen: %v; %d images planned",
 		reqs[0].at.Sub(readyAt).Round(time.Millisecond), planAt.Sub(readyAt).Round(time.Millisecond), len(planned))
