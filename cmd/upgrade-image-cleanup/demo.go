@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer repo.close()
+	defer repo.Close()
 	ns := f.namespace
 
 	slice := demoSlice(ns, repo.port)
@@ -182,10 +182,10 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	if strings.Join(written, "\n") != strings.Join(expected.Remove, "\n") {
 		return fmt.Errorf("plan ConfigMap has %d images, the lists give %d", len(written), len(expected.Remove))
 	}
-	reqs := repo.requestLog()
+	reqs := repo.Requests()
 	before := 0
 	for _, r := range reqs {
-		if r.at.Before(readyAt) {
+		if r.At.Before(readyAt) {
 			before++
 		}
 	}
@@ -196,7 +196,7 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	fmt.Fprintf(out, "\nSummary\n")
 	fmt.Fprintf(out, "  requests to the repo before it was Ready: %d\n", before)
 	if len(reqs) > 0 {
-		fmt.Fprintf(out, "  Ready to first request:                  %v\n", reqs[0].at.Sub(readyAt).Round(100*time.Microsecond))
+		fmt.Fprintf(out, "  Ready to first request:                  %v\n", reqs[0].At.Sub(readyAt).Round(100*time.Microsecond))
 	}
 	fmt.Fprintf(out, "  requests in all:                         %d (%s)\n", len(reqs), repo.paths())
 	fmt.Fprintf(out, "  images planned for removal:              %d, in ConfigMap %s/%s key %s\n", len(written), cm.Namespace, cm.Name, cleanup.PlanKey)
@@ -248,17 +248,9 @@ func (t *timeline) printf(format string, args ...any) {
 // demoRepo is a real HTTP server on 127.0.0.1 that serves the embedded lists
 // as the upgrade repo does and records every request.
 type demoRepo struct {
-	srv  *http.Server
+	*repotest.Repo
 	addr string
 	port int32
-
-	mu   sync.Mutex
-	reqs []demoRequest
-}
-
-type demoRequest struct {
-	at   time.Time
-	path string
 }
 
 func startDemoRepo() (*demoRepo, error) {
@@ -266,39 +258,19 @@ func startDemoRepo() (*demoRepo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for the demo repo: %w", err)
 	}
-	r := &demoRepo{addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}
-	archive, err := fs.Sub(demoLists, "testdata")
+	archive, err := fs.Sub(demoLists, "testdata/images-lists-archive")
 	if err != nil {
 		return nil, err
 	}
-	files := http.StripPrefix("/harvester-iso/bundle/harvester/", http.FileServerFS(archive))
-	r.srv = &http.Server{
-		ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			r.mu.Lock()
-			r.reqs = append(r.reqs, demoRequest{at: time.Now(), path: req.URL.Path})
-			r.mu.Unlock()
-			files.ServeHTTP(w, req)
-		}),
-	}
-	go func() { _ = r.srv.Serve(l) }()
-	return r, nil
+	return &demoRepo{Repo: repotest.Serve(l, archive), addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}, nil
 }
 
 func (r *demoRepo) base() string { return "http://" + r.addr }
 
-func (r *demoRepo) close() { _ = r.srv.Close() }
-
-func (r *demoRepo) requestLog() []demoRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]demoRequest(nil), r.reqs...)
-}
-
 func (r *demoRepo) paths() string {
 	var p []string
-	for _, q := range r.requestLog() {
-		p = append(p, "GET "+q.path)
+	for _, q := range r.Requests() {
+		p = append(p, "GET "+q.Path)
 	}
 	return strings.Join(p, ", ")
 }

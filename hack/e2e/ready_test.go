@@ -35,7 +35,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	waitFor(t, ctx, "state WaitingForRepo", 30*time.Second, func(ctx context.Context) (bool, error) {
 		return upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation] == string(cleanup.StateWaitingForRepo), nil
 	})
-	if reqs := r.requests(); len(reqs) != 0 {
+	if reqs := r.Requests(); len(reqs) != 0 {
 		t.Fatalf("the repo got %d requests while its pod was not Ready: %+v", len(reqs), reqs)
 	}
 
@@ -74,17 +74,17 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 		}
 	}
 
-	reqs := r.requests()
+	reqs := r.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("requests = %+v, want the previous and the current list once each", reqs)
 	}
 	for _, q := range reqs {
-		if q.at.Before(readyAt) {
-			t.Errorf("request %s came before the pod was Ready", q.path)
+		if q.At.Before(readyAt) {
+			t.Errorf("request %s came before the pod was Ready", q.Path)
 		}
 	}
 	wantPaths := []string{cleanup.ListPath("v1.4.2"), cleanup.ListPath(cleanup.CurrentVersion)}
-	if got := []string{reqs[0].path, reqs[1].path}; !slices.Equal(got, wantPaths) {
+	if got := []string{reqs[0].Path, reqs[1].Path}; !slices.Equal(got, wantPaths) {
 		t.Errorf("paths = %v, want %v", got, wantPaths)
 	}
 	cm, err := env.kube.CoreV1().ConfigMaps(ns).Get(ctx, cmName, metav1.GetOptions{})
@@ -146,5 +146,5 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	}
 	// Measured, not asserted: timings belong in benchmarks (hack/bench).
 	t.Logf("pod Ready written -> first repo request: %v; -> plan ConfigMap seen: %v; %d images planned",
-		reqs[0].at.Sub(readyAt).Round(time.Millisecond), planAt.Sub(readyAt).Round(time.Millisecond), len(planned))
+		reqs[0].At.Sub(readyAt).Round(time.Millisecond), planAt.Sub(readyAt).Round(time.Millisecond), len(planned))
 }

@@ -16,9 +16,13 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
+// ArchivePath is where the upgrade repo serves the image lists' archive:
+// ArchivePath + "<version>/image_list_all.txt".
+const ArchivePath = "/harvester-iso/bundle/harvester/images-lists-archive/"
+
 // ListPath is the path of a version's image list on the upgrade repo.
 func ListPath(version string) string {
-	return "/harvester-iso/bundle/harvester/images-lists-archive/" + version + "/image_list_all.txt"
+	return ArchivePath + version + "/image_list_all.txt"
 }
 
 // Target is where the repo is dialed.

@@ -1,0 +1,735 @@
+//go:build containerd
+
+// The test in this file runs the remover against a real containerd (Debian's
+// package, 1.6 on Debian 12) through its real CRI socket. It needs root and
+// containerd, ctr, containerd-shim-runc-v2 and runc on PATH; run it with
+// hack/containerd-test, which installs them:
+//
+//	hack/containerd-test
+//	go test -tags containerd -count=1 -v ./pkg/remover/ -run Containerd
+//
+// The test starts its own containerd with its root, state, socket and opt
+// folder in a temporary folder, imports images it generates (no registry,
+// no network), and stops that containerd at the end. Only runc's state and
+// the shims' sockets go to /run/containerd, which containerd does not let
+// a configuration move.
+
+package remover
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/apimachinery/pkg/util/wait"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const (
+	// ctdNamespace is the containerd namespace CRI works in.
+	ctdNamespace = "k8s.io"
+	// sandboxImage is the CRI plugin's sandbox_image. It must exist locally
+	// and be runnable, or containerd tries to pull it when a pod starts.
+	sandboxImage = "registry.k8s.io/pause:3.6"
+	// ctdReadyTimeout bounds every wait for containerd: to answer CRI after
+	// it starts, and to list imported images. Both take well under a second.
+	ctdReadyTimeout = 30 * time.Second
+	// ctdStopTimeout is how long containerd gets to exit after SIGTERM.
+	ctdStopTimeout = 15 * time.Second
+	// shimRunDir is where containerd 1.6 puts runc's state and the shims'
+	// sockets, whatever its state setting says.
+	shimRunDir = "/run/containerd"
+)
+
+// The node's images. Each has its own config (its name is a label) and so
+// its own image ID.
+var (
+	imgA    = testImage{name: "a", tags: []string{"docker.io/rancher/a:1"}}
+	imgB    = testImage{name: "b", tags: []string{"docker.io/rancher/b:1", "docker.io/rancher/b:1.0"}}
+	imgC    = testImage{name: "c", tags: []string{"docker.io/rancher/c:1", "docker.io/rancher/c:1.0"}}
+	imgD    = testImage{name: "d", tags: []string{"docker.io/rancher/d:1"}}
+	imgE    = testImage{name: "e", tags: []string{"registry.local:5000/rancher/e:1"}}
+	imgF    = testImage{name: "f", tags: []string{"docker.io/rancher/f:1"}}
+	testImg = []testImage{imgA, imgB, imgC, imgD, imgE, imgF}
+)
+
+// TestContainerd removes images from a real containerd in three passes over
+// the same node, each starting from what the one before left:
+//
+//  1. Run without MatchOtherRegistries: A (one tag) and C (two tags, both
+//     planned) are removed; B (two tags, one planned) is kept as
+//     still-needed with both tags; D is kept in use by a created container;
+//     E, which the node has only under another registry, and a missing
+//     image are not present.
+//  2. Run with MatchOtherRegistries: E is removed; what pass 1 removed is
+//     now not present; B and D are kept again.
+//  3. The image-remover binary, with its default flags: F is removed, B and
+//     D kept; the result is read back from its termination log.
+//
+// Pinned cannot be shown here: containerd 1.6 (Debian 12's) reports
+// pinned=false for every image, the sandbox image included (1.7 pins it).
+// The unit tests cover pinned images through fakecri. Nor is the sandbox
+// image in use as far as CRI says: a pod sandbox is not a container in
+// ListContainers, so on 1.6 nothing keeps the pause image of running pods
+// if a plan names it.
+func TestContainerd(t *testing.T) {
+	ctd := startContainerd(t)
+
+	pause := buildGo(t, ctd.dir, "github.com/upgrade-image-cleanup/upgrade-image-cleanup/hack/containerd/pause", "CGO_ENABLED=0")
+	pauseBin, err := os.ReadFile(pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandbox := testImage{name: "pause", tags: []string{sandboxImage}, file: pauseBin, entrypoint: []string{"/pause"}}
+	ctd.importImages(t, append([]testImage{sandbox}, testImg...))
+
+	c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
+	if err != nil {
+		t.Fatalf("DialCRI: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	t.Logf("runtime: %s", c.Version())
+
+	before := ctd.waitForImages(t, c, append([]testImage{sandbox}, testImg...)...)
+	idOf := func(img testImage) string { return before[img.tags[0]].ID }
+	sizeOf := func(img testImage) uint64 { return before[img.tags[0]].Size }
+
+	cid := ctd.createContainer(t, imgD.tags[0])
+	containers, err := c.ListContainers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(containers) != 1 || containers[0].ID != cid || containers[0].ImageRef != idOf(imgD) {
+		t.Fatalf("ListContainers = %+v, want the created container %s with D's ID %s in ImageRef", containers, cid, idOf(imgD))
+	}
+	t.Logf("container %s (created, not started) uses %s: %+v", cid, imgD.tags[0], containers[0])
+
+	// Passes 1 and 2 run the same plan.
+	plan := mustPlan(t,
+		"docker.io/rancher/a:1",
+		"docker.io/rancher/b:1",
+		"docker.io/rancher/c:1", "docker.io/rancher/c:1.0",
+		"docker.io/rancher/d:1",
+		"docker.io/rancher/e:1",
+		"docker.io/rancher/missing:1",
+	)
+	stillNeeded := "also tagged docker.io/rancher/b:1.0, which the plan does not name"
+	inUse := "used by container " + cid
+
+	t.Run("without MatchOtherRegistries", func(t *testing.T) {
+		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: false})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		assertReport(t, rep, []reportLine{
+			{"docker.io/rancher/a:1", ActionRemoved, "", idOf(imgA), ""},
+			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/c:1", ActionRemoved, "", idOf(imgC), ""},
+			{"docker.io/rancher/c:1.0", ActionRemoved, "", idOf(imgC), ""},
+			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/e:1", ActionSkipped, ReasonNotPresent, "", ""},
+			{"docker.io/rancher/missing:1", ActionSkipped, ReasonNotPresent, "", ""},
+		}, Result{
+			Removed:        2,
+			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 2},
+			BytesReclaimed: sizeOf(imgA) + sizeOf(imgC),
+		})
+		ctd.assertNode(t, c, before, sandbox, imgB, imgD, imgE, imgF)
+	})
+
+	t.Run("with MatchOtherRegistries", func(t *testing.T) {
+		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: true})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		assertReport(t, rep, []reportLine{
+			{"docker.io/rancher/a:1", ActionSkipped, ReasonNotPresent, "", ""},
+			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/c:1", ActionSkipped, ReasonNotPresent, "", ""},
+			{"docker.io/rancher/c:1.0", ActionSkipped, ReasonNotPresent, "", ""},
+			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/e:1", ActionRemoved, "", idOf(imgE), ""},
+			{"docker.io/rancher/missing:1", ActionSkipped, ReasonNotPresent, "", ""},
+		}, Result{
+			Removed:        1,
+			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 4},
+			BytesReclaimed: sizeOf(imgE),
+		})
+		ctd.assertNode(t, c, before, sandbox, imgB, imgD, imgF)
+	})
+
+	t.Run("image-remover binary", func(t *testing.T) {
+		bin := buildGo(t, ctd.dir, "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/image-remover")
+		dir := t.TempDir()
+		planFile := filepath.Join(dir, "images.txt")
+		term := filepath.Join(dir, "termination-log")
+		if err := os.WriteFile(planFile, []byte("rancher/f:1\nrancher/b:1\nrancher/d:1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd := exec.CommandContext(t.Context(), bin, "--plan", planFile, "--runtime-endpoint", "unix://"+ctd.sock, "--termination-log", term)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		t.Logf("image-remover stderr:\n%s", stderr.String())
+		if err != nil {
+			t.Fatalf("image-remover: %v", err)
+		}
+		msg, err := os.ReadFile(term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ParseResult(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Result{Removed: 1, Skipped: map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
+		if !reflect.DeepEqual(res, want) {
+			t.Errorf("termination log %s, want %+v", msg, want)
+		}
+		var rep Report
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("report on stdout %q: %v", stdout.String(), err)
+		}
+		assertReport(t, rep, []reportLine{
+			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/f:1", ActionRemoved, "", idOf(imgF), ""},
+		}, want)
+		ctd.assertNode(t, c, before, sandbox, imgB, imgD)
+	})
+}
+
+// reportLine is what a test compares of one ImageReport.
+type reportLine struct {
+	ref     string
+	action  Action
+	reason  Reason
+	imageID string
+	detail  string
+}
+
+func assertReport(t *testing.T, rep Report, lines []reportLine, res Result) {
+	t.Helper()
+	var got []reportLine
+	for _, e := range rep.Images {
+		got = append(got, reportLine{e.Ref, e.Action, e.Reason, e.ImageID, e.Detail})
+		if e.Error != "" {
+			t.Errorf("%s: error %s", e.Ref, e.Error)
+		}
+	}
+	if !reflect.DeepEqual(got, lines) {
+		t.Errorf("report lines:\n got %+v\nwant %+v", got, lines)
+	}
+	if !reflect.DeepEqual(rep.Result, res) {
+		t.Errorf("Result = %+v, want %+v", rep.Result, res)
+	}
+}
+
+// testImage is one image of the generated archive: one layer holding one
+// file, /<name> (the image's name, unless file is set), and a config
+// labelled with the name, so that no two images share an ID.
+type testImage struct {
+	name       string
+	tags       []string
+	file       []byte
+	entrypoint []string
+}
+
+// writeDockerArchive writes images as one docker-archive (the `docker save`
+// format, which `ctr images import` reads), each image under all its tags.
+func writeDockerArchive(path string, images []testImage) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, mode int64, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(b)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+
+	type manifestEntry struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	var manifest []manifestEntry
+	for _, img := range images {
+		var layer bytes.Buffer
+		lw := tar.NewWriter(&layer)
+		content := img.file
+		if content == nil {
+			content = []byte(img.name + "\n")
+		}
+		if err := lw.WriteHeader(&tar.Header{Name: img.name, Mode: 0o755, Size: int64(len(content)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := lw.Write(content); err != nil {
+			return err
+		}
+		if err := lw.Close(); err != nil {
+			return err
+		}
+		diffID := sha256.Sum256(layer.Bytes())
+
+		config, err := json.Marshal(map[string]any{
+			"architecture": runtime.GOARCH,
+			"os":           "linux",
+			"config": map[string]any{
+				"Entrypoint": img.entrypoint,
+				"Labels":     map[string]string{"upgrade-image-cleanup.test/image": img.name},
+			},
+			"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
+		})
+		if err != nil {
+			return err
+		}
+		configID := sha256.Sum256(config)
+
+		layerPath := hex.EncodeToString(diffID[:]) + "/layer.tar"
+		configPath := hex.EncodeToString(configID[:]) + ".json"
+		if err := add(layerPath, 0o644, layer.Bytes()); err != nil {
+			return err
+		}
+		if err := add(configPath, 0o644, config); err != nil {
+			return err
+		}
+		manifest = append(manifest, manifestEntry{Config: configPath, RepoTags: img.tags, Layers: []string{layerPath}})
+	}
+	m, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+	if err := add("manifest.json", 0o644, m); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// buildGo builds the package pkg into dir and returns the binary's path.
+func buildGo(t *testing.T, dir, pkg string, env ...string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-tags", "containerd", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// ctdProcess is a containerd the test started.
+type ctdProcess struct {
+	dir    string // everything containerd writes, but shimRunDir
+	sock   string
+	logf   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has exited
+	err    error         // how it exited; read after exited is closed
+	// runtime is the test's own CRI client, for what the remover does not
+	// do (pods and containers).
+	runtime runtimeapi.RuntimeServiceClient
+}
+
+// startContainerd starts containerd with everything in a new temporary
+// folder, waits until its CRI service answers, and stops it when the test
+// ends. It fails the test, saying what is missing, when the machine cannot
+// run it.
+func startContainerd(t *testing.T) *ctdProcess {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the containerd test needs root (containerd mounts overlayfs and runs runc); run hack/containerd-test as root")
+	}
+	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not on PATH: run hack/containerd-test, which installs Debian's containerd (with ctr and runc): %v", bin, err)
+		}
+	}
+	_, err := os.Stat(shimRunDir)
+	shimRunDirExisted := err == nil
+
+	// Short: the socket path must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "ctd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &ctdProcess{dir: dir, sock: filepath.Join(dir, "c.sock"), logf: filepath.Join(dir, "containerd.log"), exited: make(chan struct{})}
+	t.Cleanup(func() { d.stop(t, shimRunDirExisted) })
+
+	// restrict_oom_score_adj: this machine lacks CAP_SYS_RESOURCE, and runc
+	// fails every sandbox raising its oom_score_adj without it. No CNI is
+	// installed: pods use the host's network.
+	config := fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+
+[grpc]
+  address = %[3]q
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[4]q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[5]q
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, filepath.Join(dir, "opt"), sandboxImage)
+	configFile := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	logFile, err := os.Create(d.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logFile.Close() }()
+	d.cmd = exec.Command("containerd", "--config", configFile)
+	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	// If the test binary dies, so does containerd.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := d.cmd.Start(); err != nil {
+		close(d.exited)
+		t.Fatalf("start containerd: %v", err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+
+	var lastErr error
+	err = wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, ctdReadyTimeout, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-d.exited:
+			return false, fmt.Errorf("containerd exited: %v", d.err)
+		default:
+		}
+		c, err := DialCRI(ctx, "unix://"+d.sock, time.Second)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		defer func() { _ = c.Close() }()
+		// CRI answers Version before it has loaded its state; ListImages
+		// says "server is not initialized yet" until then.
+		if _, err := c.ListImages(ctx); err != nil {
+			lastErr = err
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("containerd's CRI service at %s did not answer: %v (last error: %v)", d.sock, err, lastErr)
+	}
+	t.Logf("containerd (pid %d) answers CRI at %s after %v", d.cmd.Process.Pid, d.sock, time.Since(start).Round(time.Millisecond))
+
+	conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	d.runtime = runtimeapi.NewRuntimeServiceClient(conn)
+	return d
+}
+
+// importImages writes images to a docker-archive and imports it with ctr
+// into CRI's namespace.
+func (d *ctdProcess) importImages(t *testing.T, images []testImage) {
+	t.Helper()
+	archive := filepath.Join(d.dir, "images.tar")
+	if err := writeDockerArchive(archive, images); err != nil {
+		t.Fatalf("write images: %v", err)
+	}
+	out, err := exec.CommandContext(t.Context(), "ctr", "-n", ctdNamespace, "--address", d.sock, "images", "import", archive).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr images import: %v\n%s", err, out)
+	}
+	t.Logf("ctr images import:\n%s", out)
+}
+
+// waitForImages waits until CRI lists every tag of images (CRI learns of
+// ctr's imports from containerd's events, not at once), and returns the
+// images by tag.
+func (d *ctdProcess) waitForImages(t *testing.T, c *CRI, images ...testImage) map[string]Image {
+	t.Helper()
+	byTag := map[string]Image{}
+	var missing []string
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, ctdReadyTimeout, true, func(ctx context.Context) (bool, error) {
+		listed, err := c.ListImages(ctx)
+		if err != nil {
+			return false, err
+		}
+		clear(byTag)
+		for _, img := range listed {
+			for _, tag := range img.RepoTags {
+				byTag[tag] = img
+			}
+		}
+		missing = nil
+		for _, img := range images {
+			for _, tag := range img.tags {
+				if _, ok := byTag[tag]; !ok {
+					missing = append(missing, tag)
+				}
+			}
+		}
+		return len(missing) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("CRI does not list the imported images %v: %v", missing, err)
+	}
+	for _, img := range images {
+		first := byTag[img.tags[0]]
+		for _, tag := range img.tags[1:] {
+			if byTag[tag].ID != first.ID {
+				t.Fatalf("%s is image %s, %s is %s: want one image", img.tags[0], first.ID, tag, byTag[tag].ID)
+			}
+		}
+		t.Logf("image %s %v: %d bytes, %d repo digests, pinned=%t", first.ID, first.RepoTags, first.Size, len(first.RepoDigests), first.Pinned)
+	}
+	return byTag
+}
+
+// createContainer creates a pod sandbox on the host's network and, in it, a
+// container of image that is created but never started, and removes both
+// through CRI when the test ends, before containerd stops: the shims would
+// outlive it.
+func (d *ctdProcess) createContainer(t *testing.T, image string) string {
+	t.Helper()
+	ctx := t.Context()
+	logDir := filepath.Join(d.dir, "pods")
+	sandboxConfig := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "user", Namespace: "default", Uid: "containerd-test"},
+		LogDirectory: logDir,
+		// No Hostname: runc cannot set one without a UTS namespace of its
+		// own, and host-network pods share the host's (kubelet sends none).
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			},
+		},
+	}
+	sb, err := d.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sandboxConfig})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	sandboxID := sb.GetPodSandboxId()
+	var containerID string
+	t.Cleanup(func() {
+		// t.Context is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(), ctdReadyTimeout)
+		defer cancel()
+		if containerID != "" {
+			if _, err := d.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: containerID}); err != nil {
+				t.Errorf("RemoveContainer %s: %v", containerID, err)
+			}
+		}
+		if _, err := d.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sandboxID}); err != nil {
+			t.Errorf("StopPodSandbox %s: %v", sandboxID, err)
+		}
+		if _, err := d.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil {
+			t.Errorf("RemovePodSandbox %s: %v", sandboxID, err)
+		}
+	})
+
+	ctr, err := d.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
+		PodSandboxId: sandboxID,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "user"},
+			Image:    &runtimeapi.ImageSpec{Image: image},
+			// The image has no entrypoint; containerd refuses a container
+			// without a command. It is never started.
+			Command: []string{"/d"},
+			LogPath: "user.log",
+		},
+		SandboxConfig: sandboxConfig,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	containerID = ctr.GetContainerId()
+	return containerID
+}
+
+// assertNode checks that the node has exactly the images of want, each with
+// all its tags and the ID it had before, in CRI's view and in containerd's
+// own image store.
+func (d *ctdProcess) assertNode(t *testing.T, c *CRI, before map[string]Image, want ...testImage) {
+	t.Helper()
+	listed, err := c.ListImages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, img := range listed {
+		got[img.ID] = sortedUnique(img.RepoTags)
+	}
+	wantIDs := map[string][]string{}
+	var wantNames []string
+	for _, img := range want {
+		id := before[img.tags[0]].ID
+		wantIDs[id] = sortedUnique(img.tags)
+		wantNames = append(wantNames, img.tags...)
+	}
+	if !reflect.DeepEqual(got, wantIDs) {
+		t.Errorf("CRI lists images %v, want %v", got, wantIDs)
+	}
+
+	// containerd's own store, not CRI's cache of it: the removed images are
+	// really gone. CRI may also name an image by its ID there.
+	out, err := exec.CommandContext(t.Context(), "ctr", "-n", ctdNamespace, "--address", d.sock, "images", "list", "--quiet").Output()
+	if err != nil {
+		t.Fatalf("ctr images list: %v", err)
+	}
+	var names []string
+	for _, name := range strings.Fields(string(out)) {
+		if _, isID := wantIDs[name]; !isID {
+			names = append(names, name)
+		}
+	}
+	if slices.Sort(names); !slices.Equal(names, sortedUnique(wantNames)) {
+		t.Errorf("containerd has images %v, want %v", names, sortedUnique(wantNames))
+	}
+}
+
+// stop stops containerd and removes its folder. Whatever the test left
+// running (a shim, a container) is an error, killed so that nothing stays.
+func (d *ctdProcess) stop(t *testing.T, shimRunDirExisted bool) {
+	if d.cmd != nil && d.cmd.Process != nil {
+		select {
+		case <-d.exited:
+			t.Errorf("containerd exited before the test ended: %v", d.err)
+		default:
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(ctdStopTimeout):
+				t.Errorf("containerd did not exit within %v of SIGTERM; killing it", ctdStopTimeout)
+				_ = d.cmd.Process.Kill()
+				<-d.exited
+			}
+		}
+	}
+
+	for _, p := range processesUnder(d.dir) {
+		t.Errorf("process %d (%s) outlived containerd; killing it", p.pid, p.cmdline)
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	mounts := mountsUnder(d.dir)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		t.Errorf("%s is still mounted; unmounting it", mounts[i])
+		if err := syscall.Unmount(mounts[i], syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", mounts[i], err)
+		}
+	}
+	if t.Failed() {
+		t.Log(d.logTail())
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		t.Errorf("remove containerd's folder: %v", err)
+	}
+	if !shimRunDirExisted {
+		removeEmptyDirs(shimRunDir)
+	}
+}
+
+// logTail returns the end of containerd's log.
+func (d *ctdProcess) logTail() string {
+	b, err := os.ReadFile(d.logf)
+	if err != nil {
+		return "(no containerd log: " + err.Error() + ")"
+	}
+	const max = 8 << 10
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return "containerd log (end):\n" + string(b)
+}
+
+type process struct {
+	pid     int
+	cmdline string
+}
+
+// processesUnder lists the processes that belong to the containerd in dir: a
+// shim names dir's socket on its command line, a container's root is in
+// dir.
+func processesUnder(dir string) []process {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmdline := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+		root, _ := os.Readlink(filepath.Join("/proc", e.Name(), "root"))
+		if strings.Contains(cmdline, dir) || root == dir || strings.HasPrefix(root, dir+"/") {
+			out = append(out, process{pid, cmdline})
+		}
+	}
+	return out
+}
+
+// mountsUnder lists the mount points in dir, in mount order.
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// removeEmptyDirs removes dir and the folders in it if they hold nothing
+// but empty folders; a file anywhere keeps it and its parents.
+func removeEmptyDirs(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			removeEmptyDirs(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = os.Remove(dir) // fails, as it should, when dir is not empty
+}
