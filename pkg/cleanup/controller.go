@@ -50,6 +50,9 @@ type Options struct {
 	Policy Policy
 	// Queue sets the workqueue's rate limits and retry cap.
 	Queue workqueue.Settings
+	// ShutdownTimeout bounds how long Run waits, once stopped, for items in
+	// flight before cancelling them.
+	ShutdownTimeout time.Duration
 }
 
 // logDetail is the verbosity of lines that explain a decision further; the
@@ -79,6 +82,9 @@ func DefaultOptions() Options {
 		RepoAddress: RepoAddressEndpoint,
 		Policy:      p,
 		Queue:       workqueue.DefaultSettings(),
+		// Kubernetes waits 30 s (terminationGracePeriodSeconds) before
+		// SIGKILL; 20 s leaves room to log and exit.
+		ShutdownTimeout: 20 * time.Second,
 	}
 }
 
@@ -326,17 +332,32 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		return nil
 	}
 	logger.Info("Starting workers", "workers", workers)
+	// Items in flight run on a context of their own, cut only
+	// ShutdownTimeout after ctx ends: a stop lets a fetch, a plan write or a
+	// state patch finish instead of leaving it half done.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for c.processNextItem(ctx) {
+			// Checking ctx before each item stops intake at once.
+			for ctx.Err() == nil && c.processNextItem(workCtx) {
 			}
 		})
 	}
 	<-ctx.Done()
-	logger.Info("Stopping workers")
-	c.queue.ShutDownWithDrain()
-	wg.Wait()
+	logger.Info("Stopping: no new items; letting items in flight finish", "timeout", c.opts.ShutdownTimeout)
+	c.queue.ShutDown()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(c.opts.ShutdownTimeout):
+		logger.Info("Shutdown timeout reached; cancelling items in flight")
+		cancelWork()
+		<-finished
+	}
+	logger.Info("Workers stopped")
 	return nil
 }
 

@@ -53,6 +53,8 @@ const (
 	ctdReadyTimeout = 30 * time.Second
 	// ctdStopTimeout is how long containerd gets to exit after SIGTERM.
 	ctdStopTimeout = 15 * time.Second
+	// shimExitTimeout is how long shims get to exit after containerd.
+	shimExitTimeout = 5 * time.Second
 	// shimRunDir is where containerd 1.6 puts runc's state and the shims'
 	// sockets, whatever its state setting says.
 	shimRunDir = "/run/containerd"
@@ -635,7 +637,14 @@ func (d *ctdProcess) stop(t *testing.T, shimRunDirExisted bool) {
 		}
 	}
 
-	for _, p := range processesUnder(d.dir) {
+	// A shim whose pod was removed exits on its own, maybe just after
+	// containerd: give it a moment.
+	var left []process
+	_ = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, shimExitTimeout, true, func(context.Context) (bool, error) {
+		left = processesUnder(d.dir)
+		return len(left) == 0, nil
+	})
+	for _, p := range left {
 		t.Errorf("process %d (%s) outlived containerd; killing it", p.pid, p.cmdline)
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
