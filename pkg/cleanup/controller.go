@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,7 +18,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	clientworkqueue "k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -112,10 +112,10 @@ type Config struct {
 	Nodes cache.SharedIndexInformer
 	// Executor replaces the Job executor; tests use it.
 	Executor Executor
-	// MetricsProvider receives the workqueue's metrics; nil uses client-go's
-	// global provider.
-	MetricsProvider clientworkqueue.MetricsProvider
-	Options         Options
+	// Registerer receives the controller's and the workqueue's Prometheus
+	// metrics; nil keeps them unexported.
+	Registerer prometheus.Registerer
+	Options    Options
 }
 
 // Controller plans the removal of an upgrade's old images once its repo is
@@ -132,6 +132,8 @@ type Controller struct {
 	executor Executor
 	recorder record.EventRecorder
 	opts     Options
+	clock    clock.WithTicker
+	metrics  *metrics
 
 	registrations []registration
 
@@ -139,6 +141,9 @@ type Controller struct {
 	// failedIn holds, per upgrade in state Failed, the gate's Ready epoch it
 	// failed in; a later epoch (the repo went away and came back) re-arms it.
 	failedIn map[workqueue.Key]uint64
+	// measured holds, per upgrade, the Ready epoch (plus one) whose first
+	// request was already timed.
+	measured map[workqueue.Key]uint64
 }
 
 // New builds a controller and registers its handlers on the informers.
@@ -163,7 +168,15 @@ func New(cfg Config) (*Controller, error) {
 	case cfg.Options.RepoAddress != RepoAddressEndpoint && cfg.Options.RepoAddress != RepoAddressService:
 		return nil, fmt.Errorf("cleanup: Options.RepoAddress %q is neither %q nor %q", cfg.Options.RepoAddress, RepoAddressEndpoint, RepoAddressService)
 	}
-	q, err := workqueue.New(cfg.Options.Queue, cfg.Clock, cfg.MetricsProvider)
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	provider, err := workqueue.NewPrometheusProvider(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register workqueue metrics: %w", err)
+	}
+	q, err := workqueue.New(cfg.Options.Queue, cfg.Clock, provider)
 	if err != nil {
 		return nil, err
 	}
@@ -176,12 +189,18 @@ func New(cfg Config) (*Controller, error) {
 		executor: cfg.Executor,
 		recorder: cfg.Recorder,
 		opts:     cfg.Options,
+		clock:    cfg.Clock,
 		failedIn: map[workqueue.Key]uint64{},
+		measured: map[workqueue.Key]uint64{},
 	}
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
 	}
-	if err := c.register(cfg); err != nil {
+	err = c.register(cfg)
+	if err == nil {
+		c.metrics, err = newMetrics(reg, func() []informers.Upgrade { return c.upgrades.List(c.opts.Namespace) })
+	}
+	if err != nil {
 		// Leave no queue goroutine and no handler on the caller's (possibly
 		// shared) informers behind.
 		q.ShutDown()
@@ -220,7 +239,7 @@ func (c *Controller) unregister() {
 }
 
 func (c *Controller) register(cfg Config) error {
-	gate, err := informers.NewGate(cfg.Options.Namespace, cfg.Options.Selector, c.queue.Add, cfg.EndpointSlices)
+	gate, err := informers.NewGate(cfg.Options.Namespace, cfg.Options.Selector, c.queue.Add, cfg.EndpointSlices, c.clock)
 	if err != nil {
 		return err
 	}

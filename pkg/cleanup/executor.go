@@ -29,6 +29,8 @@ type Outcome struct {
 	Message string
 	// Annotations are written on the Upgrade in the same patch as the state.
 	Annotations map[string]string
+	// Summary, on a final outcome, is what the removal did (for metrics).
+	Summary *Summary
 }
 
 // DryRun is the Executor that removes nothing: the cleanup stops at Planned,

@@ -126,24 +126,30 @@ func (f *HTTPFetcher) FetchList(ctx context.Context, t Target, version string) (
 		return nil, &StatusError{URL: url, StatusCode: resp.StatusCode, Status: resp.Status, Location: resp.Header.Get("Location")}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
-		return nil, fmt.Errorf("GET %s: the repo answered an HTML page, not an image list", url)
+		return nil, invalidList{fmt.Errorf("GET %s: the repo answered an HTML page, not an image list", url)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: read body: %w", url, err)
 	}
 	if int64(len(body)) > f.maxBytes {
-		return nil, fmt.Errorf("GET %s: body exceeds %d bytes", url, f.maxBytes)
+		return nil, invalidList{fmt.Errorf("GET %s: body exceeds %d bytes", url, f.maxBytes)}
 	}
 	list, err := imagelist.Parse(bytes.NewReader(body), url)
 	if err != nil {
-		return nil, err
+		return nil, invalidList{err}
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("GET %s: %w", url, ErrEmptyList)
 	}
 	return list, nil
 }
+
+// invalidList is a 200 OK whose body is not an image list; it only marks the
+// error for the fetch metrics, its message is the cause's.
+type invalidList struct{ error }
+
+func (e invalidList) Unwrap() error { return e.error }
 
 // ErrEmptyList is an image list without a single image. Either list being
 // empty is an error: an empty previous list plans nothing while hiding a

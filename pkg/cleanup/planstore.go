@@ -105,26 +105,26 @@ func (e *foreignPlanError) Error() string {
 
 // writePlan creates the plan ConfigMap. A plan is written once: if another
 // worker or an earlier run already wrote it, that one stands.
-func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
+func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan) (_ *corev1.ConfigMap, created bool, _ error) {
 	cm, err := planConfigMap(u, p)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	created, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	out, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Create(ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := c.existingPlan(ctx, u)
 		if gerr != nil {
-			return nil, gerr
+			return nil, false, gerr
 		}
 		if existing == nil { // created and deleted again in between
-			return nil, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+			return nil, false, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 		}
-		return existing, nil
+		return existing, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+		return nil, false, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
-	return created, nil
+	return out, true, nil
 }
 
 func ownedBy(refs []metav1.OwnerReference, u informers.Upgrade) bool {

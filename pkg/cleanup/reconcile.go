@@ -77,15 +77,19 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 	}
 
 	target := c.target(u, ready, attempt)
+	c.timeFirstRequest(key, epoch)
 	previous, current, err := c.fetchLists(ctx, target, u.PreviousVersion)
 	if err != nil {
 		return c.fetchFailed(ctx, u, epoch, attempt, err)
 	}
 	c.forgetFailure(key)
 	plan := ComputePlan(previous, current, c.opts.Policy)
-	cm, err = c.writePlan(ctx, u, plan)
+	cm, created, err := c.writePlan(ctx, u, plan)
 	if err != nil {
 		return c.planFailed(ctx, u, err)
+	}
+	if created {
+		c.metrics.imagesPlanned.Add(float64(len(plan.Remove)))
 	}
 	logger.V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", target.BaseURL)
 	return c.setState(ctx, u, StatePlanned, planMessage(cm))
@@ -139,10 +143,12 @@ func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch
 // the first makes no second request.
 func (c *Controller) fetchLists(ctx context.Context, t Target, previousVersion string) (previous, current []reference.Named, err error) {
 	previous, err = c.fetcher.FetchList(ctx, t, previousVersion)
+	c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch %s list: %w", previousVersion, err)
 	}
 	current, err = c.fetcher.FetchList(ctx, t, CurrentVersion)
+	c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetch %s list: %w", CurrentVersion, err)
 	}
@@ -170,7 +176,29 @@ func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 	if out.State == "" {
 		return nil
 	}
-	return c.record(ctx, u, out)
+	if err := c.record(ctx, u, out); err != nil {
+		return err
+	}
+	if out.Summary != nil && State(u.Annotations[StateAnnotation]) != out.State {
+		c.metrics.removed(out.Summary) // once: the final state is written once
+	}
+	return nil
+}
+
+// timeFirstRequest observes, once per Ready phase the gate saw begin, the
+// time from Ready to the first list request.
+func (c *Controller) timeFirstRequest(key workqueue.Key, epoch uint64) {
+	since, ok := c.gate.ReadySince(key, epoch)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.measured[key] == epoch+1 {
+		return
+	}
+	c.measured[key] = epoch + 1
+	c.metrics.readyToFirstRequest.Observe(c.clock.Since(since).Seconds())
 }
 
 func (c *Controller) recordFailure(key workqueue.Key, epoch uint64) {
@@ -183,6 +211,7 @@ func (c *Controller) forgetFailure(key workqueue.Key) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.failedIn, key)
+	delete(c.measured, key)
 }
 
 // rearmed reports whether a Failed upgrade's repo began a new Ready phase

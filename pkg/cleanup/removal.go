@@ -274,7 +274,7 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	}
 	msg := fmt.Sprintf("%d of %d nodes succeeded (need %g): removed %d images, skipped %d%s, %d failed, %s reclaimed",
 		succeeded, counted, ratio, s.Total.Removed, sumCounts(skipped), skippedDetail(skipped), s.Total.Failed, humanBytes(s.Total.BytesReclaimed))
-	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}}
+	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}, Summary: &s}
 	if state == StateSucceeded {
 		out.Annotations[HarvesterDoneAnnotation] = "true"
 	}

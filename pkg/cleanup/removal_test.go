@@ -217,7 +217,7 @@ func TestSummarize(t *testing.T) {
 }
 
 // removalFixture is a Planned upgrade with its plan written and nodes.
-func newRemovalFixture(t *testing.T, ratio float64, nodes []string, jobs ...*batchv1.Job) *fixture {
+func newRemovalFixture(t *testing.T, ratio float64, nodes []string, extra ...any) *fixture {
 	t.Helper()
 	u := testUpgradeObject(true, map[string]string{StateAnnotation: string(StatePlanned)})
 	upg, err := informers.UpgradeFromUnstructured(u)
@@ -232,15 +232,24 @@ func newRemovalFixture(t *testing.T, ratio float64, nodes []string, jobs ...*bat
 	for _, n := range nodes {
 		objs = append(objs, testNode(n))
 	}
-	for _, j := range jobs {
-		objs = append(objs, j)
-	}
-	return newFixture(t, u, objs, func(c *Config) {
+	opts := []fixtureOption{func(c *Config) {
 		o := DefaultRemovalOptions()
 		o.RemoverImage = "registry.example/image-remover:v1"
 		o.SuccessRatio = ratio
 		c.Removal = &o
-	})
+	}}
+	// extra holds Jobs an earlier run left, and fixture options.
+	for _, e := range extra {
+		switch e := e.(type) {
+		case *batchv1.Job:
+			objs = append(objs, e)
+		case fixtureOption:
+			opts = append(opts, e)
+		default:
+			t.Fatalf("newRemovalFixture: unexpected %T", e)
+		}
+	}
+	return newFixture(t, u, objs, opts...)
 }
 
 func testNode(name string) *corev1.Node {

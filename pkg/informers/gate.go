@@ -3,11 +3,13 @@ package informers
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 )
 
 // Gate answers "can the repo of this upgrade take requests, and where" from an
@@ -17,6 +19,7 @@ import (
 // even when the queue folds the not-ready event into the ready one.
 type Gate struct {
 	lister    discoverylisters.EndpointSliceLister
+	clock     clock.PassiveClock
 	namespace string
 	selector  labels.Selector
 	onChange  func(cache.ObjectName)
@@ -29,6 +32,9 @@ type observation struct {
 	readiness Readiness
 	// epoch counts the not-ready → ready transitions seen for one upgrade.
 	epoch uint64
+	// readySince is when the gate saw the last not-ready → ready
+	// transition; zero when it has seen none (the repo was Ready at start).
+	readySince time.Time
 }
 
 // NewGate reads the EndpointSlices in the cache of slices, an informer the
@@ -37,11 +43,12 @@ type observation struct {
 // onChange receives the key (namespace/name) of the Upgrade whose repo
 // readiness changed; it must not block, so hand it a queue's Add. The gate
 // sees changes once Handler is registered on slices.
-func NewGate(namespace string, selector labels.Selector, onChange func(cache.ObjectName), slices cache.SharedIndexInformer) (*Gate, error) {
+func NewGate(namespace string, selector labels.Selector, onChange func(cache.ObjectName), slices cache.SharedIndexInformer, clk clock.PassiveClock) (*Gate, error) {
 	if selector == nil {
 		return nil, fmt.Errorf("gate: selector is nil")
 	}
 	return &Gate{
+		clock:     clk,
 		lister:    discoverylisters.NewEndpointSliceLister(slices.GetIndexer()),
 		namespace: namespace,
 		selector:  selector,
@@ -73,6 +80,16 @@ func (g *Gate) Readiness(key cache.ObjectName) (Readiness, uint64, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return r, g.observed[key].epoch, nil
+}
+
+// ReadySince returns when the gate saw the repo of key become Ready in epoch,
+// or false if it did not see that transition (it was Ready when the gate
+// started, or a later epoch began).
+func (g *Gate) ReadySince(key cache.ObjectName, epoch uint64) (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o := g.observed[key]
+	return o.readySince, o.epoch == epoch && !o.readySince.IsZero()
 }
 
 // Forget drops what the gate remembers of an upgrade that no longer exists.
@@ -151,9 +168,10 @@ func (g *Gate) observe(key cache.ObjectName, ev *discoveryv1.EndpointSlice, gone
 	g.mu.Lock()
 	prev, seen := g.observed[key]
 	changed := !seen || !prev.readiness.Equal(r)
-	next := observation{readiness: r, epoch: prev.epoch}
+	next := observation{readiness: r, epoch: prev.epoch, readySince: prev.readySince}
 	if seen && !prev.readiness.Ready() && r.Ready() {
 		next.epoch++
+		next.readySince = g.clock.Now()
 	}
 	g.observed[key] = next
 	g.mu.Unlock()

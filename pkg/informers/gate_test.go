@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -81,7 +82,7 @@ func newGateFixture(t *testing.T, newInformer func(kubernetes.Interface) cache.S
 		f.create(s)
 	}
 	inf := newInformer(f.client)
-	gate, err := informers.NewGate(repoNamespace, repoSelector, f.rec.add, inf)
+	gate, err := informers.NewGate(repoNamespace, repoSelector, f.rec.add, inf, clock.RealClock{})
 	if err != nil {
 		t.Fatalf("NewGate: %v", err)
 	}
@@ -379,7 +380,7 @@ func TestGateSeesAFlapTheCacheAlreadyPassed(t *testing.T) {
 	gate, err := informers.NewGate(repoNamespace, repoSelector, func(k cache.ObjectName) {
 		once.Do(func() { <-release }) // the handler lags on its first event
 		rec.add(k)
-	}, inf)
+	}, inf, clock.RealClock{})
 	if err != nil {
 		t.Fatal(err)
 	}

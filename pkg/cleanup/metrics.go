@@ -1,0 +1,121 @@
+package cleanup
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+)
+
+// Fetch results, the values of the result label of list fetches.
+const (
+	FetchSuccess  = "success"
+	FetchNotFound = "not_found"
+	// FetchHTTPError is any other answer than 200 OK or 404.
+	FetchHTTPError = "http_error"
+	// FetchInvalid is a 200 OK whose body is not an image list.
+	FetchInvalid = "invalid"
+	// FetchNetworkError is no answer: refused, reset, timed out.
+	FetchNetworkError = "network_error"
+)
+
+// metrics are the cleanup's own Prometheus metrics.
+type metrics struct {
+	readyToFirstRequest prometheus.Histogram
+	listFetches         *prometheus.CounterVec
+	imagesPlanned       prometheus.Counter
+	imagesRemoved       prometheus.Counter
+	imagesSkipped       *prometheus.CounterVec
+	bytesReclaimed      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, upgrades func() []informers.Upgrade) (*metrics, error) {
+	m := &metrics{
+		readyToFirstRequest: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "upgrade_image_cleanup_ready_to_first_request_seconds",
+			Help: "Seconds from the repo's endpoint becoming Ready to the first image list request.",
+			// 1 ms to ~65 s: watch delivery is milliseconds, a busy queue seconds.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
+		}),
+		listFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_list_fetches_total",
+			Help: "Image list requests to the upgrade repo, by result.",
+		}, []string{"result"}),
+		imagesPlanned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_images_planned_total",
+			Help: "Images written to plans for removal.",
+		}),
+		imagesRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_images_removed_total",
+			Help: "Images removed from nodes (one per node and image).",
+		}),
+		imagesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_images_skipped_total",
+			Help: "Planned images a node kept, by reason.",
+		}, []string{"reason"}),
+		bytesReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_bytes_reclaimed_total",
+			Help: "Bytes of images removed from nodes.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, stateCollector(upgrades)} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Known label values from the start, so a dashboard shows 0, not nothing.
+	for _, r := range []string{FetchSuccess, FetchNotFound, FetchHTTPError, FetchInvalid, FetchNetworkError} {
+		m.listFetches.WithLabelValues(r)
+	}
+	for _, r := range []remover.Reason{remover.ReasonInUse, remover.ReasonPinned, remover.ReasonStillNeeded, remover.ReasonNotPresent} {
+		m.imagesSkipped.WithLabelValues(string(r))
+	}
+	return m, nil
+}
+
+// fetchResult classifies a FetchList error for the result label.
+func fetchResult(err error) string {
+	var se *StatusError
+	switch {
+	case err == nil:
+		return FetchSuccess
+	case errors.As(err, &se) && se.StatusCode == 404:
+		return FetchNotFound
+	case errors.As(err, &se):
+		return FetchHTTPError
+	case errors.Is(err, ErrEmptyList) || errors.As(err, new(invalidList)):
+		return FetchInvalid
+	default:
+		return FetchNetworkError
+	}
+}
+
+// removed adds a finished removal's totals.
+func (m *metrics) removed(s *Summary) {
+	m.imagesRemoved.Add(float64(s.Total.Removed + s.Total.DanglingRemoved))
+	m.bytesReclaimed.Add(float64(s.Total.BytesReclaimed))
+	for r, n := range s.Total.Skipped {
+		m.imagesSkipped.WithLabelValues(string(r)).Add(float64(n))
+	}
+}
+
+// upgradesDesc is the gauge of upgrades per cleanup state. It is computed at
+// scrape time from the Upgrade cache, so it is never out of step with it.
+var upgradesDesc = prometheus.NewDesc("upgrade_image_cleanup_upgrades",
+	"Upgrades by cleanup state (state \"\" has none yet).", []string{"state"}, nil)
+
+type stateCollector func() []informers.Upgrade
+
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upgradesDesc }
+
+func (list stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[State]int{StateWaitingForRepo: 0, StatePlanned: 0, StateRemoving: 0, StateSucceeded: 0, StateFailed: 0}
+	for _, u := range list() {
+		counts[State(u.Annotations[StateAnnotation])]++
+	}
+	for s, n := range counts {
+		ch <- prometheus.MustNewConstMetric(upgradesDesc, prometheus.GaugeValue, float64(n), string(s))
+	}
+}
