@@ -48,6 +48,10 @@ const (
 	// sandboxImage is the CRI plugin's sandbox_image. It must exist locally
 	// and be runnable, or containerd tries to pull it when a pod starts.
 	sandboxImage = "registry.k8s.io/pause:3.6"
+	// newSandboxImage is the sandbox_image after the "upgrade" of the last
+	// pass, which restarts containerd with it while the pod keeps running
+	// on sandboxImage.
+	newSandboxImage = "registry.k8s.io/pause:3.10"
 	// ctdReadyTimeout bounds every wait for containerd: to answer CRI after
 	// it starts, and to list imported images. Both take well under a second.
 	ctdReadyTimeout = 30 * time.Second
@@ -84,13 +88,18 @@ var (
 //     now not present; B and D are kept again.
 //  3. The image-remover binary, with its default flags: F is removed, B and
 //     D kept; the result is read back from its termination log.
+//  4. The plan names the sandbox image, which the pod's sandbox runs and
+//     containerd is configured with: it is kept as pinned.
+//  5. containerd restarts configured with another sandbox image, as after
+//     an upgrade, while the pod keeps running on the first: the plan names
+//     both; the first is kept in use by the sandbox, the new one as pinned.
 //
-// Pinned cannot be shown here: containerd 1.6 (Debian 12's) reports
-// pinned=false for every image, the sandbox image included (1.7 pins it).
-// The unit tests cover pinned images through fakecri. Nor is the sandbox
-// image in use as far as CRI says: a pod sandbox is not a container in
-// ListContainers, so on 1.6 nothing keeps the pause image of running pods
-// if a plan names it.
+// containerd 1.6 (Debian 12's) reports pinned=false for every image, the
+// sandbox image included (1.7 pins it), and a pod sandbox is not a container
+// in ListContainers: passes 4 and 5 keep the sandbox images only because
+// the remover reads the configured sandbox image from the verbose Status and
+// each sandbox's image from its verbose PodSandboxStatus. The unit tests
+// cover the runtime's pinned flag through fakecri.
 func TestContainerd(t *testing.T) {
 	ctd := startContainerd(t)
 
@@ -100,7 +109,8 @@ func TestContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sandbox := testImage{name: "pause", tags: []string{sandboxImage}, file: pauseBin, entrypoint: []string{"/pause"}}
-	ctd.importImages(t, append([]testImage{sandbox}, testImg...))
+	newSandbox := testImage{name: "pause-new", tags: []string{newSandboxImage}, file: pauseBin, entrypoint: []string{"/pause"}}
+	ctd.importImages(t, append([]testImage{sandbox, newSandbox}, testImg...))
 
 	c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
 	if err != nil {
@@ -109,11 +119,11 @@ func TestContainerd(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	t.Logf("runtime: %s", c.Version())
 
-	before := ctd.waitForImages(t, c, append([]testImage{sandbox}, testImg...)...)
+	before := ctd.waitForImages(t, c, append([]testImage{sandbox, newSandbox}, testImg...)...)
 	idOf := func(img testImage) string { return before[img.tags[0]].ID }
 	sizeOf := func(img testImage) uint64 { return before[img.tags[0]].Size }
 
-	cid := ctd.createContainer(t, imgD.tags[0])
+	sid, cid := ctd.createContainer(t, imgD.tags[0])
 	containers, err := c.ListContainers(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +132,14 @@ func TestContainerd(t *testing.T) {
 		t.Fatalf("ListContainers = %+v, want the created container %s with D's ID %s in ImageRef", containers, cid, idOf(imgD))
 	}
 	t.Logf("container %s (created, not started) uses %s: %+v", cid, imgD.tags[0], containers[0])
+	sandboxes, err := c.ListSandboxes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Sandboxes{ConfiguredImage: sandboxImage, List: []Sandbox{{ID: sid, Image: sandboxImage}}}); !reflect.DeepEqual(sandboxes, want) {
+		t.Fatalf("ListSandboxes = %+v, want %+v: containerd's verbose Status and PodSandboxStatus no longer have the shape the remover reads", sandboxes, want)
+	}
+	t.Logf("sandbox %s runs %s: %+v", sid, sandboxImage, sandboxes)
 
 	// Passes 1 and 2 run the same plan.
 	plan := mustPlan(t,
@@ -153,7 +171,7 @@ func TestContainerd(t *testing.T) {
 			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 2},
 			BytesReclaimed: sizeOf(imgA) + sizeOf(imgC),
 		})
-		ctd.assertNode(t, c, before, sandbox, imgB, imgD, imgE, imgF)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgE, imgF)
 	})
 
 	t.Run("with MatchOtherRegistries", func(t *testing.T) {
@@ -174,7 +192,7 @@ func TestContainerd(t *testing.T) {
 			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 4},
 			BytesReclaimed: sizeOf(imgE),
 		})
-		ctd.assertNode(t, c, before, sandbox, imgB, imgD, imgF)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgF)
 	})
 
 	t.Run("image-remover binary", func(t *testing.T) {
@@ -214,7 +232,49 @@ func TestContainerd(t *testing.T) {
 			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
 			{"docker.io/rancher/f:1", ActionRemoved, "", idOf(imgF), ""},
 		}, want)
-		ctd.assertNode(t, c, before, sandbox, imgB, imgD)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
+	})
+
+	t.Run("configured sandbox image used by a sandbox", func(t *testing.T) {
+		rep, err := Run(testContext(t), c, mustPlan(t, sandboxImage), DefaultOptions())
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if rep.SandboxImage != sandboxImage {
+			t.Errorf("report's SandboxImage = %q, want %q", rep.SandboxImage, sandboxImage)
+		}
+		assertReport(t, rep, []reportLine{
+			{sandboxImage, ActionSkipped, ReasonPinned, idOf(sandbox), "the runtime's configured sandbox image (" + sandboxImage + "), which new pods need"},
+		}, Result{Skipped: map[Reason]int{ReasonPinned: 1}})
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
+	})
+
+	t.Run("sandbox image changed while the pod runs", func(t *testing.T) {
+		ctd.restart(t, newSandboxImage)
+		c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
+		if err != nil {
+			t.Fatalf("DialCRI: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		sandboxes, err := c.ListSandboxes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Sandboxes{ConfiguredImage: newSandboxImage, List: []Sandbox{{ID: sid, Image: sandboxImage}}}); !reflect.DeepEqual(sandboxes, want) {
+			t.Fatalf("ListSandboxes after the restart = %+v, want %+v", sandboxes, want)
+		}
+		rep, err := Run(testContext(t), c, mustPlan(t, sandboxImage, newSandboxImage), DefaultOptions())
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if rep.SandboxImage != newSandboxImage {
+			t.Errorf("report's SandboxImage = %q, want %q", rep.SandboxImage, newSandboxImage)
+		}
+		assertReport(t, rep, []reportLine{
+			{newSandboxImage, ActionSkipped, ReasonPinned, idOf(newSandbox), "the runtime's configured sandbox image (" + newSandboxImage + "), which new pods need"},
+			{sandboxImage, ActionSkipped, ReasonInUse, idOf(sandbox), "used by pod sandbox " + sid},
+		}, Result{Skipped: map[Reason]int{ReasonPinned: 1, ReasonInUse: 1}})
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
 	})
 }
 
@@ -340,7 +400,8 @@ func buildGo(t *testing.T, dir, pkg string, env ...string) string {
 	return out
 }
 
-// ctdProcess is a containerd the test started.
+// ctdProcess is a containerd the test started. After a restart, cmd,
+// exited and runtime are the new process's.
 type ctdProcess struct {
 	dir    string // everything containerd writes, but shimRunDir
 	sock   string
@@ -349,8 +410,9 @@ type ctdProcess struct {
 	exited chan struct{} // closed once the process has exited
 	err    error         // how it exited; read after exited is closed
 	// runtime is the test's own CRI client, for what the remover does not
-	// do (pods and containers).
+	// do (pods and containers), over conn; stop closes it.
 	runtime runtimeapi.RuntimeServiceClient
+	conn    *grpc.ClientConn
 }
 
 // startContainerd starts containerd with everything in a new temporary
@@ -375,9 +437,18 @@ func startContainerd(t *testing.T) *ctdProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &ctdProcess{dir: dir, sock: filepath.Join(dir, "c.sock"), logf: filepath.Join(dir, "containerd.log"), exited: make(chan struct{})}
+	d := &ctdProcess{dir: dir, sock: filepath.Join(dir, "c.sock"), logf: filepath.Join(dir, "containerd.log")}
 	t.Cleanup(func() { d.stop(t, shimRunDirExisted) })
+	d.start(t, sandboxImage)
+	return d
+}
 
+// start starts containerd configured with sandboxImage as its
+// sandbox_image, on the state in d.dir, and waits until its CRI service
+// answers.
+func (d *ctdProcess) start(t *testing.T, sandboxImage string) {
+	t.Helper()
+	dir := d.dir
 	// restrict_oom_score_adj: this machine lacks CAP_SYS_RESOURCE, and runc
 	// fails every sandbox raising its oom_score_adj without it. No CNI is
 	// installed: pods use the host's network.
@@ -404,29 +475,31 @@ state = %[2]q
 		t.Fatal(err)
 	}
 
-	logFile, err := os.Create(d.logf)
+	logFile, err := os.OpenFile(d.logf, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = logFile.Close() }()
-	d.cmd = exec.Command("containerd", "--config", configFile)
-	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+	cmd := exec.Command("containerd", "--config", configFile)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the test binary dies, so does containerd.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	exited := make(chan struct{})
+	d.cmd, d.exited = cmd, exited
 	start := time.Now()
-	if err := d.cmd.Start(); err != nil {
-		close(d.exited)
+	if err := cmd.Start(); err != nil {
+		close(exited)
 		t.Fatalf("start containerd: %v", err)
 	}
 	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
+		d.err = cmd.Wait()
+		close(exited)
 	}()
 
 	var lastErr error
 	err = wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, ctdReadyTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
-		case <-d.exited:
+		case <-exited:
 			return false, fmt.Errorf("containerd exited: %v", d.err)
 		default:
 		}
@@ -447,15 +520,35 @@ state = %[2]q
 	if err != nil {
 		t.Fatalf("containerd's CRI service at %s did not answer: %v (last error: %v)", d.sock, err, lastErr)
 	}
-	t.Logf("containerd (pid %d) answers CRI at %s after %v", d.cmd.Process.Pid, d.sock, time.Since(start).Round(time.Millisecond))
+	t.Logf("containerd (pid %d, sandbox_image %s) answers CRI at %s after %v", cmd.Process.Pid, sandboxImage, d.sock, time.Since(start).Round(time.Millisecond))
 
+	// A new connection: the old one may be backing off after a restart.
+	// Not closed by t.Cleanup: t may be a subtest, and the pods' cleanup
+	// needs the connection after it.
 	conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = conn.Close() })
-	d.runtime = runtimeapi.NewRuntimeServiceClient(conn)
-	return d
+	if d.conn != nil {
+		_ = d.conn.Close()
+	}
+	d.conn, d.runtime = conn, runtimeapi.NewRuntimeServiceClient(conn)
+}
+
+// restart stops containerd, leaving pods running (their shims outlive it, as
+// on a node whose containerd restarts), and starts it again configured with
+// sandboxImage.
+func (d *ctdProcess) restart(t *testing.T, sandboxImage string) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop containerd: %v", err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(ctdStopTimeout):
+		t.Fatalf("containerd did not exit within %v of SIGTERM", ctdStopTimeout)
+	}
+	d.start(t, sandboxImage)
 }
 
 // importImages writes images to a docker-archive and imports it with ctr
@@ -517,10 +610,10 @@ func (d *ctdProcess) waitForImages(t *testing.T, c *CRI, images ...testImage) ma
 }
 
 // createContainer creates a pod sandbox on the host's network and, in it, a
-// container of image that is created but never started, and removes both
-// through CRI when the test ends, before containerd stops: the shims would
-// outlive it.
-func (d *ctdProcess) createContainer(t *testing.T, image string) string {
+// container of image that is created but never started, returns their IDs,
+// and removes both through CRI when the test ends, before containerd stops:
+// the shims would outlive it.
+func (d *ctdProcess) createContainer(t *testing.T, image string) (sandboxID, containerID string) {
 	t.Helper()
 	ctx := t.Context()
 	logDir := filepath.Join(d.dir, "pods")
@@ -539,8 +632,7 @@ func (d *ctdProcess) createContainer(t *testing.T, image string) string {
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
-	sandboxID := sb.GetPodSandboxId()
-	var containerID string
+	sandboxID = sb.GetPodSandboxId()
 	t.Cleanup(func() {
 		// t.Context is done by now.
 		ctx, cancel := context.WithTimeout(context.Background(), ctdReadyTimeout)
@@ -574,7 +666,7 @@ func (d *ctdProcess) createContainer(t *testing.T, image string) string {
 		t.Fatalf("CreateContainer: %v", err)
 	}
 	containerID = ctr.GetContainerId()
-	return containerID
+	return sandboxID, containerID
 }
 
 // assertNode checks that the node has exactly the images of want, each with
@@ -621,6 +713,9 @@ func (d *ctdProcess) assertNode(t *testing.T, c *CRI, before map[string]Image, w
 // stop stops containerd and removes its folder. Whatever the test left
 // running (a shim, a container) is an error, killed so that nothing stays.
 func (d *ctdProcess) stop(t *testing.T, shimRunDirExisted bool) {
+	if d.conn != nil {
+		_ = d.conn.Close()
+	}
 	if d.cmd != nil && d.cmd.Process != nil {
 		select {
 		case <-d.exited:

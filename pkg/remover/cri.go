@@ -2,13 +2,16 @@ package remover
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -130,6 +133,63 @@ func (c *CRI) ListContainers(ctx context.Context) ([]Container, error) {
 		})
 	}
 	return out, nil
+}
+
+// ListSandboxes lists every pod sandbox in every state (the request carries
+// no filter), with the image each runs, and the configured sandbox image.
+//
+// CRI has no field for either: both come from the runtime's verbose,
+// runtime-specific info. containerd (1.6 and 1.7) answers a verbose Status
+// with its CRI plugin's configuration as JSON in Info["config"], where
+// "sandboxImage" is sandbox_image; and a verbose PodSandboxStatus with JSON
+// in Info["info"], where "image" is the reference the sandbox was started
+// from. containerd 2 moved sandbox_image out of that configuration (and pins
+// the image instead). What a runtime does not report is left empty, and
+// Decide then takes a sandbox to run the configured sandbox image.
+func (c *CRI) ListSandboxes(ctx context.Context) (Sandboxes, error) {
+	st, err := c.runtime.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return Sandboxes{}, fmt.Errorf("CRI Status on %s: %w", c.socket, err)
+	}
+	out := Sandboxes{ConfiguredImage: jsonField(st.GetInfo(), "config", "sandboxImage")}
+	resp, err := c.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return Sandboxes{}, fmt.Errorf("CRI ListPodSandbox on %s: %w", c.socket, err)
+	}
+	out.List = make([]Sandbox, 0, len(resp.GetItems()))
+	for _, sb := range resp.GetItems() {
+		st, err := c.runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.GetId(), Verbose: true})
+		if status.Code(err) == codes.NotFound {
+			// Removed since it was listed: it needs no image any more.
+			continue
+		}
+		if err != nil {
+			// Not skipped: the sandbox may run an image that nothing else
+			// keeps, such as the previous version's pause image.
+			return Sandboxes{}, fmt.Errorf("CRI PodSandboxStatus of %s on %s: %w", sb.GetId(), c.socket, err)
+		}
+		out.List = append(out.List, Sandbox{ID: sb.GetId(), Image: jsonField(st.GetInfo(), "info", "image")})
+	}
+	return out, nil
+}
+
+// jsonField returns the string field of the JSON object in info[key], or ""
+// when there is no such key, no such field, or it is not a JSON string: the
+// verbose info is free-form and differs between runtimes and versions.
+func jsonField(info map[string]string, key, field string) string {
+	raw, ok := info[key]
+	if !ok {
+		return ""
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &obj); err != nil {
+		return ""
+	}
+	var v string
+	if err := json.Unmarshal(obj[field], &v); err != nil {
+		return ""
+	}
+	return v
 }
 
 // RemoveImage removes the image with this ID. The runtime removes it with

@@ -302,7 +302,14 @@ func TestRunEmptyPlan(t *testing.T) {
 // failingRuntime fails the listing step it is told to.
 type failingRuntime struct {
 	Runtime
-	images, containers error
+	images, containers, sandboxes error
+}
+
+func (f failingRuntime) ListSandboxes(ctx context.Context) (Sandboxes, error) {
+	if f.sandboxes != nil {
+		return Sandboxes{}, f.sandboxes
+	}
+	return f.Runtime.ListSandboxes(ctx)
 }
 
 func (f failingRuntime) ListImages(ctx context.Context) ([]Image, error) {
@@ -326,6 +333,7 @@ func TestRunFailsWhenListingFails(t *testing.T) {
 	for name, rt := range map[string]failingRuntime{
 		"images":     {Runtime: c, images: boom},
 		"containers": {Runtime: c, containers: boom},
+		"sandboxes":  {Runtime: c, sandboxes: boom},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Run(testContext(t), rt, mustPlan(t, "rancher/a:1"), DefaultOptions())
@@ -410,5 +418,173 @@ func TestCRIMapsContainersAndImages(t *testing.T) {
 	}
 	if v := c.Version(); v != "fakecri v0.0.0" {
 		t.Errorf("Version = %q", v)
+	}
+}
+
+// sandbox is a scripted sandbox in the given state with containerd's
+// verbose info for image (none when image is empty).
+func sandbox(sid, image string, state runtimeapi.PodSandboxState) fakecri.Sandbox {
+	sb := fakecri.Sandbox{Sandbox: &runtimeapi.PodSandbox{Id: sid, State: state, Metadata: &runtimeapi.PodSandboxMetadata{Name: sid, Namespace: "kube-system", Uid: sid}}}
+	if image != "" {
+		sb.Info = fakecri.ContainerdSandboxInfo(image)
+	}
+	return sb
+}
+
+// TestRunKeepsSandboxImages is the upgrade case on a runtime that pins
+// nothing (containerd 1.6): the node still runs pods started from the
+// previous version's pause image, the runtime is configured with the new
+// one, and the plan names both.
+func TestRunKeepsSandboxImages(t *testing.T) {
+	oldPause := criImage("1", 100, "registry.k8s.io/pause:3.6")
+	newPause := criImage("2", 200, "registry.k8s.io/pause:3.10")
+	stoppedPause := criImage("3", 300, "docker.io/rancher/mirrored-pause:3.5")
+	unusedPause := criImage("4", 400, "registry.k8s.io/pause:3.2")
+	other := criImage("5", 500, "docker.io/rancher/x:1")
+	srv, c := startNode(t, node{images: []*runtimeapi.Image{oldPause, newPause, stoppedPause, unusedPause, other}})
+	srv.SetStatusInfo(fakecri.ContainerdStatusInfo("registry.k8s.io/pause:3.10"))
+	srv.SetSandboxes(
+		sandbox("s-old", "registry.k8s.io/pause:3.6", runtimeapi.PodSandboxState_SANDBOX_READY),
+		sandbox("s-stopped", "rancher/mirrored-pause:3.5", runtimeapi.PodSandboxState_SANDBOX_NOTREADY),
+		sandbox("s-new", "", runtimeapi.PodSandboxState_SANDBOX_READY), // no verbose info: the configured image
+	)
+
+	rep, err := Run(testContext(t), c, mustPlan(t,
+		"registry.k8s.io/pause:3.6", "registry.k8s.io/pause:3.10", "docker.io/rancher/mirrored-pause:3.5",
+		"registry.k8s.io/pause:3.2", "docker.io/rancher/x:1",
+	), DefaultOptions())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	assertNeverRemoved(t, srv, oldPause, newPause, stoppedPause)
+	if got, want := srv.ImageIDs(), []string{oldPause.Id, newPause.Id, stoppedPause.Id}; !reflect.DeepEqual(got, want) {
+		t.Errorf("images left = %v, want the three sandbox images", got)
+	}
+	if f := srv.SandboxFilters(); len(f) != 1 || f[0] != nil {
+		t.Errorf("ListPodSandbox filters = %v, want one call without a filter (all states)", f)
+	}
+	if got, want := srv.SandboxStatusCalls(), []string{"s-old verbose", "s-stopped verbose", "s-new verbose"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("PodSandboxStatus calls = %v, want one verbose call per sandbox %v", got, want)
+	}
+	if rep.SandboxImage != "registry.k8s.io/pause:3.10" {
+		t.Errorf("report's SandboxImage = %q, want the configured one", rep.SandboxImage)
+	}
+	type line struct {
+		ref    string
+		action Action
+		reason Reason
+		detail string
+	}
+	var got []line
+	for _, e := range rep.Images {
+		got = append(got, line{e.Ref, e.Action, e.Reason, e.Detail})
+	}
+	want := []line{
+		{"docker.io/rancher/mirrored-pause:3.5", ActionSkipped, ReasonInUse, "used by pod sandbox s-stopped"},
+		{"docker.io/rancher/x:1", ActionRemoved, "", ""},
+		{"registry.k8s.io/pause:3.10", ActionSkipped, ReasonPinned, "the runtime's configured sandbox image (registry.k8s.io/pause:3.10), which new pods need"},
+		{"registry.k8s.io/pause:3.2", ActionRemoved, "", ""},
+		{"registry.k8s.io/pause:3.6", ActionSkipped, ReasonInUse, "used by pod sandbox s-old"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("report lines:\n got %+v\nwant %+v", got, want)
+	}
+	if r := rep.Result; r.Removed != 2 || r.Skipped[ReasonInUse] != 2 || r.Skipped[ReasonPinned] != 1 || r.BytesReclaimed != 400+500 {
+		t.Errorf("Result = %+v, want 2 removed, 2 in use, 1 pinned", r)
+	}
+}
+
+func TestCRIListSandboxes(t *testing.T) {
+	t.Run("containerd", func(t *testing.T) {
+		srv, c := startNode(t, node{})
+		srv.SetStatusInfo(fakecri.ContainerdStatusInfo("registry.k8s.io/pause:3.6"))
+		srv.SetSandboxes(
+			sandbox("s1", "registry.k8s.io/pause:3.6", runtimeapi.PodSandboxState_SANDBOX_READY),
+			sandbox("s2", "docker.io/rancher/mirrored-pause:3.5", runtimeapi.PodSandboxState_SANDBOX_NOTREADY),
+		)
+		got, err := c.ListSandboxes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Sandboxes{ConfiguredImage: "registry.k8s.io/pause:3.6", List: []Sandbox{{ID: "s1", Image: "registry.k8s.io/pause:3.6"}, {ID: "s2", Image: "docker.io/rancher/mirrored-pause:3.5"}}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("ListSandboxes = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("a runtime that reports neither", func(t *testing.T) {
+		srv, c := startNode(t, node{})
+		srv.SetSandboxes(sandbox("s1", "", runtimeapi.PodSandboxState_SANDBOX_READY))
+		got, err := c.ListSandboxes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Sandboxes{List: []Sandbox{{ID: "s1"}}}); !reflect.DeepEqual(got, want) {
+			t.Errorf("ListSandboxes = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("info of other shapes is ignored", func(t *testing.T) {
+		srv, c := startNode(t, node{})
+		srv.SetStatusInfo(map[string]string{"config": `{"sandboxImage": 3}`, "golang": `"go1.22"`})
+		srv.SetSandboxes(
+			fakecri.Sandbox{Sandbox: &runtimeapi.PodSandbox{Id: "s1"}, Info: map[string]string{"info": "not json"}},
+			fakecri.Sandbox{Sandbox: &runtimeapi.PodSandbox{Id: "s2"}, Info: map[string]string{"info": `["image"]`}},
+			fakecri.Sandbox{Sandbox: &runtimeapi.PodSandbox{Id: "s3"}, Info: map[string]string{"image": "registry.k8s.io/pause:3.6"}},
+			fakecri.Sandbox{Sandbox: &runtimeapi.PodSandbox{Id: "s4"}, Info: map[string]string{"info": `{"image": null, "pid": 1}`}},
+		)
+		got, err := c.ListSandboxes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Sandboxes{List: []Sandbox{{ID: "s1"}, {ID: "s2"}, {ID: "s3"}, {ID: "s4"}}}); !reflect.DeepEqual(got, want) {
+			t.Errorf("ListSandboxes = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("a sandbox removed since listed is left out", func(t *testing.T) {
+		srv, c := startNode(t, node{})
+		srv.SetSandboxes(
+			sandbox("gone", "registry.k8s.io/pause:3.6", runtimeapi.PodSandboxState_SANDBOX_NOTREADY),
+			sandbox("s1", "registry.k8s.io/pause:3.6", runtimeapi.PodSandboxState_SANDBOX_READY),
+		)
+		srv.FailSandboxStatus("gone", status.Error(codes.NotFound, `an error occurred when try to find sandbox "gone": not found`))
+		got, err := c.ListSandboxes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Sandboxes{List: []Sandbox{{ID: "s1", Image: "registry.k8s.io/pause:3.6"}}}); !reflect.DeepEqual(got, want) {
+			t.Errorf("ListSandboxes = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("a sandbox whose status fails fails the listing, and Run removes nothing", func(t *testing.T) {
+		img := criImage("1", 10, "registry.k8s.io/pause:3.6")
+		srv, c := startNode(t, node{images: []*runtimeapi.Image{img}})
+		srv.SetSandboxes(sandbox("s1", "registry.k8s.io/pause:3.6", runtimeapi.PodSandboxState_SANDBOX_READY))
+		srv.FailSandboxStatus("s1", errors.New("boom"))
+		_, err := c.ListSandboxes(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "PodSandboxStatus of s1") || !strings.Contains(err.Error(), "boom") {
+			t.Errorf("ListSandboxes error = %v, want one naming the sandbox and the runtime's error", err)
+		}
+		_, err = Run(testContext(t), c, mustPlan(t, "registry.k8s.io/pause:3.6"), DefaultOptions())
+		if err == nil || !strings.Contains(err.Error(), "list sandboxes") {
+			t.Errorf("Run error = %v, want the listing error", err)
+		}
+		if calls := srv.RemoveCalls(); len(calls) != 0 {
+			t.Errorf("RemoveImage called after a failed listing: %v", calls)
+		}
+	})
+}
+
+func TestRunWarnsWhenSandboxImagesAreUnknown(t *testing.T) {
+	srv, c := startNode(t, node{images: []*runtimeapi.Image{criImage("1", 10, "registry.k8s.io/pause:3.6")}})
+	srv.SetSandboxes(sandbox("s1", "", runtimeapi.PodSandboxState_SANDBOX_READY), sandbox("s2", "", runtimeapi.PodSandboxState_SANDBOX_READY))
+	var logs logLines
+	if _, err := Run(klog.NewContext(t.Context(), logs.logger()), c, nil, DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.get(); len(got) != 1 || !strings.Contains(got[0], "Warning") || !strings.Contains(got[0], `"count"=2`) {
+		t.Errorf("log lines %q, want one warning counting the 2 sandboxes", got)
 	}
 }

@@ -41,6 +41,28 @@ type Container struct {
 	Image string
 }
 
+// Sandbox is a pod sandbox on the node, in any state. CRI does not list
+// sandboxes as containers, yet each runs an image: the sandbox ("pause")
+// image it was started from.
+type Sandbox struct {
+	ID string
+	// Image is the image the sandbox runs, as the runtime names it (a
+	// reference such as registry.k8s.io/pause:3.6 in containerd); empty when
+	// the runtime does not say, and then Decide takes it to be
+	// Sandboxes.ConfiguredImage.
+	Image string
+}
+
+// Sandboxes is what the runtime says about pod sandboxes.
+type Sandboxes struct {
+	// ConfiguredImage is the sandbox image the runtime starts new sandboxes
+	// from (containerd's sandbox_image), as configured; empty when the
+	// runtime does not say.
+	ConfiguredImage string
+	// List holds every pod sandbox on the node, in any state.
+	List []Sandbox
+}
+
 // Options tune Decide and Run. The zero value is not the default: use
 // DefaultOptions.
 type Options struct {
@@ -83,7 +105,8 @@ type ImageDecision struct {
 	Remove bool
 	// Reason says why the image is kept; empty when Remove.
 	Reason Reason
-	// Detail says which container, or which tag, keeps the image.
+	// Detail says which container or pod sandbox, or which tag, keeps the
+	// image.
 	Detail string
 }
 
@@ -93,13 +116,26 @@ type ImageDecision struct {
 // The safety rules are ours to check because CRI's RemoveImage refuses
 // nothing (it removes images in use and pinned images alike) and removes
 // every tag of the image it is given. An image is kept when the runtime pins
-// it, when any container (running or not) uses it, or when it carries a tag
-// that no matching plan entry names, in that order of precedence. Each image
-// is decided once, however many plan entries match it.
-func Decide(plan []reference.Named, images []Image, containers []Container, opts Options) Decisions {
+// it or it is the runtime's configured sandbox image (both ReasonPinned),
+// when any container or pod sandbox (running or not) uses it (ReasonInUse),
+// or when it carries a tag that no matching plan entry names
+// (ReasonStillNeeded), in that order of precedence. Each image is decided
+// once, however many plan entries match it.
+//
+// A sandbox whose image the runtime does not report is taken to run the
+// configured sandbox image. The configured sandbox image counts as pinned
+// even when no sandbox runs it: the kubelet needs it to start the next pod,
+// and containerd 1.7 and later pin it themselves (1.6 reports nothing
+// pinned), so reporting it as pinned says the same on every version.
+func Decide(plan []reference.Named, images []Image, containers []Container, sandboxes Sandboxes, opts Options) Decisions {
 	entries := planEntries(plan)
 	images = mergeByID(images)
-	used := usedBy(images, containers)
+	idx := newImageIndex(images)
+	used := idx.usedBy(containers, sandboxes)
+	configured := map[int]bool{}
+	for _, i := range idx.lookup(sandboxes.ConfiguredImage) {
+		configured[i] = true
+	}
 
 	var d Decisions
 	matchedRefs := map[string]bool{}
@@ -139,8 +175,10 @@ func Decide(plan []reference.Named, images []Image, containers []Container, opts
 		switch {
 		case img.Pinned:
 			dec.Reason, dec.Detail = ReasonPinned, "the runtime pins the image"
+		case configured[i]:
+			dec.Reason, dec.Detail = ReasonPinned, "the runtime's configured sandbox image ("+sandboxes.ConfiguredImage+"), which new pods need"
 		case len(used[i]) > 0:
-			dec.Reason, dec.Detail = ReasonInUse, describeContainers(used[i])
+			dec.Reason, dec.Detail = ReasonInUse, describeUsers(used[i])
 		case len(unplanned) > 0:
 			dec.Reason, dec.Detail = ReasonStillNeeded, "also tagged "+strings.Join(sortedUnique(unplanned), ", ")+", which the plan does not name"
 		default:
@@ -157,7 +195,7 @@ func Decide(plan []reference.Named, images []Image, containers []Container, opts
 
 	if opts.PruneDangling {
 		for i, img := range images {
-			if len(img.RepoTags) == 0 && !matchedImages[img.ID] && !img.Pinned && len(used[i]) == 0 {
+			if len(img.RepoTags) == 0 && !matchedImages[img.ID] && !img.Pinned && !configured[i] && len(used[i]) == 0 {
 				d.Dangling = append(d.Dangling, img)
 			}
 		}
@@ -287,16 +325,18 @@ func (e planEntry) coversTag(t parsedRef, otherRegistries bool) bool {
 	return e.tag != "" && t.tag == e.tag && e.sameRepository(t, otherRegistries)
 }
 
-// usedBy returns, for each image (by index), the IDs of the containers that
-// use it. A container uses an image when its ImageRef, ImageID or Image names
-// the image's ID (or a hex prefix of it), one of its tags or one of its
-// digests, in short or full form. Matching errs on the side of "in use": a
-// false match only keeps an image.
-func usedBy(images []Image, containers []Container) [][]string {
-	byKey := map[string][]int{}
+// imageIndex finds images by the names a container, a sandbox or the
+// runtime's configuration may give them.
+type imageIndex struct {
+	images []Image
+	byKey  map[string][]int
+}
+
+func newImageIndex(images []Image) imageIndex {
+	idx := imageIndex{images: images, byKey: map[string][]int{}}
 	add := func(key string, i int) {
 		if key != "" {
-			byKey[key] = append(byKey[key], i)
+			idx.byKey[key] = append(idx.byKey[key], i)
 		}
 	}
 	for i, img := range images {
@@ -309,36 +349,77 @@ func usedBy(images []Image, containers []Container) [][]string {
 			}
 		}
 	}
+	return idx
+}
 
-	used := make([][]string, len(images))
-	for _, c := range containers {
+// lookup returns the indexes of the images that s names: their ID (or a hex
+// prefix of it), one of their tags or one of their digests, in short or full
+// form. Matching errs on the side of a match: a false match only keeps an
+// image.
+func (idx imageIndex) lookup(s string) []int {
+	if s == "" {
+		return nil
+	}
+	hit := slices.Clone(idx.byKey[s])
+	if p, ok := parseRef(s); ok {
+		hit = append(hit, idx.byKey[p.full]...)
+	}
+	if hex := strings.TrimPrefix(s, "sha256:"); isHex(hex) {
+		for i, img := range idx.images {
+			if strings.HasPrefix(strings.TrimPrefix(img.ID, "sha256:"), hex) {
+				hit = append(hit, i)
+			}
+		}
+	}
+	slices.Sort(hit)
+	return slices.Compact(hit)
+}
+
+// user is a container or a pod sandbox that uses an image.
+type user struct {
+	kind string // "container" or "pod sandbox"
+	id   string
+}
+
+const (
+	kindContainer = "container"
+	kindSandbox   = "pod sandbox"
+)
+
+// usedBy returns, for each image (by index), the containers and pod
+// sandboxes that use it, sorted (containers first). A container uses an
+// image when its ImageRef, ImageID or Image names it (see lookup); a sandbox
+// uses the image its Image names, or the configured sandbox image when the
+// runtime did not say.
+func (idx imageIndex) usedBy(containers []Container, sandboxes Sandboxes) [][]user {
+	used := make([][]user, len(idx.images))
+	use := func(u user, names ...string) {
 		hit := map[int]bool{}
-		for _, s := range []string{c.ImageRef, c.ImageID, c.Image} {
-			if s == "" {
-				continue
-			}
-			for _, i := range byKey[s] {
+		for _, s := range names {
+			for _, i := range idx.lookup(s) {
 				hit[i] = true
-			}
-			if p, ok := parseRef(s); ok {
-				for _, i := range byKey[p.full] {
-					hit[i] = true
-				}
-			}
-			if hex := strings.TrimPrefix(s, "sha256:"); isHex(hex) {
-				for i, img := range images {
-					if strings.HasPrefix(strings.TrimPrefix(img.ID, "sha256:"), hex) {
-						hit[i] = true
-					}
-				}
 			}
 		}
 		for i := range hit {
-			used[i] = append(used[i], c.ID)
+			used[i] = append(used[i], u)
 		}
 	}
+	for _, c := range containers {
+		use(user{kindContainer, c.ID}, c.ImageRef, c.ImageID, c.Image)
+	}
+	for _, sb := range sandboxes.List {
+		image := sb.Image
+		if image == "" {
+			image = sandboxes.ConfiguredImage
+		}
+		use(user{kindSandbox, sb.ID}, image)
+	}
 	for i := range used {
-		used[i] = sortedUnique(used[i])
+		slices.SortFunc(used[i], func(a, b user) int {
+			// "container" sorts before "pod sandbox".
+			return cmp.Or(strings.Compare(a.kind, b.kind), strings.Compare(a.id, b.id))
+		})
+		used[i] = slices.Compact(used[i])
 	}
 	return used
 }
@@ -355,11 +436,22 @@ func isHex(s string) bool {
 	return true
 }
 
-func describeContainers(ids []string) string {
-	if len(ids) == 1 {
-		return "used by container " + ids[0]
+// describeUsers says who uses an image: "used by container c1", "used by
+// pod sandboxes s1 and 2 more", or, for a mix, "used by container c1 and 2
+// more containers or pod sandboxes".
+func describeUsers(us []user) string {
+	if len(us) == 1 {
+		return "used by " + us[0].kind + " " + us[0].id
 	}
-	return fmt.Sprintf("used by containers %s and %d more", ids[0], len(ids)-1)
+	mixed := slices.ContainsFunc(us, func(u user) bool { return u.kind != us[0].kind })
+	if mixed {
+		return fmt.Sprintf("used by %s %s and %d more containers or pod sandboxes", us[0].kind, us[0].id, len(us)-1)
+	}
+	plural := us[0].kind + "s"
+	if us[0].kind == kindSandbox {
+		plural = "pod sandboxes"
+	}
+	return fmt.Sprintf("used by %s %s and %d more", plural, us[0].id, len(us)-1)
 }
 
 func sortedUnique(ss []string) []string {

@@ -18,6 +18,13 @@ type Runtime interface {
 	ListImages(ctx context.Context) ([]Image, error)
 	// ListContainers lists every container on the node, in any state.
 	ListContainers(ctx context.Context) ([]Container, error)
+	// ListSandboxes lists every pod sandbox on the node, in any state, with
+	// the image each runs where the runtime says, and the sandbox image the
+	// runtime is configured to start new ones from. CRI's ListContainers
+	// does not list sandboxes, and containerd 1.6 does not pin the sandbox
+	// image: without this, nothing would keep the pause image of running
+	// pods.
+	ListSandboxes(ctx context.Context) (Sandboxes, error)
 	// RemoveImage removes the image with this ID, with all its tags.
 	RemoveImage(ctx context.Context, id string) error
 }
@@ -41,6 +48,9 @@ type Report struct {
 	Result Result `json:"result"`
 	// WouldRemove counts the images a dry run found safe to remove.
 	WouldRemove int `json:"wouldRemove,omitempty"`
+	// SandboxImage is the runtime's configured sandbox image, which is
+	// never removed; empty when the runtime does not say.
+	SandboxImage string `json:"sandboxImage,omitempty"`
 	// Images has one entry per planned reference and image it matched
 	// (sorted by reference, then image ID; a reference that matched no image
 	// has one entry without ImageID), then one per dangling image removed
@@ -56,7 +66,7 @@ type ImageReport struct {
 	Dangling bool   `json:"dangling,omitempty"`
 	Action   Action `json:"action"`
 	Reason   Reason `json:"reason,omitempty"`
-	// Detail says which container or tag kept the image.
+	// Detail says which container, pod sandbox or tag kept the image.
 	Detail  string `json:"detail,omitempty"`
 	ImageID string `json:"imageID,omitempty"`
 	// Tags are the image's tags as the runtime listed them: what removing
@@ -75,20 +85,24 @@ const (
 	logKeySize     = "size"
 	logKeyTags     = "tags"
 	logKeyDangling = "dangling"
+	logKeySandbox  = "sandboxImage"
+	logKeyCount    = "count"
 )
 
-// Run lists the runtime's images and containers, decides with Decide, and
-// removes the images that are safe to remove, one at a time, going on after
-// a failure. It logs one line per decision through the logger in ctx.
+// Run lists the runtime's images, containers and pod sandboxes, decides with
+// Decide, and removes the images that are safe to remove, one at a time,
+// going on after a failure. It logs one line per decision through the logger
+// in ctx.
 //
 // It returns an error only when listing fails (the runtime is unreachable or
 // broken); a removal that fails is counted in the Report. When ctx ends,
 // the images not yet removed are reported as failed without calling the
 // runtime.
 //
-// The containers are listed once, before removing: a container created from
-// a planned image after that is not seen. The plan holds images of a version
-// the cluster no longer runs, so nothing should create one.
+// The containers and sandboxes are listed once, before removing: a container
+// or sandbox created from a planned image after that is not seen. The plan
+// holds images of a version the cluster no longer runs, so nothing should
+// create one.
 func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) (Report, error) {
 	logger := klog.FromContext(ctx)
 	images, err := rt.ListImages(ctx)
@@ -99,9 +113,20 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 	if err != nil {
 		return Report{}, fmt.Errorf("list containers: %w", err)
 	}
-	d := Decide(plan, images, containers, opts)
+	sandboxes, err := rt.ListSandboxes(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("list sandboxes: %w", err)
+	}
+	if sandboxes.ConfiguredImage != "" {
+		logger.V(1).Info("Runtime's sandbox image", logKeySandbox, sandboxes.ConfiguredImage)
+	} else if n := countUnknownImage(sandboxes.List); n > 0 {
+		// Only the runtime's pinned flag (containerd 1.7 and later, CRI-O)
+		// keeps a sandbox image now.
+		logger.Info("Warning: the runtime reports neither the image of some pod sandboxes nor its configured sandbox image; only its pinned flag keeps their image", logKeyCount, n)
+	}
+	d := Decide(plan, images, containers, sandboxes, opts)
 
-	rep := Report{DryRun: opts.DryRun, Images: []ImageReport{}}
+	rep := Report{DryRun: opts.DryRun, SandboxImage: sandboxes.ConfiguredImage, Images: []ImageReport{}}
 	skip := func(r Reason) {
 		if rep.Result.Skipped == nil {
 			rep.Result.Skipped = map[Reason]int{}
@@ -183,4 +208,15 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		rep.Images = append(rep.Images, entry)
 	}
 	return rep, nil
+}
+
+// countUnknownImage counts the sandboxes whose image the runtime did not say.
+func countUnknownImage(sandboxes []Sandbox) int {
+	n := 0
+	for _, sb := range sandboxes {
+		if sb.Image == "" {
+			n++
+		}
+	}
+	return n
 }

@@ -3,11 +3,17 @@
 // the test, and records every RemoveImage call. Like containerd, RemoveImage
 // removes the whole image, every tag of it, whichever name it is given, and
 // refuses nothing unless the test tells it to fail.
+//
+// Pod sandboxes (SetSandboxes) and the verbose Status info (SetStatusInfo)
+// are scripted too; ContainerdStatusInfo and ContainerdSandboxInfo build
+// verbose info in the shape containerd 1.6 answers with.
 package fakecri
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,6 +39,52 @@ type Server struct {
 	failRemove  map[string]error
 	removeCalls []string
 	filters     []*runtimeapi.ContainerFilter
+
+	statusInfo        map[string]string
+	sandboxes         []Sandbox
+	failStatus        map[string]error
+	sandboxFilters    []*runtimeapi.PodSandboxFilter
+	sandboxStatusCall []string
+}
+
+// Sandbox is a scripted pod sandbox: what ListPodSandbox lists, and the
+// Info a verbose PodSandboxStatus of it answers with (nil: none).
+type Sandbox struct {
+	Sandbox *runtimeapi.PodSandbox
+	Info    map[string]string
+}
+
+// ContainerdStatusInfo is the verbose Status info of containerd 1.6 whose
+// sandbox_image is sandboxImage: the CRI plugin's configuration as JSON in
+// "config" (trimmed to a few of its fields), and the Go version in "golang".
+func ContainerdStatusInfo(sandboxImage string) map[string]string {
+	config, err := json.Marshal(map[string]any{
+		"containerd":          map[string]any{"snapshotter": "overlayfs", "defaultRuntimeName": "runc"},
+		"sandboxImage":        sandboxImage,
+		"restrictOOMScoreAdj": false,
+		"rootDir":             "/var/lib/containerd/io.containerd.grpc.v1.cri",
+	})
+	if err != nil {
+		panic(err)
+	}
+	return map[string]string{"config": string(config), "golang": `"go1.19.8"`}
+}
+
+// ContainerdSandboxInfo is the verbose PodSandboxStatus info of a running
+// containerd 1.6 sandbox started from image: JSON in "info" (trimmed to a few
+// of its fields), where "image" is the reference as configured.
+func ContainerdSandboxInfo(image string) map[string]string {
+	info, err := json.Marshal(map[string]any{
+		"pid":           1234,
+		"processStatus": "running",
+		"image":         image,
+		"snapshotter":   "overlayfs",
+		"runtimeType":   "io.containerd.runc.v2",
+	})
+	if err != nil {
+		panic(err)
+	}
+	return map[string]string{"info": string(info)}
 }
 
 // Start serves images and containers on a fresh unix socket until the test
@@ -48,6 +100,7 @@ func Start(t testing.TB, images []*runtimeapi.Image, containers []*runtimeapi.Co
 	s := &Server{
 		Socket:     filepath.Join(dir, "cri.sock"),
 		failRemove: map[string]error{},
+		failStatus: map[string]error{},
 	}
 	for _, img := range images {
 		s.images = append(s.images, proto.Clone(img).(*runtimeapi.Image))
@@ -83,6 +136,49 @@ func (s *Server) FailRemove(id string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failRemove[id] = err
+}
+
+// SetStatusInfo sets the Info a verbose Status call answers with (by
+// default none). A call that is not verbose gets no Info, as from containerd.
+func (s *Server) SetStatusInfo(info map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.statusInfo = maps.Clone(info)
+}
+
+// SetSandboxes sets the pod sandboxes the runtime has (by default none).
+func (s *Server) SetSandboxes(sandboxes ...Sandbox) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sandboxes = nil
+	for _, sb := range sandboxes {
+		s.sandboxes = append(s.sandboxes, Sandbox{Sandbox: proto.Clone(sb.Sandbox).(*runtimeapi.PodSandbox), Info: maps.Clone(sb.Info)})
+	}
+}
+
+// FailSandboxStatus makes PodSandboxStatus of the sandbox with this ID fail
+// with err (wrapped in gRPC status Unknown unless it already is a status).
+// The sandbox may be one ListPodSandbox does not list.
+func (s *Server) FailSandboxStatus(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failStatus[id] = err
+}
+
+// SandboxFilters returns the filter of each ListPodSandbox call, in order
+// (nil for a call without a filter).
+func (s *Server) SandboxFilters() []*runtimeapi.PodSandboxFilter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sandboxFilters)
+}
+
+// SandboxStatusCalls returns the sandbox ID of each PodSandboxStatus call,
+// in order, with " verbose" appended for a verbose call.
+func (s *Server) SandboxStatusCalls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sandboxStatusCall)
 }
 
 // RemoveCalls returns the image named by each RemoveImage call, in order,
@@ -143,10 +239,7 @@ func (i imageService) RemoveImage(_ context.Context, req *runtimeapi.RemoveImage
 		return &runtimeapi.RemoveImageResponse{}, nil
 	}
 	if err := i.s.failRemove[i.s.images[idx].GetId()]; err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err
-		}
-		return nil, status.Error(codes.Unknown, err.Error())
+		return nil, asStatus(err)
 	}
 	i.s.images = slices.Delete(i.s.images, idx, idx+1)
 	return &runtimeapi.RemoveImageResponse{}, nil
@@ -173,4 +266,68 @@ func (r runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListCo
 		resp.Containers = append(resp.Containers, proto.Clone(c).(*runtimeapi.Container))
 	}
 	return resp, nil
+}
+
+func (r runtimeService) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: runtimeapi.RuntimeReady, Status: true},
+		{Type: runtimeapi.NetworkReady, Status: true},
+	}}}
+	if req.GetVerbose() {
+		resp.Info = maps.Clone(r.s.statusInfo)
+	}
+	return resp, nil
+}
+
+func (r runtimeService) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.s.sandboxFilters = append(r.s.sandboxFilters, req.GetFilter())
+	if req.GetFilter() != nil {
+		return nil, status.Error(codes.Unimplemented, "fakecri: sandbox filters are not implemented")
+	}
+	resp := &runtimeapi.ListPodSandboxResponse{}
+	for _, sb := range r.s.sandboxes {
+		resp.Items = append(resp.Items, proto.Clone(sb.Sandbox).(*runtimeapi.PodSandbox))
+	}
+	return resp, nil
+}
+
+func (r runtimeService) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	call := req.GetPodSandboxId()
+	if req.GetVerbose() {
+		call += " verbose"
+	}
+	r.s.sandboxStatusCall = append(r.s.sandboxStatusCall, call)
+	if err := r.s.failStatus[req.GetPodSandboxId()]; err != nil {
+		return nil, asStatus(err)
+	}
+	idx := slices.IndexFunc(r.s.sandboxes, func(sb Sandbox) bool { return sb.Sandbox.GetId() == req.GetPodSandboxId() })
+	if idx < 0 {
+		return nil, status.Errorf(codes.NotFound, "an error occurred when try to find sandbox %q: not found", req.GetPodSandboxId())
+	}
+	sb := r.s.sandboxes[idx]
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: &runtimeapi.PodSandboxStatus{
+		Id:        sb.Sandbox.GetId(),
+		Metadata:  proto.Clone(sb.Sandbox.GetMetadata()).(*runtimeapi.PodSandboxMetadata),
+		State:     sb.Sandbox.GetState(),
+		CreatedAt: sb.Sandbox.GetCreatedAt(),
+	}}
+	if req.GetVerbose() {
+		resp.Info = maps.Clone(sb.Info)
+	}
+	return resp, nil
+}
+
+// asStatus returns err as a gRPC status error: as it is if it is one, else
+// wrapped in Unknown.
+func asStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unknown, err.Error())
 }
