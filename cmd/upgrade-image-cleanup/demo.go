@@ -121,14 +121,21 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	if err := printSummary(ctx, out, kube.CoreV1().ConfigMaps(ns), repo, readyAt); err != nil {
 		return err
 	}
-	if f.dryRun {
-		return nil
+	if !f.dryRun {
+		u, err := upgrades.Get(ctx, demoUpgrade, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := printRemoval(out, u.GetAnnotations()); err != nil {
+			return err
+		}
 	}
-	u, err := upgrades.Get(ctx, demoUpgrade, metav1.GetOptions{})
-	if err != nil {
-		return err
+	if f.metricsAddr != "" || f.healthAddr != "" {
+		// Keep the endpoints up so a person can curl what the run counted.
+		fmt.Fprintf(out, "\nServing --metrics-addr %q and --health-addr %q until interrupted (Ctrl-C).\n", f.metricsAddr, f.healthAddr)
+		<-ctx.Done()
 	}
-	return printRemoval(out, u.GetAnnotations())
+	return nil
 }
 
 // waitForState prints every state the Upgrade passes until it reaches one of

@@ -213,6 +213,13 @@ func (r *demoRuntime) ListContainers(context.Context) ([]remover.Container, erro
 	return slices.Clone(r.containers), nil
 }
 
+// ListSandboxes says every node runs its pods on the pause image both
+// versions share, as RKE2 configures it.
+func (r *demoRuntime) ListSandboxes(context.Context) (remover.Sandboxes, error) {
+	const pause = "docker.io/rancher/mirrored-pause:3.6"
+	return remover.Sandboxes{ConfiguredImage: pause, List: []remover.Sandbox{{ID: "sandbox-0", Image: pause}}}, nil
+}
+
 func (r *demoRuntime) RemoveImage(_ context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

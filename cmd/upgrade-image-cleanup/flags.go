@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -27,7 +28,13 @@ type flags struct {
 	logFormat   string
 	verbosity   int
 	demo        bool
-	demoOutage  time.Duration
+	metricsAddr string
+	healthAddr  string
+	leaderElect bool
+	// leaderElectNamespace holds the Lease.
+	leaderElectNamespace string
+	shutdownTimeout      time.Duration
+	demoOutage           time.Duration
 }
 
 // listFlag collects a repeatable flag; each use may also hold a
@@ -67,6 +74,11 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period at which every Upgrade is reconciled again even without events")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: json or console; default json, console with --demo")
 	fs.IntVar(&f.verbosity, "v", 0, "log verbosity; 2 shows every decision's detail")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on (/metrics), such as :8080; empty: off")
+	fs.StringVar(&f.healthAddr, "health-addr", "", "address to serve /healthz and /readyz on, such as :8081; empty: off")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "run workers only while holding the Lease "+leaseName+", so several replicas can run")
+	fs.StringVar(&f.leaderElectNamespace, "leader-elect-namespace", "", "namespace of the Lease; default $POD_NAMESPACE, else --namespace")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long items in flight may take before they are cancelled")
 	fs.BoolVar(&f.demo, "demo", false, "play a single-node upgrade against an in-memory cluster and a local repo, then exit")
 	fs.DurationVar(&f.demoOutage, "demo-outage", 3*time.Second, "with --demo, how long the repo stays not Ready after the upgrade completes")
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +92,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return flags{}, fmt.Errorf("--selector %q: %w", selector, err)
 	}
 	f.exclude = exclude
+	if f.leaderElectNamespace == "" {
+		f.leaderElectNamespace = os.Getenv("POD_NAMESPACE")
+	}
+	if f.leaderElectNamespace == "" {
+		f.leaderElectNamespace = f.namespace
+	}
 	if f.removal.NodeSelector, err = labels.Parse(nodeSelector); err != nil {
 		return flags{}, fmt.Errorf("--node-selector %q: %w", nodeSelector, err)
 	}
@@ -100,6 +118,10 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return flags{}, fmt.Errorf("--resync %v: must be positive", f.resync)
 	case f.logFormat != "json" && f.logFormat != "console":
 		return flags{}, fmt.Errorf("--log-format %q: must be json or console", f.logFormat)
+	case f.shutdownTimeout <= 0:
+		return flags{}, fmt.Errorf("--shutdown-timeout %v: must be positive", f.shutdownTimeout)
+	case f.leaderElect && len(validation.IsDNS1123Label(f.leaderElectNamespace)) > 0:
+		return flags{}, fmt.Errorf("--leader-elect-namespace %q: not a namespace (set it, or --namespace)", f.leaderElectNamespace)
 	case f.demoOutage < 0:
 		return flags{}, fmt.Errorf("--demo-outage %v: must not be negative", f.demoOutage)
 	}

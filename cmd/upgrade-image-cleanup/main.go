@@ -32,6 +32,9 @@ func main() {
 // run returns the exit code: 0 when the demo succeeds or the controller shuts
 // down on a signal, 1 when the controller or demo fails, 2 for bad flags.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "plan" {
+		return runPlan(args[1:], stdout, stderr)
+	}
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -46,9 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer flush()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := onSignals(klog.NewContext(context.Background(), logger))
 	defer stop()
-	ctx = klog.NewContext(ctx, logger)
 
 	if f.demo {
 		err = runDemo(ctx, f, stdout)
@@ -82,6 +84,9 @@ func runController(ctx context.Context, f flags) error {
 	defer cancel()
 	if err := kube.Discovery().RESTClient().Get().AbsPath("/version").Do(pingCtx).Error(); err != nil {
 		return fmt.Errorf("API server %s is unreachable: %w", cfg.Host, err)
+	}
+	if err := checkPermissions(pingCtx, kube, requiredPermissions(f)); err != nil {
+		return err
 	}
 	return runStandalone(ctx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}})
 }
@@ -117,5 +122,30 @@ func (f flags) options() (cleanup.Options, error) {
 		return cleanup.Options{}, fmt.Errorf("--exclude: %w", err)
 	}
 	o.Policy = p
+	o.ShutdownTimeout = f.shutdownTimeout
 	return o, nil
+}
+
+// onSignals returns a context that the first SIGINT or SIGTERM cancels: the
+// controller stops taking work and lets items in flight finish
+// (--shutdown-timeout). A second signal exits at once, for a person who does
+// not want to wait.
+func onSignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		klog.FromContext(parent).Info("Signal received; shutting down (a second signal exits at once)")
+		cancel()
+		<-sigs
+		klog.FromContext(parent).Info("Second signal; exiting now")
+		klog.Flush()
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
 }

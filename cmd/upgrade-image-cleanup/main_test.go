@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"regexp"
 	"strings"
 	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
 func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
@@ -86,5 +92,29 @@ func TestDemoDryRun(t *testing.T) {
 	out := stdout.String()
 	if !strings.Contains(out, "state Planned") || strings.Contains(out, "Removing") || strings.Contains(out, "starts the remover") {
 		t.Errorf("a dry run went past Planned:\n%s", out)
+	}
+}
+
+func TestMissingPermissionFailsNamingIt(t *testing.T) {
+	kube := kubefake.NewClientset()
+	kube.PrependReactor("create", "selfsubjectaccessreviews", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		r := a.(clienttesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		attrs := r.Spec.ResourceAttributes
+		r.Status.Allowed = !(attrs.Resource == "jobs" && attrs.Verb == "create") && !(attrs.Resource == "leases" && attrs.Verb == "update")
+		return true, r, nil
+	})
+	f, err := parseFlags([]string{"--remover-image", "r:1", "--leader-elect"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkPermissions(context.Background(), kube, requiredPermissions(f))
+	want := "missing RBAC permission: cannot create jobs.batch in namespace harvester-system; cannot update leases.coordination.k8s.io in namespace harvester-system"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v, want it to start with %q", err, want)
+	}
+	// A dry run without election needs neither.
+	f, _ = parseFlags([]string{"--dry-run"}, &bytes.Buffer{})
+	if err := checkPermissions(context.Background(), kube, requiredPermissions(f)); err != nil {
+		t.Errorf("dry run: %v", err)
 	}
 }

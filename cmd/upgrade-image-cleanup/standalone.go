@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -28,10 +30,12 @@ type standalone struct {
 	fetcher cleanup.ListFetcher
 }
 
-// runStandalone builds the informers, starts them, and runs the controller
-// until ctx ends. It is the thin layer over cleanup.New that a host replaces
-// with its own informers.
+// runStandalone builds the informers, starts them, serves metrics and
+// health, and runs the controller until ctx ends: at once, or once elected
+// with --leader-elect. It is the thin layer over cleanup.New that a host
+// replaces with its own informers and election.
 func runStandalone(ctx context.Context, s standalone) error {
+	logger := klog.FromContext(ctx)
 	opts, err := s.flags.options()
 	if err != nil {
 		return err
@@ -44,6 +48,8 @@ func runStandalone(ctx context.Context, s standalone) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.kube.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upgrade-image-cleanup"})
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := cleanup.Config{
 		KubeClient:     s.kube,
 		DynamicClient:  s.dynamic,
@@ -52,6 +58,7 @@ func runStandalone(ctx context.Context, s standalone) error {
 		Recorder:       recorder,
 		Clock:          s.clock,
 		Fetcher:        s.fetcher,
+		Registerer:     reg,
 		Options:        opts,
 	}
 	run := []cache.SharedIndexInformer{slices, upgrades}
@@ -66,9 +73,31 @@ func runStandalone(ctx context.Context, s standalone) error {
 	if err != nil {
 		return fmt.Errorf("build controller: %w", err)
 	}
+	// Informers run on every replica, elected or not, so a standby's caches
+	// are warm when it takes over.
 	for _, inf := range run {
 		go inf.Run(ctx.Done())
 	}
-	klog.FromContext(ctx).Info("Controller starting", "namespace", opts.Namespace, "selector", opts.Selector.String(), "repoAddress", opts.RepoAddress, "dryRun", s.flags.dryRun)
-	return c.Run(ctx, s.flags.workers)
+
+	var elect *election
+	leader := func() string { return "self" } // without election this replica works at once
+	if s.flags.leaderElect {
+		if elect, err = newElection(ctx, s.kube, s.flags); err != nil {
+			return err
+		}
+		leader = elect.leader
+	}
+	stopServing, err := serve(ctx, s.flags, reg, readiness(c, leader))
+	if err != nil {
+		return err
+	}
+	defer stopServing()
+
+	logger.Info("Controller starting", "namespace", opts.Namespace, "selector", opts.Selector.String(),
+		"repoAddress", opts.RepoAddress, "dryRun", s.flags.dryRun, "leaderElect", s.flags.leaderElect)
+	work := func(ctx context.Context) error { return c.Run(ctx, s.flags.workers) }
+	if elect == nil {
+		return work(ctx)
+	}
+	return elect.run(ctx, work)
 }

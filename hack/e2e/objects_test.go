@@ -179,39 +179,57 @@ func upgradeAnnotations(t *testing.T, ctx context.Context, name string) map[stri
 	return u.GetAnnotations()
 }
 
-// startController runs the built binary against the cluster until the test ends.
-func startController(t *testing.T, args ...string) {
+// controllerProc is a controller process the test started.
+type controllerProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+}
+
+// log returns what the process has logged so far.
+func (p *controllerProc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// kill ends the process with SIGKILL, as a crash or an OOM kill would.
+func (p *controllerProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// startController runs the built binary against the cluster until the test
+// ends; name tells several apart.
+func startController(t *testing.T, name string, args ...string) *controllerProc {
 	t.Helper()
-	logPath := filepath.Join(env.workdir, t.Name()+"-controller.log")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+	p := &controllerProc{logPath: filepath.Join(env.workdir, t.Name()+"-"+name+".log"), exited: make(chan struct{})}
+	if err := os.MkdirAll(filepath.Dir(p.logPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(env.controller, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	p.cmd = exec.Command(env.controller, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start controller: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.exited:
 		case <-time.After(30 * time.Second):
-			t.Errorf("controller ignored SIGTERM for 30s; killing it")
-			_ = cmd.Process.Kill()
-			<-exited
+			t.Errorf("controller %s ignored SIGTERM for 30s; killing it", name)
+			p.kill()
 		}
 		_ = logFile.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("controller log:\n%s", b)
+			t.Logf("controller %s log:\n%s", name, p.log())
 		}
 	})
+	return p
 }
 
 func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {

@@ -29,7 +29,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	h := newTestHost(t, 1)
 	r := serveRepo(t, h.listen(t, 8080))
 	createRepo(t, ctx, upgrade, h, 8080)
-	startController(t, "--remover-image", removerImage)
+	startController(t, "controller", "--remover-image", removerImage)
 	createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
 
 	waitFor(t, ctx, "state WaitingForRepo", 30*time.Second, func(ctx context.Context) (bool, error) {

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -144,6 +145,8 @@ type Controller struct {
 	// measured holds, per upgrade, the Ready epoch (plus one) whose first
 	// request was already timed.
 	measured map[workqueue.Key]uint64
+	// finalized holds the upgrades whose removal totals were counted.
+	finalized map[types.UID]bool
 }
 
 // New builds a controller and registers its handlers on the informers.
@@ -181,17 +184,18 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		kube:     cfg.KubeClient,
-		dynamic:  cfg.DynamicClient,
-		upgrades: informers.NewUpgradeLister(cfg.Upgrades),
-		queue:    q,
-		fetcher:  cfg.Fetcher,
-		executor: cfg.Executor,
-		recorder: cfg.Recorder,
-		opts:     cfg.Options,
-		clock:    cfg.Clock,
-		failedIn: map[workqueue.Key]uint64{},
-		measured: map[workqueue.Key]uint64{},
+		kube:      cfg.KubeClient,
+		dynamic:   cfg.DynamicClient,
+		upgrades:  informers.NewUpgradeLister(cfg.Upgrades),
+		queue:     q,
+		fetcher:   cfg.Fetcher,
+		executor:  cfg.Executor,
+		recorder:  cfg.Recorder,
+		opts:      cfg.Options,
+		clock:     cfg.Clock,
+		failedIn:  map[workqueue.Key]uint64{},
+		measured:  map[workqueue.Key]uint64{},
+		finalized: map[types.UID]bool{},
 	}
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
@@ -334,6 +338,17 @@ func (c *Controller) enqueueUpgrade(obj any) {
 		return
 	}
 	c.queue.Add(key)
+}
+
+// HasSynced reports whether every informer the controller uses has been
+// listed and its handlers have seen the initial list.
+func (c *Controller) HasSynced() bool {
+	for _, s := range c.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
 }
 
 // Run waits for the informers' caches, runs workers until ctx ends, then

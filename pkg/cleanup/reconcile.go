@@ -179,10 +179,24 @@ func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 	if err := c.record(ctx, u, out); err != nil {
 		return err
 	}
-	if out.Summary != nil && State(u.Annotations[StateAnnotation]) != out.State {
-		c.metrics.removed(out.Summary) // once: the final state is written once
+	if out.Summary != nil && c.firstFinal(u) {
+		c.metrics.removed(out.Summary)
 	}
 	return nil
+}
+
+// firstFinal reports whether u's final outcome is recorded for the first
+// time in this process: a cache still showing Removing can make the same
+// final write twice (the API server refuses the second as a conflict, a fake
+// does not), and totals must count once.
+func (c *Controller) firstFinal(u informers.Upgrade) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finalized[u.UID] {
+		return false
+	}
+	c.finalized[u.UID] = true
+	return true
 }
 
 // timeFirstRequest observes, once per Ready phase the gate saw begin, the

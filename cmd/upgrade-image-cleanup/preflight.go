@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// permission is one thing the controller does to the API.
+type permission struct {
+	verb, group, resource, namespace string
+}
+
+func (p permission) String() string {
+	r := p.resource
+	if p.group != "" {
+		r += "." + p.group
+	}
+	if p.namespace == "" {
+		return p.verb + " " + r + " (cluster-wide)"
+	}
+	return p.verb + " " + r + " in namespace " + p.namespace
+}
+
+// requiredPermissions lists what the controller will do with these flags:
+// the same list as deploy/rbac.yaml, so a missing rule fails at start with
+// its name instead of as a stuck informer later.
+func requiredPermissions(f flags) []permission {
+	ns := f.namespace
+	ps := []permission{
+		{"list", "harvesterhci.io", "upgrades", ns},
+		{"watch", "harvesterhci.io", "upgrades", ns},
+		{"patch", "harvesterhci.io", "upgrades", ns},
+		{"list", "discovery.k8s.io", "endpointslices", ns},
+		{"watch", "discovery.k8s.io", "endpointslices", ns},
+		{"get", "", "configmaps", ns},
+		{"create", "", "configmaps", ns},
+		{"create", "", "events", ns},
+		{"patch", "", "events", ns},
+	}
+	if !f.dryRun {
+		ps = append(ps,
+			permission{"list", "batch", "jobs", ns},
+			permission{"watch", "batch", "jobs", ns},
+			permission{"create", "batch", "jobs", ns},
+			permission{"list", "", "pods", ns},
+			permission{"list", "", "nodes", ""},
+			permission{"watch", "", "nodes", ""},
+		)
+	}
+	if f.leaderElect {
+		for _, v := range []string{"get", "create", "update"} {
+			ps = append(ps, permission{v, "coordination.k8s.io", "leases", f.leaderElectNamespace})
+		}
+	}
+	return ps
+}
+
+// checkPermissions asks the API server, with SelfSubjectAccessReviews,
+// whether this identity may do each of ps, and names every one it may not.
+func checkPermissions(ctx context.Context, kube kubernetes.Interface, ps []permission) error {
+	var missing []string
+	for _, p := range ps {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: p.verb, Group: p.group, Resource: p.resource, Namespace: p.namespace},
+		}}
+		got, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("check RBAC permission to %s: %w", p, err)
+		}
+		if !got.Status.Allowed {
+			missing = append(missing, p.String())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing RBAC permission: cannot %s (see deploy/rbac.yaml)", strings.Join(missing, "; cannot "))
+	}
+	return nil
+}
