@@ -74,14 +74,22 @@ type fakeFetcher struct {
 	calls   []fetchCall
 	gate    func() bool
 	respond func(n int, version string) error
+	// ctxAware, when set, runs first with the call's context.
+	ctxAware func(ctx context.Context)
 }
 
-func (f *fakeFetcher) FetchList(_ context.Context, t Target, version string) ([]reference.Named, error) {
+func (f *fakeFetcher) FetchList(ctx context.Context, t Target, version string) ([]reference.Named, error) {
 	f.mu.Lock()
 	n := len(f.calls)
 	f.calls = append(f.calls, fetchCall{target: t, version: version, repoReady: f.gate()})
-	respond := f.respond
+	respond, ctxAware := f.respond, f.ctxAware
 	f.mu.Unlock()
+	if ctxAware != nil {
+		ctxAware(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 	if respond != nil {
 		if err := respond(n, version); err != nil {
 			return nil, err
@@ -882,4 +890,68 @@ func mustParse(t *testing.T, lines []string) []reference.Named {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// runInBackground runs the controller's workers until the returned stop is
+// called; stop returns Run's result.
+func (f *fixture) runInBackground() (stop func() error) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.c.Run(ctx, 1) }()
+	return func() error { cancel(); return <-done }
+}
+
+func TestStopLetsItemsInFlightFinish(t *testing.T) {
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
+	inFetch, release := make(chan struct{}), make(chan struct{})
+	f.fetcher.respond = func(n int, _ string) error {
+		if n == 0 {
+			close(inFetch)
+			<-release // a slow repo; ignores the context on purpose
+		}
+		return nil
+	}
+	stop := f.runInBackground()
+	<-inFetch
+	stopped := make(chan error)
+	go func() { stopped <- stop() }()
+	// Once Run has stopped intake it must still wait for the item in
+	// flight; it returns once the item finished, with the plan written.
+	f.waitFor("Run to stop intake", f.c.queue.ShuttingDown)
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned (%v) with an item in flight", err)
+	default:
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if f.state() != StatePlanned {
+		t.Errorf("state = %s: the item in flight did not finish", f.state())
+	}
+}
+
+func TestStopCancelsItemsPastTheShutdownTimeout(t *testing.T) {
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)}, func(c *Config) {
+		c.Options.ShutdownTimeout = 10 * time.Millisecond // a bound, not a timing assertion
+	})
+	inFetch := make(chan struct{})
+	var fetchCtxErr error
+	f.fetcher.ctxAware = func(ctx context.Context) {
+		close(inFetch)
+		<-ctx.Done() // a repo that never answers
+		fetchCtxErr = ctx.Err()
+	}
+	stop := f.runInBackground()
+	<-inFetch
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !errors.Is(fetchCtxErr, context.Canceled) {
+		t.Errorf("the stuck fetch's context: %v, want cancelled after the shutdown timeout", fetchCtxErr)
+	}
+	if f.state() == StateFailed {
+		t.Error("a fetch cut by shutdown was recorded as the repo's failure")
+	}
 }
