@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -38,27 +39,20 @@ const removerImage = "registry.invalid/image-remover:e2e"
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// installUpgradeCRD creates a minimal Upgrade CRD, shaped as Harvester's
-// (namespaced, status subresource), and waits until it is served.
+// installUpgradeCRD creates the Upgrade CRD from deploy/ and waits until it
+// is served.
 func installUpgradeCRD(ctx context.Context) error {
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1",
-		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": "upgrades.harvesterhci.io"},
-		"spec": map[string]any{
-			"group": "harvesterhci.io",
-			"scope": "Namespaced",
-			"names": map[string]any{"plural": "upgrades", "singular": "upgrade", "kind": "Upgrade", "listKind": "UpgradeList"},
-			"versions": []any{map[string]any{
-				"name": "v1beta1", "served": true, "storage": true,
-				"subresources": map[string]any{"status": map[string]any{}},
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{
-					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
-				}},
-			}},
-		},
-	}}
-	_, err := env.dynamic.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{})
+	// The CRD operators install on clusters without Harvester.
+	f, err := os.Open("../../deploy/crd/crd-upgrades.yaml")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	crd := &unstructured.Unstructured{}
+	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&crd.Object); err != nil {
+		return fmt.Errorf("decode deploy/crd/crd-upgrades.yaml: %w", err)
+	}
+	_, err = env.dynamic.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create Upgrade CRD: %w", err)
 	}

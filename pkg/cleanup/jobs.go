@@ -90,6 +90,9 @@ const (
 	// be longer than a label value).
 	NodeAnnotation = "harvesterhci.io/image-cleanup-node"
 
+	// RemoverPath is where --remover-image holds cmd/image-remover.
+	RemoverPath = "/usr/local/bin/image-remover"
+
 	planMountPath   = "/etc/image-cleanup"
 	socketMountPath = "/run/cri/cri.sock"
 	removerName     = "image-remover"
@@ -154,6 +157,10 @@ func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o Remo
 					Containers: []corev1.Container{{
 						Name:  removerName,
 						Image: o.RemoverImage,
+						// Named, not left to the image's entrypoint: the
+						// project's one image holds both binaries and starts
+						// the controller by default.
+						Command: []string{RemoverPath},
 						Args: []string{
 							"--plan=" + planMountPath + "/" + PlanKey,
 							"--runtime-endpoint=unix://" + socketMountPath,

@@ -75,6 +75,9 @@ func TestRemovalJobSpec(t *testing.T) {
 		t.Errorf("container %s image %s", c.Name, c.Image)
 	}
 	wantArgs := []string{"--plan=/etc/image-cleanup/images.txt", "--runtime-endpoint=unix:///run/cri/cri.sock", "--match-other-registries=true", "--prune-dangling=false"}
+	if !slices.Equal(c.Command, []string{"/usr/local/bin/image-remover"}) {
+		t.Errorf("command = %q: the image's entrypoint is the controller", c.Command)
+	}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args = %q, want %q", c.Args, wantArgs)
 	}
