@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,9 +75,14 @@ func runStandalone(ctx context.Context, s standalone) error {
 		return fmt.Errorf("build controller: %w", err)
 	}
 	// Informers run on every replica, elected or not, so a standby's caches
-	// are warm when it takes over.
+	// are warm when it takes over. They are stopped and waited for before
+	// returning, so nothing of this run outlives it.
+	var informersDone sync.WaitGroup
+	defer informersDone.Wait()
+	ctx, stopInformers := context.WithCancel(ctx)
+	defer stopInformers()
 	for _, inf := range run {
-		go inf.Run(ctx.Done())
+		informersDone.Go(func() { inf.Run(ctx.Done()) })
 	}
 
 	var elect *election
