@@ -178,6 +178,7 @@ type controllerProc struct {
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
+	killed  bool // by the test, with SIGKILL
 }
 
 // log returns what the process has logged so far.
@@ -188,6 +189,7 @@ func (p *controllerProc) log() string {
 
 // kill ends the process with SIGKILL, as a crash or an OOM kill would.
 func (p *controllerProc) kill() {
+	p.killed = true
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 }
@@ -214,6 +216,10 @@ func startController(t *testing.T, name string, args ...string) *controllerProc 
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.exited:
+			// SIGTERM is a clean stop: exit code 0.
+			if code := p.cmd.ProcessState.ExitCode(); !p.killed && code != 0 {
+				t.Errorf("controller %s exited %d on SIGTERM, want 0", name, code)
+			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("controller %s ignored SIGTERM for 30s; killing it", name)
 			p.kill()
