@@ -26,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
 const (
@@ -41,31 +43,27 @@ var clusterScoped = map[string]bool{
 	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true, "Namespace": true,
 }
 
-// wantClusterRules and wantRoleRules are the verbs per "group/resource"
-// (core group: empty before the slash). They are what the code uses: a
-// change to rbac.yaml must change these, and the other way round.
-var wantClusterRules = map[string][]string{
-	// pkg/informers.NewNodeInformer (list, watch), read by the Job executor.
-	"/nodes": {"list", "watch"},
-	// The controller's startup permission check.
-	"authorization.k8s.io/selfsubjectaccessreviews": {"create"},
-}
-
-var wantRoleRules = map[string][]string{
-	// pkg/informers.NewUpgradeInformer (list, watch); pkg/cleanup/state.go record (merge patch).
-	"harvesterhci.io/upgrades": {"list", "watch", "patch"},
-	// pkg/informers.NewEndpointSliceInformer (list, watch).
-	"discovery.k8s.io/endpointslices": {"list", "watch"},
-	// pkg/cleanup/planstore.go existingPlan (get), writePlan (create); removal.go Execute (get).
-	"/configmaps": {"get", "create"},
-	// pkg/informers.NewJobInformer (list, watch); pkg/cleanup/removal.go Execute (create).
-	"batch/jobs": {"list", "watch", "create"},
-	// pkg/cleanup/removal.go podResult (list).
-	"/pods": {"list"},
-	// client-go tools/record: Create, then Patch of a repeated Event.
-	"/events": {"create", "patch"},
-	// client-go leaderelection LeaseLock: Get, Create, Update.
-	"coordination.k8s.io/leases": {"get", "create", "update"},
+// wantRules returns the verbs per "group/resource" (core group: empty
+// before the slash) that the ClusterRole and the Role must grant: what the
+// controller uses (cleanup.Permissions, with removal), plus leader
+// election's Lease and the startup check's SelfSubjectAccessReview, which
+// the binary adds. A change to rbac.yaml or to the code must meet here.
+func wantRules() (cluster, role map[string][]string) {
+	cluster = map[string][]string{
+		"authorization.k8s.io/selfsubjectaccessreviews": {"create"},
+	}
+	role = map[string][]string{
+		"coordination.k8s.io/leases": {"get", "create", "update"},
+	}
+	for _, p := range cleanup.Permissions(true) {
+		m := cluster
+		if p.Namespaced {
+			m = role
+		}
+		key := p.Group + "/" + p.Resource
+		m[key] = append(m[key], p.Verb)
+	}
+	return cluster, role
 }
 
 // manifest is one YAML document of one file.
@@ -208,8 +206,9 @@ func TestRBACRules(t *testing.T) {
 			}
 		}
 	}
-	check("ClusterRole "+cr.Name, cr.Rules, wantClusterRules)
-	check("Role "+role.Name, role.Rules, wantRoleRules)
+	wantCluster, wantRole := wantRules()
+	check("ClusterRole "+cr.Name, cr.Rules, wantCluster)
+	check("Role "+role.Name, role.Rules, wantRole)
 }
 
 func TestRBACBindings(t *testing.T) {

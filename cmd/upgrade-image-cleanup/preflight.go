@@ -8,6 +8,8 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
 // permission is one thing the controller does to the API.
@@ -26,39 +28,29 @@ func (p permission) String() string {
 	return p.verb + " " + r + " in namespace " + p.namespace
 }
 
-// requiredPermissions lists what the controller will do with these flags:
-// the same list as deploy/rbac.yaml, so a missing rule fails at start with
-// its name instead of as a stuck informer later.
+// requiredPermissions lists what the controller will do with these flags
+// (cleanup.Permissions, which deploy/rbac.yaml is tested against, plus the
+// Lease for --leader-elect), so a missing rule fails at start with its name
+// instead of as a stuck informer later.
 func requiredPermissions(f flags) []permission {
-	ns := f.namespace
-	ps := []permission{
-		{"list", "harvesterhci.io", "upgrades", ns},
-		{"watch", "harvesterhci.io", "upgrades", ns},
-		{"patch", "harvesterhci.io", "upgrades", ns},
-		{"list", "discovery.k8s.io", "endpointslices", ns},
-		{"watch", "discovery.k8s.io", "endpointslices", ns},
-		{"get", "", "configmaps", ns},
-		{"create", "", "configmaps", ns},
-		{"create", "", "events", ns},
-		{"patch", "", "events", ns},
-	}
-	if !f.dryRun {
-		ps = append(ps,
-			permission{"list", "batch", "jobs", ns},
-			permission{"watch", "batch", "jobs", ns},
-			permission{"create", "batch", "jobs", ns},
-			permission{"list", "", "pods", ns},
-			permission{"list", "", "nodes", ""},
-			permission{"watch", "", "nodes", ""},
-		)
+	var ps []permission
+	for _, p := range cleanup.Permissions(!f.dryRun) {
+		ns := ""
+		if p.Namespaced {
+			ns = f.namespace
+		}
+		ps = append(ps, permission{p.Verb, p.Group, p.Resource, ns})
 	}
 	if f.leaderElect {
-		for _, v := range []string{"get", "create", "update"} {
+		for _, v := range leasePermissions {
 			ps = append(ps, permission{v, "coordination.k8s.io", "leases", f.leaderElectNamespace})
 		}
 	}
 	return ps
 }
+
+// leasePermissions are the verbs client-go's Lease lock uses.
+var leasePermissions = []string{"get", "create", "update"}
 
 // checkPermissions asks the API server, with SelfSubjectAccessReviews,
 // whether this identity may do each of ps, and names every one it may not.
