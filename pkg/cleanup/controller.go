@@ -54,6 +54,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long Run waits, once stopped, for items in
 	// flight before cancelling them.
 	ShutdownTimeout time.Duration
+	// UpgradeResync is the resync period of the Upgrade informer the
+	// controller makes when Config.Upgrades is nil: every Upgrade is synced
+	// again at this period, so a key dropped after its retries comes back.
+	UpgradeResync time.Duration
 }
 
 // logDetail is the verbosity of lines that explain a decision further; the
@@ -86,6 +90,7 @@ func DefaultOptions() Options {
 		// Kubernetes waits 30 s (terminationGracePeriodSeconds) before
 		// SIGKILL; 20 s leaves room to log and exit.
 		ShutdownTimeout: 20 * time.Second,
+		UpgradeResync:   10 * time.Minute,
 	}
 }
 
@@ -97,7 +102,9 @@ type Config struct {
 	// EndpointSlices is an informer on EndpointSlices; it may be shared and
 	// unfiltered, the controller applies Options.Namespace and Selector.
 	EndpointSlices cache.SharedIndexInformer
-	// Upgrades is an informer made by informers.NewUpgradeInformer.
+	// Upgrades is an informer made by informers.NewUpgradeInformer. When
+	// nil, the controller makes its own from DynamicClient and runs it
+	// inside Run (a host like Harvester has no Upgrade informer to share).
 	Upgrades cache.SharedIndexInformer
 	Recorder record.EventRecorder
 	Clock    clock.WithTicker
@@ -137,6 +144,8 @@ type Controller struct {
 	metrics  *metrics
 
 	registrations []registration
+	// owned are informers the controller made itself; Run runs them.
+	owned []cache.SharedIndexInformer
 
 	mu sync.Mutex
 	// failedIn holds, per upgrade in state Failed, the gate's Ready epoch it
@@ -158,8 +167,6 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("cleanup: Config.DynamicClient is nil")
 	case cfg.EndpointSlices == nil:
 		return nil, fmt.Errorf("cleanup: Config.EndpointSlices is nil")
-	case cfg.Upgrades == nil:
-		return nil, fmt.Errorf("cleanup: Config.Upgrades is nil")
 	case cfg.Recorder == nil:
 		return nil, fmt.Errorf("cleanup: Config.Recorder is nil")
 	case cfg.Clock == nil:
@@ -179,6 +186,11 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register workqueue metrics: %w", err)
 	}
+	var owned []cache.SharedIndexInformer
+	if cfg.Upgrades == nil {
+		cfg.Upgrades = informers.NewUpgradeInformer(cfg.DynamicClient, cfg.Options.Namespace, cfg.Options.UpgradeResync)
+		owned = append(owned, cfg.Upgrades)
+	}
 	q, err := workqueue.New(cfg.Options.Queue, cfg.Clock, provider)
 	if err != nil {
 		return nil, err
@@ -196,6 +208,7 @@ func New(cfg Config) (*Controller, error) {
 		failedIn:  map[workqueue.Key]uint64{},
 		measured:  map[workqueue.Key]uint64{},
 		finalized: map[types.UID]bool{},
+		owned:     owned,
 	}
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
@@ -359,6 +372,14 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	}
 	logger := klog.FromContext(ctx)
 	defer c.queue.ShutDown()
+	// Informers the controller owns run for as long as Run does, and are
+	// waited for before it returns.
+	var ownedDone sync.WaitGroup
+	ownedCtx, stopOwned := context.WithCancel(ctx)
+	defer func() { stopOwned(); ownedDone.Wait() }()
+	for _, inf := range c.owned {
+		ownedDone.Go(func() { inf.Run(ownedCtx.Done()) })
+	}
 	logger.Info("Waiting for informer caches")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		// Only a stop ends the wait: a clean shutdown, if an early one.

@@ -10,7 +10,31 @@
 // recorded in annotations on the Upgrade, so a restart or a second replica
 // picks up where the first left off.
 //
-// A host binary builds a Controller with New from its own clients and
-// informers and calls Run; the controller registers handlers on the informers
-// but never starts them.
+// # Embedding
+//
+// There is one API, for a host binary and the standalone one alike: build a
+// Controller with New from what the host already has, then call Run.
+//
+//   - Clients: a kubernetes.Interface and a dynamic.Interface (Upgrades are
+//     read through it; this module does not import Harvester's API).
+//   - Informers, as cache.SharedIndexInformer: EndpointSlices (required; a
+//     shared, unfiltered one is fine, the controller applies its namespace
+//     and selector), and for removal on the nodes Jobs and Nodes. The
+//     controller registers handlers on them and waits for them to sync; it
+//     never starts or stops them: the host does. The Upgrade informer may
+//     be the host's too; when Config.Upgrades is nil the controller makes
+//     its own from the dynamic client and runs it inside Run.
+//   - An event recorder, a clock, and a logger in Run's context.
+//
+// The controller takes no Lease: it does its work for as long as Run runs.
+// A host with its own leader election (Harvester runs every register
+// function inside one) calls Run from its leader callback with the leader's
+// context; the standalone binary elects with --leader-elect. Writes to the
+// Upgrade are merge patches of the controller's annotations only, so the
+// host's own controller can keep updating the same object.
+//
+// The packages build and pass their tests with k8s.io/client-go, api and
+// apimachinery v0.34 (what Harvester's go.mod replaces them with) as well
+// as with the versions in go.mod: hack/verify-client-go-compat checks it.
+// examples/harvester-host is a register function of Harvester's shape.
 package cleanup

@@ -1,0 +1,127 @@
+package harvesterhost
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// hostInformer is the host's shared informer, counting who runs it: only
+// the host may.
+type hostInformer struct {
+	cache.SharedIndexInformer
+	runs atomic.Int32
+}
+
+func (h *hostInformer) Run(stop <-chan struct{}) {
+	h.runs.Add(1)
+	h.SharedIndexInformer.Run(stop)
+}
+
+func (h *hostInformer) RunWithContext(ctx context.Context) {
+	h.runs.Add(1)
+	h.SharedIndexInformer.Run(ctx.Done())
+}
+
+// TestHostInformerDrivesThePipeline is Harvester's startup order: the host
+// builds its shared informers, calls the register functions inside its
+// leader callback, then starts its informers. The host's EndpointSlice
+// informer (unfiltered, all namespaces, as a shared factory hands it out)
+// drives the cleanup to a plan, and only the host ever runs it.
+func TestHostInformerDrivesThePipeline(t *testing.T) {
+	const ns, upgrade = "harvester-system", "hvst-upgrade-host1"
+	repo := serveLists(t)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "upgrade-repo-" + upgrade + "-x", Namespace: ns, Labels: map[string]string{
+			discoveryv1.LabelServiceName: "upgrade-repo-" + upgrade, informers.UpgradeComponentLabel: "repo",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(repo.port)}},
+	}
+	other := slice.DeepCopy() // a slice in another namespace the host's informer also holds
+	other.Namespace, other.Name = "default", "unrelated"
+	kube := kubefake.NewClientset(slice, other)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"},
+		&unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
+			"metadata": map[string]any{"name": upgrade, "namespace": ns, "uid": "u-1"},
+			"status": map[string]any{"previousVersion": "v1.4.2", "conditions": []any{
+				map[string]any{"type": "Completed", "status": "True"},
+			}},
+		}})
+
+	slices := &hostInformer{SharedIndexInformer: discoveryinformers.NewEndpointSliceInformer(kube, "", 0, cache.Indexers{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &Management{ClientSet: kube, RestConfig: &rest.Config{Host: "https://harvester.invalid"}, EndpointSlices: slices}
+	err := register(ctx, m, Options{HCIMode: true, Namespace: ns}, func(*rest.Config) (dynamic.Interface, error) { return dyn, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	go slices.Run(ctx.Done()) // the host starts its factories after registering
+
+	state := func() string {
+		u, err := dyn.Resource(informers.UpgradeGVR).Namespace(ns).Get(ctx, upgrade, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.GetAnnotations()[cleanup.StateAnnotation]
+	}
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+	poll("WaitingForRepo", func() bool { return state() == string(cleanup.StateWaitingForRepo) })
+	if n := len(repo.requests()); n != 0 {
+		t.Fatalf("%d requests before the repo was Ready", n)
+	}
+	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
+	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll("Planned", func() bool { return state() == string(cleanup.StatePlanned) })
+	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, cleanup.PlanConfigMapName(upgrade), metav1.GetOptions{})
+	if err != nil || cm.Data[cleanup.PlanKey] == "" {
+		t.Fatalf("plan ConfigMap: %v %v", cm, err)
+	}
+	if n := len(repo.requests()); n != 2 {
+		t.Errorf("%d requests to the repo, want 2", n)
+	}
+	if n := slices.runs.Load(); n != 1 {
+		t.Errorf("the host's informer was run %d times, want once, by the host", n)
+	}
+}
+
+// TestNotInHCIMode registers nothing, as Harvester's upgrade controller.
+func TestNotInHCIMode(t *testing.T) {
+	called := false
+	err := register(context.Background(), &Management{}, Options{}, func(*rest.Config) (dynamic.Interface, error) {
+		called = true
+		return nil, nil
+	})
+	if err != nil || called {
+		t.Errorf("register outside HCI mode: err %v, built a client: %v", err, called)
+	}
+}
