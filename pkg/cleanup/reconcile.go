@@ -50,12 +50,26 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return c.setState(ctx, u, StateFailed, "cannot fetch image lists: "+err.Error())
 	}
 
+	// A plan already written (restart after writing it, a stale cache, or a
+	// person re-arming a failed removal) stands, whether the repo is up or
+	// not: fetching again could only make a second, different plan.
+	cm, err := c.existingPlan(ctx, u)
+	if err != nil {
+		return c.planFailed(ctx, u, err)
+	}
 	ready, epoch, err := c.gate.Readiness(key)
 	if err != nil {
 		return err
 	}
-	if state == StateFailed && ready.Ready() && !c.rearmed(key, epoch) {
+	switch {
+	case state == StateFailed && cm != nil:
+		// It failed after planning (on the nodes): the repo coming and going
+		// says nothing about that; only a person re-arms it.
+		return nil
+	case state == StateFailed && ready.Ready() && !c.rearmed(key, epoch):
 		return nil // failed in this Ready phase; the next one re-arms it
+	case cm != nil:
+		return c.setState(ctx, u, StatePlanned, planMessage(cm))
 	}
 	if !ready.Ready() {
 		// No request, no requeue: the gate enqueues the key when an endpoint is Ready.
@@ -64,16 +78,6 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 			msg = "re-armed after failure, waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
 		}
 		return c.setState(ctx, u, StateWaitingForRepo, msg)
-	}
-
-	// A plan already written (restart after writing it, or a stale cache)
-	// stands: fetching again could only make a second, different plan.
-	cm, err := c.existingPlan(ctx, u)
-	switch {
-	case err != nil:
-		return c.planFailed(ctx, u, err)
-	case cm != nil:
-		return c.setState(ctx, u, StatePlanned, planMessage(cm))
 	}
 
 	target := c.target(u, ready, attempt)

@@ -531,3 +531,43 @@ func TestRemovalNeedsItsInformersAndImage(t *testing.T) {
 		t.Errorf("Validate with ratio 0 = %v", err)
 	}
 }
+
+// A removal that failed on the nodes is not re-armed by the repo going away
+// (Harvester deletes it, or it restarts): only a person re-arms it.
+func TestRemovalFailureIsNotRearmedByTheRepo(t *testing.T) {
+	f := newRemovalFixture(t, 1, []string{"node-a"})
+	f.syncRemoval()
+	f.finishJob("node-a", false, remover.Result{})
+	f.syncRemoval()
+	if f.state() != StateFailed {
+		t.Fatalf("state = %s, want Failed", f.state())
+	}
+	f.setRepoReady(false)
+	f.syncRemoval()
+	if got := f.state(); got != StateFailed {
+		t.Errorf("state = %s after the repo went away, want still Failed", got)
+	}
+	if n := f.jobCreates(); n != 1 {
+		t.Errorf("Job creates = %d, want 1", n)
+	}
+}
+
+// Removing the state annotation re-arms a cleanup whose plan is written even
+// when the repo is gone: the plan stands, no repo is needed.
+func TestRearmedByHandWithThePlanAndNoRepo(t *testing.T) {
+	f := newRemovalFixture(t, 1, []string{"node-a"})
+	f.setRepoReady(false)
+	u, err := f.dyn.Resource(informers.UpgradeGVR).Namespace(testNS).Get(f.ctx, testUpgrade, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetAnnotations(nil) // kubectl annotate ... image-cleanup-state-
+	if _, err := f.dyn.Resource(informers.UpgradeGVR).Namespace(testNS).Update(f.ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.syncRemoval()
+	if got := f.state(); got != StatePlanned {
+		t.Fatalf("state = %s, want Planned from the written plan", got)
+	}
+	f.wantNoFetch()
+}
