@@ -113,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := zapr.NewLogger(z)
 	fail := func(code int, err error) int {
 		logger.Error(err, "Image removal did not run")
-		if werr := writeTerminationLog(c.terminationLog, []byte(truncate("image-remover: "+err.Error(), remover.MaxTerminationMessage))); werr != nil {
+		if werr := writeTerminationLog(c.terminationLog, []byte(imagelist.Truncate(imagelist.Printable("image-remover: "+err.Error()), remover.MaxTerminationMessage))); werr != nil {
 			logger.Error(werr, "Cannot write the termination log")
 		}
 		return code
@@ -195,12 +195,4 @@ func logSummary(logger logr.Logger, rep remover.Report) {
 func newZap(w io.Writer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const dots = "..."
-	return s[:n-len(dots)] + dots
 }

@@ -272,8 +272,8 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	if counted > 0 && float64(succeeded) >= ratio*float64(counted)-1e-9 {
 		state = StateSucceeded
 	}
-	msg := fmt.Sprintf("%d of %d nodes succeeded (need %g): removed %d images, skipped %d%s, %d failed, %s reclaimed",
-		succeeded, counted, ratio, s.Total.Removed, sumCounts(skipped), skippedDetail(skipped), s.Total.Failed, humanBytes(s.Total.BytesReclaimed))
+	msg := fmt.Sprintf("%d of %d nodes succeeded (need %g%%): removed %d images, skipped %d%s, %d failed, %s reclaimed",
+		succeeded, counted, ratio*100, s.Total.Removed, sumCounts(skipped), skippedDetail(skipped), s.Total.Failed, humanBytes(s.Total.BytesReclaimed))
 	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}, Summary: &s}
 	if state == StateSucceeded {
 		out.Annotations[HarvesterDoneAnnotation] = "true"

@@ -186,7 +186,7 @@ func TestSummarize(t *testing.T) {
 	}{
 		{name: "all succeed", ratio: 1, want: StateSucceeded, wantInMsg: "2 of 2 nodes succeeded",
 			nodes: []NodeSummary{{Node: "a", Outcome: NodeSucceeded, Result: ok}, {Node: "b", Outcome: NodeSucceeded, Result: ok}}},
-		{name: "one fails under ratio 1", ratio: 1, want: StateFailed, wantInMsg: "1 of 2 nodes succeeded (need 1)",
+		{name: "one fails under ratio 1", ratio: 1, want: StateFailed, wantInMsg: "1 of 2 nodes succeeded (need 100%)",
 			nodes: []NodeSummary{{Node: "a", Outcome: NodeSucceeded, Result: ok}, {Node: "b", Outcome: NodeFailed, Message: "BackoffLimitExceeded"}}},
 		{name: "one fails under ratio 0.5", ratio: 0.5, want: StateSucceeded,
 			nodes: []NodeSummary{{Node: "a", Outcome: NodeSucceeded, Result: ok}, {Node: "b", Outcome: NodeFailed}}},

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -69,10 +70,10 @@ var errStale = errors.New("upgrade changed since it was read")
 // record is setState with further annotations written in the same patch, so
 // a reader never sees a final state without its summary.
 func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome) error {
-	s, msg := o.State, o.Message
-	if len(msg) > maxMessage {
-		msg = msg[:maxMessage-3] + "..."
-	}
+	// Messages carry text from the repo and the runtime: escaped before it
+	// reaches an annotation, an Event and so a person's terminal.
+	s, msg := o.State, imagelist.Printable(o.Message)
+	msg = imagelist.Truncate(msg, maxMessage)
 	cur := State(u.Annotations[StateAnnotation])
 	if cur == s && (s == StateWaitingForRepo || u.Annotations[MessageAnnotation] == msg) {
 		return nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 // versionPattern admits the version strings Harvester uses (v1.4.1,
@@ -18,14 +20,7 @@ func ValidateVersion(field, v string) error {
 		return fmt.Errorf("%s is empty", field)
 	}
 	if !versionPattern.MatchString(v) || strings.Contains(v, "..") {
-		return fmt.Errorf("%s %q is not a version: only letters, digits and . _ + - are allowed, without \"..\"", field, shorten(v, 80))
+		return fmt.Errorf("%s %q is not a version: only letters, digits and . _ + - are allowed, without \"..\"", field, imagelist.Truncate(v, 80))
 	}
 	return nil
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 )
@@ -38,8 +40,10 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 		}
 		named, err := reference.ParseNormalizedNamed(text)
 		if err != nil {
-			// The library's message may repeat the whole line; keep it short.
-			return nil, fmt.Errorf("%s line %d: %q is not an image reference: %s", source, line, truncate(text, 80), truncate(err.Error(), 160))
+			// The library's message repeats the line as it is: escape it
+			// (a repo must not put control bytes on an operator's
+			// terminal) and keep it short.
+			return nil, fmt.Errorf("%s line %d: %q is not an image reference: %s", source, line, Truncate(text, 80), Truncate(Printable(err.Error()), 160))
 		}
 		out = append(out, reference.TagNameOnly(named))
 	}
@@ -57,9 +61,35 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 // of tag and a digest; anything far longer is not an image list.
 const maxLineBytes = 4096
 
-func truncate(s string, n int) string {
+// Printable escapes control characters and invalid UTF-8 as Go escapes
+// (\x1b, \t, \xff) and keeps every printable rune, so text from outside can
+// go into a message, a log line or an annotation whole and harmless.
+func Printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// Truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

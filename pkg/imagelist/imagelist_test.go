@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 
@@ -234,5 +235,55 @@ func TestParseErrorStaysShort(t *testing.T) {
 		if len(err.Error()) > 400 {
 			t.Errorf("error for a %d-byte line is %d bytes long", len(line), len(err.Error()))
 		}
+	}
+}
+
+// A list line with control bytes and invalid UTF-8 gives an error that names
+// it escaped, never raw: the error ends up in annotations, Events and on
+// terminals.
+func TestParseErrorEscapesTheLine(t *testing.T) {
+	_, err := imagelist.Parse(strings.NewReader("rancher/x:1\n\x00\x01\x02\xff\xfe garbage \x1b[31m\x7f\n"), "list.txt")
+	if err == nil {
+		t.Fatal("a garbage line parsed")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "list.txt line 2") {
+		t.Errorf("error %q does not name the line", msg)
+	}
+	if !utf8.ValidString(msg) {
+		t.Fatalf("error %q is not valid UTF-8", msg)
+	}
+	for _, r := range msg {
+		if r < 0x20 || r == 0x7f {
+			t.Fatalf("error %q holds the control character %U", msg, r)
+		}
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text":     "plain text",
+		"tab\there":      `tab\there`,
+		"esc\x1b[31mred": `esc\x1b[31mred`,
+		"bad \xff utf8":  `bad \xff utf8`,
+		"naïve":          "naïve",
+		`quote " inside`: `quote " inside`,
+	} {
+		if got := imagelist.Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTruncateKeepsRunesWhole(t *testing.T) {
+	s := strings.Repeat("é", 10) // 2 bytes each
+	for n := 4; n < len(s); n++ {
+		got := imagelist.Truncate(s, n)
+		if len(got) > n || !utf8.ValidString(got) || !strings.HasSuffix(got, "...") {
+			t.Errorf("Truncate(%d) = %q", n, got)
+		}
+	}
+	if got := imagelist.Truncate("short", 10); got != "short" {
+		t.Errorf("Truncate of a short string = %q", got)
 	}
 }
