@@ -955,3 +955,32 @@ func TestStopCancelsItemsPastTheShutdownTimeout(t *testing.T) {
 		t.Error("a fetch cut by shutdown was recorded as the repo's failure")
 	}
 }
+
+// Found on a real cluster: an upgrade already WaitingForRepo whose repo
+// dies during the fetch must say so, not keep the generic message.
+func TestFlapWhileWaitingSaysWhy(t *testing.T) {
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(false)})
+	f.waitRepoReady(false)
+	f.next()
+	if f.state() != StateWaitingForRepo {
+		t.Fatalf("state = %s", f.state())
+	}
+	f.setRepoReady(true)
+	f.fetcher.respond = func(n int, _ string) error {
+		if n == 0 {
+			f.setRepoReady(false)
+			return errors.New("EOF")
+		}
+		return nil
+	}
+	f.next()
+	a := f.annotations()
+	if State(a[StateAnnotation]) != StateWaitingForRepo || !strings.HasPrefix(a[MessageAnnotation], "repo went not ready during the fetch") {
+		t.Errorf("annotations = %v, want WaitingForRepo saying the repo went away during the fetch", a)
+	}
+	// Later events while still down keep that message.
+	f.next()
+	if got := f.annotations()[MessageAnnotation]; !strings.HasPrefix(got, "repo went not ready during the fetch") {
+		t.Errorf("message = %q: a later event overwrote it", got)
+	}
+}

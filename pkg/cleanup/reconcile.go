@@ -72,7 +72,12 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return c.setState(ctx, u, StatePlanned, planMessage(cm))
 	}
 	if !ready.Ready() {
-		// No request, no requeue: the gate enqueues the key when an endpoint is Ready.
+		// No request, no requeue: the gate enqueues the key when an endpoint
+		// is Ready. Already waiting: recorded once, and a more telling
+		// message (the repo went away during a fetch) is kept.
+		if state == StateWaitingForRepo {
+			return nil
+		}
 		msg := "waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
 		if state == StateFailed {
 			msg = "re-armed after failure, waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name

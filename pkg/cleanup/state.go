@@ -75,7 +75,7 @@ func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome)
 	s, msg := o.State, imagelist.Printable(o.Message)
 	msg = imagelist.Truncate(msg, maxMessage)
 	cur := State(u.Annotations[StateAnnotation])
-	if cur == s && (s == StateWaitingForRepo || u.Annotations[MessageAnnotation] == msg) {
+	if cur == s && u.Annotations[MessageAnnotation] == msg {
 		return nil
 	}
 	annotations := map[string]string{StateAnnotation: string(s), MessageAnnotation: msg}
