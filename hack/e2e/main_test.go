@@ -29,6 +29,12 @@ var env struct {
 	dynamic    dynamic.Interface
 	controller string // path of the built binary
 	workdir    string
+	// root is the repository's root folder.
+	root string
+	// clusterDir is hack/local-cluster's folder for the cluster: the one
+	// TestMain brought up, or the folder of E2E_KUBECONFIG (local-cluster
+	// writes DIR/kubeconfig). Tests that restart a component use it.
+	clusterDir string
 }
 
 // TestMain brings up the control plane (or uses E2E_KUBECONFIG), builds the
@@ -46,9 +52,15 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
+	env.root = root
 	env.kubeconfig = os.Getenv("E2E_KUBECONFIG")
-	if env.kubeconfig == "" {
+	if env.kubeconfig != "" {
+		if env.clusterDir, err = filepath.Abs(filepath.Dir(env.kubeconfig)); err != nil {
+			return fail(err)
+		}
+	} else {
 		dir := filepath.Join(env.workdir, "cluster")
+		env.clusterDir = dir
 		// down is safe on a half-started cluster, so it is deferred first.
 		defer func() {
 			down := exec.Command(filepath.Join(root, "hack/local-cluster"), "down", dir)
