@@ -60,6 +60,7 @@ func BenchmarkParse(b *testing.B) {
 					b.Fatalf("parsed %d references, want %d", len(refs), n)
 				}
 			}
+			b.ReportMetric(float64(len(list)), "list-bytes")
 		})
 	}
 }

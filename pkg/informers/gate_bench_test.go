@@ -129,10 +129,10 @@ func (bg *benchGate) drain() (stop func() int64) {
 	}
 }
 
-// flipEvents returns, per slice, the update events that alternate its
+// benchFlipEvents returns, per slice, the update events that alternate its
 // endpoint between Ready and not Ready: every one of them changes what the
 // gate reports.
-func flipEvents() [benchSlices][2][2]*discoveryv1.EndpointSlice {
+func benchFlipEvents() [benchSlices][2][2]*discoveryv1.EndpointSlice {
 	var ev [benchSlices][2][2]*discoveryv1.EndpointSlice
 	for i := range benchSlices {
 		ready, notReady := benchSlice(i, true, 2), benchSlice(i, false, 1)
@@ -142,7 +142,7 @@ func flipEvents() [benchSlices][2][2]*discoveryv1.EndpointSlice {
 	return ev
 }
 
-func initialSlices(ready bool) []*discoveryv1.EndpointSlice {
+func benchInitialSlices(ready bool) []*discoveryv1.EndpointSlice {
 	var out []*discoveryv1.EndpointSlice
 	for i := range benchSlices {
 		out = append(out, benchSlice(i, ready, 1))
@@ -161,7 +161,7 @@ func initialSlices(ready bool) []*discoveryv1.EndpointSlice {
 //     queue concurrently, so the queue's Add, Get and Done are in the cost.
 func BenchmarkGateUpdate(b *testing.B) {
 	b.Run("unchanged", func(b *testing.B) {
-		bg := newBenchGate(b, initialSlices(true))
+		bg := newBenchGate(b, benchInitialSlices(true))
 		var ev [benchSlices][2]*discoveryv1.EndpointSlice
 		for i := range benchSlices {
 			ev[i] = [2]*discoveryv1.EndpointSlice{benchSlice(i, true, 1), benchSlice(i, true, 2)}
@@ -178,8 +178,8 @@ func BenchmarkGateUpdate(b *testing.B) {
 		}
 	})
 	b.Run("flip", func(b *testing.B) {
-		bg := newBenchGate(b, initialSlices(false))
-		ev := flipEvents()
+		bg := newBenchGate(b, benchInitialSlices(false))
+		ev := benchFlipEvents()
 		stop := bg.drain()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -211,7 +211,7 @@ func BenchmarkGate100kUpdates10Slices(b *testing.B) {
 		var enqueued, reconciles int64
 		for b.Loop() {
 			b.StopTimer()
-			bg := newBenchGate(b, initialSlices(initialReady))
+			bg := newBenchGate(b, benchInitialSlices(initialReady))
 			stop := bg.drain()
 			b.StartTimer()
 			for n := range updates {
@@ -235,7 +235,7 @@ func BenchmarkGate100kUpdates10Slices(b *testing.B) {
 		run(b, true, func(n int) [2]*discoveryv1.EndpointSlice { return ev[n%benchSlices] })
 	})
 	b.Run("flip", func(b *testing.B) {
-		ev := flipEvents()
+		ev := benchFlipEvents()
 		run(b, false, func(n int) [2]*discoveryv1.EndpointSlice { return ev[n%benchSlices][(n/benchSlices)%2] })
 	})
 }
