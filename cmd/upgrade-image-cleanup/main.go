@@ -108,6 +108,10 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "upgrade-image-cleanup"
+	// client-go's default of 5 requests/s (burst 10) would queue the writes
+	// of several upgrades becoming Ready together behind each other; the
+	// controller's own traffic is a few requests per upgrade.
+	cfg.QPS, cfg.Burst = 20, 40
 	return cfg, nil
 }
 

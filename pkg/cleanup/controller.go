@@ -269,7 +269,7 @@ func (c *Controller) register(cfg Config) error {
 		// Resyncs of unchanged Upgrades are kept on purpose: they bring back
 		// keys dropped after their retries, so nothing is lost for good.
 		UpdateFunc: func(_, cur any) { c.enqueueUpgrade(cur) },
-		DeleteFunc: c.enqueueUpgrade,
+		DeleteFunc: c.upgradeDeleted,
 	})
 	if err != nil {
 		return err
@@ -362,6 +362,18 @@ func (c *Controller) HasSynced() bool {
 		}
 	}
 	return true
+}
+
+// upgradeDeleted drops what the controller and its gate remember of an
+// Upgrade, so memory follows the Upgrades that exist.
+func (c *Controller) upgradeDeleted(obj any) {
+	key, err := cache.DeletionHandlingObjectToName(obj)
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("upgrade delete event: %w", err))
+		return
+	}
+	c.gate.Forget(key)
+	c.forgetFailure(key)
 }
 
 // Run waits for the informers' caches, runs workers until ctx ends, then

@@ -984,3 +984,29 @@ func TestFlapWhileWaitingSaysWhy(t *testing.T) {
 		t.Errorf("message = %q: a later event overwrote it", got)
 	}
 }
+
+// The repo's slices may be seen before its Upgrade: what the gate saw then
+// is kept, and dropped only when the Upgrade is deleted.
+func TestGateMemoryLastsUntilTheUpgradeIsDeleted(t *testing.T) {
+	f := newFixture(t, nil, []runtime.Object{testSlice(false)})
+	f.waitRepoReady(false)
+	f.setRepoReady(true)
+	if err := f.c.sync(f.ctx, testKey, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, epoch, _ := f.c.gate.Readiness(testKey); epoch != 1 {
+		t.Fatalf("epoch = %d after a sync of a not-yet-existing Upgrade, want the 1 transition seen", epoch)
+	}
+	res := f.dyn.Resource(informers.UpgradeGVR).Namespace(testNS)
+	if _, err := res.Create(f.ctx, testUpgradeObject(false, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if err := res.Delete(f.ctx, testUpgrade, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor("the gate to forget the deleted Upgrade", func() bool {
+		_, epoch, _ := f.c.gate.Readiness(testKey)
+		return epoch == 0
+	})
+}

@@ -32,8 +32,8 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return nil
 	}
 	if !found {
-		c.gate.Forget(key)
-		c.forgetFailure(key)
+		// Not here, or not yet: the repo's slices may be seen before the
+		// Upgrade. What the gate saw is kept until the Upgrade is deleted.
 		return nil
 	}
 	if !u.Completed || u.Labels[LatestUpgradeLabel] == "false" {

@@ -53,8 +53,23 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", source, err)
 	}
-	slices.SortFunc(out, func(a, b reference.Named) int { return strings.Compare(a.String(), b.String()) })
-	return slices.CompactFunc(out, func(a, b reference.Named) bool { return a.String() == b.String() }), nil
+	// String() builds a new string on every call: compute each once.
+	keyed := make([]keyedRef, len(out))
+	for i, n := range out {
+		keyed[i] = keyedRef{n.String(), n}
+	}
+	slices.SortFunc(keyed, func(a, b keyedRef) int { return strings.Compare(a.key, b.key) })
+	keyed = slices.CompactFunc(keyed, func(a, b keyedRef) bool { return a.key == b.key })
+	out = out[:0]
+	for _, k := range keyed {
+		out = append(out, k.ref)
+	}
+	return out, nil
+}
+
+type keyedRef struct {
+	key string
+	ref reference.Named
 }
 
 // maxLineBytes bounds one line. A reference is at most 255 bytes of name, 128
