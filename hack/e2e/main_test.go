@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M) (code int) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		return fail(err)
@@ -52,6 +52,15 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Deferred first, so it runs last: after the cluster is down, since its
+	// PID files live in the work folder.
+	defer func() {
+		if code == 0 {
+			_ = os.RemoveAll(env.workdir)
+		} else {
+			fmt.Fprintf(os.Stderr, "e2e: logs kept in %s\n", env.workdir)
+		}
+	}()
 	env.root = root
 	env.kubeconfig = os.Getenv("E2E_KUBECONFIG")
 	if env.kubeconfig != "" {
@@ -95,13 +104,7 @@ func run(m *testing.M) int {
 	if err := installUpgradeCRD(context.Background()); err != nil {
 		return fail(err)
 	}
-	code := m.Run()
-	if code == 0 {
-		_ = os.RemoveAll(env.workdir)
-	} else {
-		fmt.Fprintf(os.Stderr, "e2e: logs kept in %s\n", env.workdir)
-	}
-	return code
+	return m.Run()
 }
 
 func fail(err error) int {
