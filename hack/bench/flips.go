@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/testhost"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
@@ -200,13 +201,13 @@ func runFlips(args []string) error {
 		res.ServerVersion = v.GitVersion
 	}
 
-	host, err := newNetHost(*nsName, *index)
+	host, err := testhost.New(*nsName, *index)
 	if err != nil {
 		return err
 	}
-	defer host.close()
+	defer host.Close()
 	const repoPort = 8080
-	l, err := host.listen(repoPort)
+	l, err := host.Listen(repoPort)
 	if err != nil {
 		return err
 	}
@@ -235,7 +236,7 @@ func runFlips(args []string) error {
 	}
 	defer proc.stop()
 
-	res.RepoAddress = fmt.Sprintf("%s:%d", host.podIP, repoPort)
+	res.RepoAddress = fmt.Sprintf("%s:%d", host.PodIP, repoPort)
 	run := rand.String(4)
 	flip := 0
 	for _, sr := range []struct {
@@ -249,7 +250,7 @@ func runFlips(args []string) error {
 		if sr.n == 0 {
 			continue
 		}
-		logf("flips: %s series, %d Ready flips (repo at %s in netns %s)", sr.name, sr.n, res.RepoAddress, host.name)
+		logf("flips: %s series, %d Ready flips (repo at %s in netns %s)", sr.name, sr.n, res.RepoAddress, host.Name)
 		before, _ := proc.metrics()
 		premature := repo.prematureCount()
 		series := FlipSeries{Name: sr.name, PauseS: sr.pause.Seconds()}
@@ -295,7 +296,7 @@ func runFlips(args []string) error {
 // completes the Upgrade, waits for WaitingForRepo and pause more (the rest of the outage),
 // then writes the pod Ready and times the bare informer's event and the
 // repo's first request from just before that write.
-func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch, h *netHost, port int32, upgrade, version string, pause time.Duration) (Flip, error) {
+func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch, h *testhost.Host, port int32, upgrade, version string, pause time.Duration) (Flip, error) {
 	// As in Harvester: the Upgrade exists first, then its repo; the upgrade
 	// completes while the repo is still not Ready.
 	res := c.dynamic.Resource(informers.UpgradeGVR).Namespace(benchNS)
@@ -382,22 +383,9 @@ func msSince(from, to time.Time) float64 {
 
 // writePodReady writes the pod's status as a kubelet would; it returns the
 // updated pod, so the next write needs no read first.
-func writePodReady(ctx context.Context, c *clients, pod *corev1.Pod, h *netHost, ready bool) (*corev1.Pod, error) {
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	now := metav1.Now()
+func writePodReady(ctx context.Context, c *clients, pod *corev1.Pod, h *testhost.Host, ready bool) (*corev1.Pod, error) {
 	p := pod.DeepCopy()
-	p.Status = corev1.PodStatus{
-		Phase:  corev1.PodRunning,
-		PodIP:  h.podIP,
-		PodIPs: []corev1.PodIP{{IP: h.podIP}},
-		Conditions: []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
-		},
-	}
+	p.Status = h.PodStatus(ready)
 	out, err := c.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("write pod status ready=%v: %w", ready, err)

@@ -400,8 +400,8 @@ func writePodReady(ctx context.Context, name string, h *testHost, ready bool) er
 	now := metav1.Now()
 	patch, err := json.Marshal(map[string]any{"status": corev1.PodStatus{
 		Phase:  corev1.PodRunning,
-		PodIP:  h.podIP,
-		PodIPs: []corev1.PodIP{{IP: h.podIP}},
+		PodIP:  h.PodIP,
+		PodIPs: []corev1.PodIP{{IP: h.PodIP}},
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
 			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},

@@ -121,20 +121,7 @@ func setPodReady(t *testing.T, ctx context.Context, name string, h *testHost, re
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	now := metav1.Now()
-	pod.Status = corev1.PodStatus{
-		Phase:  corev1.PodRunning,
-		PodIP:  h.podIP,
-		PodIPs: []corev1.PodIP{{IP: h.podIP}},
-		Conditions: []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
-		},
-	}
+	pod.Status = h.PodStatus(ready)
 	if _, err := env.kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("update Pod status: %v", err)
 	}
