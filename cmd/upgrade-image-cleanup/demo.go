@@ -99,10 +99,12 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 		return ctx.Err()
 	}
 	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
+	// Taken before the write: the controller may see the Ready slice and
+	// fetch before Update returns here.
+	readyAt := time.Now()
 	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("mark repo Ready: %w", err)
 	}
-	readyAt := time.Now()
 	tl.printf("repo endpoint %s is Ready", repo.addr)
 	final := cleanup.StateSucceeded
 	if f.dryRun {
