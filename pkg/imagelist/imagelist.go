@@ -6,6 +6,8 @@ package imagelist
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,4 +109,12 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// Digest is the digest of a list file's bytes, "sha256:<hex>". The
+// controller records it when it writes a plan, and the remover checks the
+// file it reads against it, so a Job acts only on the plan that was made.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -1,0 +1,175 @@
+// Package imagematch is the one definition of "the same image" that the
+// planner, the offline plan preview and the node-side remover share.
+//
+// The remover finds a node's image for a planned reference by tag (or by
+// digest), and CRI's RemoveImage then removes the image with every name it
+// has. So whatever the remover would take for the planned image must never
+// be an image the new version still ships: the planner keeps a previous
+// image when any reference of the current list could match the same node
+// image under these rules, and the remover refuses a match that a kept
+// reference covers.
+package imagematch
+
+import (
+	"github.com/distribution/reference"
+)
+
+// Ref is an image reference split into the parts matching compares.
+type Ref struct {
+	// Raw is the reference as it was written (by a list, a plan or a runtime).
+	Raw string
+	// Full is the normalised reference: docker.io/rancher/x:1; a name
+	// without tag or digest gets :latest.
+	Full string
+	// Name is the repository with its registry host: docker.io/rancher/x.
+	Name string
+	// Path is the repository without the registry host: rancher/x.
+	Path string
+	// Tag and Digest are empty when the reference has none.
+	Tag    string
+	Digest string
+}
+
+// Parse normalises s; ok is false when s is not an image reference.
+func Parse(s string) (Ref, bool) {
+	n, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return Ref{}, false
+	}
+	r := FromNamed(n)
+	r.Raw = s
+	return r, true
+}
+
+// FromNamed splits an already parsed reference.
+func FromNamed(n reference.Named) Ref {
+	n = reference.TagNameOnly(n)
+	r := Ref{Full: n.String(), Name: n.Name(), Path: reference.Path(n)}
+	r.Raw = r.Full
+	if t, ok := n.(reference.Tagged); ok {
+		r.Tag = t.Tag()
+	}
+	if d, ok := n.(reference.Digested); ok {
+		r.Digest = d.Digest().String()
+	}
+	return r
+}
+
+// Rules are the remover's matching rules.
+type Rules struct {
+	// OtherRegistries makes a repository the same under any registry host
+	// when its path is the same (docker.io/rancher/x is
+	// registry.local:5000/rancher/x), as air-gapped registries rewrite the
+	// host. The remover's --match-other-registries; on by default.
+	OtherRegistries bool
+}
+
+// DefaultRules are the remover's defaults.
+func DefaultRules() Rules { return Rules{OtherRegistries: true} }
+
+// SameRepository reports whether a and b name one repository.
+func (r Rules) SameRepository(a, b Ref) bool {
+	return a.Name == b.Name || (r.OtherRegistries && a.Path == b.Path)
+}
+
+// SameTag reports whether a and b name one tag of one repository, whatever
+// digest either writes beside it.
+func (r Rules) SameTag(a, b Ref) bool {
+	return a.Tag != "" && a.Tag == b.Tag && r.SameRepository(a, b)
+}
+
+// Why names the rule by which two references may name one node image.
+type Why string
+
+// The rules, as plan output and the remover's reasons show them.
+const (
+	// WhySameTag: same repository and tag (a digest written on either side
+	// does not matter: one list may pin it, the other not).
+	WhySameTag Why = "same repository and tag"
+	// WhyOtherRegistry: same repository path and tag under another registry host.
+	WhyOtherRegistry Why = "same repository path and tag under another registry host"
+	// WhySameDigest: same manifest digest, in any repository: one image.
+	WhySameDigest Why = "same digest"
+)
+
+// Match is a reference of an Index that could name the same node image as
+// the one looked up, and why.
+type Match struct {
+	Ref Ref
+	Why Why
+}
+
+// Index answers "could any of these references name the same node image as
+// this one?" in constant time per lookup, for lists of tens of thousands.
+type Index struct {
+	rules    Rules
+	byTag    map[string]Ref
+	byDigest map[string]Ref
+}
+
+// NewIndex indexes refs under rules.
+func NewIndex(rules Rules, refs []Ref) *Index {
+	x := &Index{rules: rules, byTag: make(map[string]Ref, len(refs)), byDigest: map[string]Ref{}}
+	for _, r := range refs {
+		if r.Tag != "" {
+			// Prefer a reference on the very same host, so Why is the most
+			// specific rule that applies.
+			k := x.tagKey(r)
+			if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
+				x.byTag[k] = r
+			}
+			x.byTag[exactKey(r)] = r
+		}
+		if r.Digest != "" {
+			if _, ok := x.byDigest[r.Digest]; !ok {
+				x.byDigest[r.Digest] = r
+			}
+		}
+	}
+	return x
+}
+
+// Len is the number of lookup keys; an empty Index matches nothing.
+func (x *Index) Len() int {
+	if x == nil {
+		return 0
+	}
+	return len(x.byTag) + len(x.byDigest)
+}
+
+// Lookup returns a reference of the index that could name the same node
+// image as p: the same repository (under the rules) and tag, whatever digest
+// either writes; or the same digest in any repository.
+func (x *Index) Lookup(p Ref) (Match, bool) {
+	if x == nil {
+		return Match{}, false
+	}
+	if p.Tag != "" {
+		if r, ok := x.byTag[exactKey(p)]; ok {
+			return Match{Ref: r, Why: WhySameTag}, true
+		}
+		if r, ok := x.byTag[x.tagKey(p)]; ok {
+			why := WhySameTag
+			if r.Name != p.Name {
+				why = WhyOtherRegistry
+			}
+			return Match{Ref: r, Why: why}, true
+		}
+	}
+	if p.Digest != "" {
+		if r, ok := x.byDigest[p.Digest]; ok {
+			return Match{Ref: r, Why: WhySameDigest}, true
+		}
+	}
+	return Match{}, false
+}
+
+// tagKey is what the rules compare of a tagged reference.
+func (x *Index) tagKey(r Ref) string {
+	if x.rules.OtherRegistries {
+		return "path " + r.Path + ":" + r.Tag
+	}
+	return exactKey(r)
+}
+
+func exactKey(r Ref) string { return "name " + r.Name + ":" + r.Tag }
