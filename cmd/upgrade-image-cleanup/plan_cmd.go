@@ -28,6 +28,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -68,6 +69,7 @@ func parsePlanFlags(args []string, stderr io.Writer) (planFlags, error) {
 	var f planFlags
 	var selector, repoAddress string
 	var exclude listFlag
+	var matchOther bool
 	fs := flag.NewFlagSet("upgrade-image-cleanup plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -90,6 +92,7 @@ Flags:
 	fs.StringVar(&selector, "selector", cleanup.DefaultSelector, "live: label selector of the repo's EndpointSlices")
 	fs.StringVar(&repoAddress, "repo-address", string(cleanup.RepoAddressEndpoint), "live: how to dial the repo: endpoint (the Ready endpoint's own address, no DNS) or service (http://upgrade-repo-<upgrade>.<namespace>)")
 	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
+	fs.BoolVar(&matchOther, "match-other-registries", true, "as the controller's flag: a current image under another registry host with the same path and tag keeps a previous one")
 	fs.StringVar(&f.output, "o", planOutputTable, "output format: table or json")
 	fs.StringVar(&f.output, "output", planOutputTable, "same as -o")
 	if err := fs.Parse(args); err != nil {
@@ -144,7 +147,7 @@ Flags:
 	if err != nil {
 		return planFlags{}, fmt.Errorf("--exclude: %w", err)
 	}
-	f.policy = p
+	f.policy = p.WithRules(imagematch.Rules{OtherRegistries: matchOther})
 	return f, nil
 }
 
@@ -361,11 +364,13 @@ type planReport struct {
 }
 
 // planKept is one kept image: Rule is in-current-list, retain or exclude;
-// Match the retain entry or exclude pattern ("" for in-current-list).
+// Match the current list's reference, the retain entry or the exclude
+// pattern; Why, for in-current-list, the matching rule that applied.
 type planKept struct {
-	Image string       `json:"image"`
-	Rule  cleanup.Rule `json:"rule"`
-	Match string       `json:"match"`
+	Image string         `json:"image"`
+	Rule  cleanup.Rule   `json:"rule"`
+	Match string         `json:"match"`
+	Why   imagematch.Why `json:"why,omitempty"`
 }
 
 // newPlanReport sorts the plan by image so the output does not depend on the
@@ -382,7 +387,7 @@ func newPlanReport(source, previousVersion string, p cleanup.Plan) planReport {
 		r.Remove = []string{}
 	}
 	for _, k := range p.Kept {
-		r.Kept = append(r.Kept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match})
+		r.Kept = append(r.Kept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match, Why: k.Why})
 	}
 	slices.SortFunc(r.Kept, func(a, b planKept) int {
 		return cmp.Or(strings.Compare(a.Image, b.Image), strings.Compare(string(a.Rule), string(b.Rule)))
@@ -427,12 +432,12 @@ func (r planReport) writeTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tIMAGE\tRULE\tMATCH")
+	fmt.Fprintln(tw, "ACTION\tIMAGE\tRULE\tMATCH\tWHY")
 	for _, img := range r.Remove {
-		fmt.Fprintf(tw, "remove\t%s\t-\t-\n", img)
+		fmt.Fprintf(tw, "remove\t%s\t-\t-\t-\n", img)
 	}
 	for _, k := range r.Kept {
-		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\n", k.Image, k.Rule, cmp.Or(k.Match, "-"))
+		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\t%s\n", k.Image, k.Rule, cmp.Or(k.Match, "-"), cmp.Or(string(k.Why), "-"))
 	}
 	return tw.Flush()
 }

@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -75,7 +76,7 @@ func TestPlanOfflineJSONIsTheDemoPlan(t *testing.T) {
 	}
 	var wantKept []planKept
 	for _, k := range want.Kept {
-		wantKept = append(wantKept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match})
+		wantKept = append(wantKept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match, Why: k.Why})
 	}
 	if !slices.Equal(got.Kept, wantKept) {
 		t.Errorf("kept differs from the demo's plan\n got %v\nwant %v", got.Kept, wantKept)
@@ -102,7 +103,7 @@ func TestPlanOfflineTable(t *testing.T) {
 		t.Errorf("header\n got %q\nwant %q", lines[0], wantHeader)
 	}
 	rows := lines[2:]
-	if !regexp.MustCompile(`^ACTION +IMAGE +RULE +MATCH$`).MatchString(rows[0]) {
+	if !regexp.MustCompile(`^ACTION +IMAGE +RULE +MATCH +WHY$`).MatchString(rows[0]) {
 		t.Errorf("column header %q", rows[0])
 	}
 	rows = rows[1:]
@@ -113,11 +114,11 @@ func TestPlanOfflineTable(t *testing.T) {
 	var removed, kept []string
 	for i, row := range rows {
 		fields := strings.Fields(row)
-		if len(fields) != 4 {
+		if len(fields) != 5 {
 			t.Fatalf("row %d %q: %d columns", i, row, len(fields))
 		}
 		switch {
-		case i < 91 && fields[0] == "remove" && fields[2] == "-" && fields[3] == "-":
+		case i < 91 && fields[0] == "remove" && fields[2] == "-" && fields[3] == "-" && fields[4] == "-":
 			removed = append(removed, fields[1])
 		case i >= 91 && fields[0] == "keep":
 			kept = append(kept, fields[1])
@@ -129,9 +130,9 @@ func TestPlanOfflineTable(t *testing.T) {
 		t.Error("rows are not sorted by image")
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^keep +docker\.io/rancher/harvester-upgrade:v1\.4\.2 +retain +rancher/harvester-upgrade$`),
-		regexp.MustCompile(`(?m)^remove +docker\.io/rancher/harvester:v1\.4\.2 +- +-$`),
-		regexp.MustCompile(`(?m)^keep +\S+ +in-current-list +-$`),
+		regexp.MustCompile(`(?m)^keep +docker\.io/rancher/harvester-upgrade:v1\.4\.2 +retain +rancher/harvester-upgrade +-$`),
+		regexp.MustCompile(`(?m)^remove +docker\.io/rancher/harvester:v1\.4\.2 +- +- +-$`),
+		regexp.MustCompile(`(?m)^keep +docker\.io/rancher/gitjob:v0\.10\.4 +in-current-list +docker\.io/rancher/gitjob:v0\.10\.4 +same-repository-and-tag$`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("table has no line matching %s", want)
@@ -575,4 +576,44 @@ func (f *planEmptyCurrentFetcher) FetchList(ctx context.Context, t cleanup.Targe
 		return nil, nil
 	}
 	return f.planFakeFetcher.FetchList(ctx, t, version)
+}
+
+// The preview keeps what the remover would take for a current image: the
+// same path and tag under another host, and the same tag whether or not a
+// list pins the digest; each with the rule that kept it.
+func TestPlanOfflineKeepsWhatTheRemoverWouldMatch(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	dir := t.TempDir()
+	previous := filepath.Join(dir, "previous.txt")
+	current := filepath.Join(dir, "current.txt")
+	writeFile := func(path string, lines ...string) {
+		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(previous, "docker.io/rancher/foo:v1", "docker.io/rancher/bar:v1", "docker.io/rancher/gone:v1")
+	writeFile(current, "registry.rancher.com/rancher/foo:v1", "docker.io/rancher/bar:v1@"+digest)
+
+	got := decodePlanReport(t, runPlanOK(t, "--previous", previous, "--current", current, "-o", "json"))
+	if want := []string{"docker.io/rancher/gone:v1"}; !slices.Equal(got.Remove, want) {
+		t.Errorf("remove = %q, want %q", got.Remove, want)
+	}
+	wantKept := []planKept{
+		{Image: "docker.io/rancher/bar:v1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/bar:v1@" + digest, Why: imagematch.WhySameTag},
+		{Image: "docker.io/rancher/foo:v1", Rule: cleanup.RuleInCurrent, Match: "registry.rancher.com/rancher/foo:v1", Why: imagematch.WhyOtherRegistry},
+	}
+	if !slices.Equal(got.Kept, wantKept) {
+		t.Errorf("kept = %+v\nwant %+v", got.Kept, wantKept)
+	}
+
+	table := runPlanOK(t, "--previous", previous, "--current", current)
+	if !regexp.MustCompile(`(?m)^keep +docker\.io/rancher/foo:v1 +in-current-list +registry\.rancher\.com/rancher/foo:v1 +same-path-and-tag-on-another-registry$`).MatchString(table) {
+		t.Errorf("table does not say why foo is kept:\n%s", table)
+	}
+
+	// With the remover matching only its own host, the controller plans it.
+	exact := decodePlanReport(t, runPlanOK(t, "--previous", previous, "--current", current, "-o", "json", "--match-other-registries=false"))
+	if want := []string{"docker.io/rancher/foo:v1", "docker.io/rancher/gone:v1"}; !slices.Equal(exact.Remove, want) {
+		t.Errorf("--match-other-registries=false: remove = %q, want %q", exact.Remove, want)
+	}
 }

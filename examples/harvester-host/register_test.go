@@ -64,7 +64,7 @@ func TestHostInformerDrivesThePipeline(t *testing.T) {
 		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"},
 		&unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-			"metadata": map[string]any{"name": upgrade, "namespace": ns, "uid": "u-1"},
+			"metadata": map[string]any{"name": upgrade, "namespace": ns, "uid": "u-1", "labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
 			"status": map[string]any{"previousVersion": "v1.4.2", "conditions": []any{
 				map[string]any{"type": "Completed", "status": "True"},
 			}},

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
 )
@@ -212,6 +213,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())
+	}
+	if cfg.Executor == nil && cfg.Removal != nil {
+		// Plan under the rules the remover will match by: one definition of
+		// the same image on both sides.
+		c.opts.Policy = c.opts.Policy.WithRules(imagematch.Rules{OtherRegistries: cfg.Removal.MatchOtherRegistries})
 	}
 	err = c.register(cfg)
 	if err == nil {

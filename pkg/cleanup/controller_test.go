@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -785,15 +786,36 @@ func (e *recordingExecutor) Execute(_ context.Context, _ informers.Upgrade, p Pl
 	return e.out, nil
 }
 
+// plannedUpgrade is the test Upgrade in state Planned with its plan written,
+// as the controller leaves them: the plan's digest on both.
+func plannedUpgrade(t *testing.T, annotations map[string]string) (*unstructured.Unstructured, *corev1.ConfigMap) {
+	t.Helper()
+	u := testUpgradeObject(true, nil)
+	upg, err := informers.UpgradeFromUnstructured(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := planConfigMap(upg, ComputePlan(mustParse(t, testPrevious), mustParse(t, testCurrent), DefaultOptions().Policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.UID = "plan-uid"
+	a := map[string]string{StateAnnotation: string(StatePlanned), PlanDigestAnnotation: cm.Annotations[PlanDigestAnnotation]}
+	maps.Copy(a, annotations)
+	u.SetAnnotations(a)
+	return u, cm
+}
+
 func TestPlannedUpgradeGoesToTheExecutor(t *testing.T) {
 	exec := &recordingExecutor{out: Outcome{State: StateRemoving, Message: "3 Jobs running"}}
-	f := newFixture(t, testUpgradeObject(true, map[string]string{StateAnnotation: string(StatePlanned)}), []runtime.Object{testSlice(true)},
+	u, cm := plannedUpgrade(t, nil)
+	f := newFixture(t, u, []runtime.Object{testSlice(true), cm},
 		func(c *Config) { c.Executor = exec })
 	if err := f.syncNow(); err != nil {
 		t.Fatal(err)
 	}
 	f.wantNoFetch()
-	want := PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}
+	want := PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade), UID: "plan-uid", Digest: imagelist.Digest([]byte(testPlan))}
 	if len(exec.plans) != 1 || exec.plans[0] != want {
 		t.Errorf("executor got %+v, want %+v", exec.plans, want)
 	}
@@ -803,7 +825,8 @@ func TestPlannedUpgradeGoesToTheExecutor(t *testing.T) {
 }
 
 func TestDryRunStopsAtPlanned(t *testing.T) {
-	f := newFixture(t, testUpgradeObject(true, map[string]string{StateAnnotation: string(StatePlanned), MessageAnnotation: "m"}), []runtime.Object{testSlice(true)})
+	u, cm := plannedUpgrade(t, map[string]string{MessageAnnotation: "m"})
+	f := newFixture(t, u, []runtime.Object{testSlice(true), cm})
 	if err := f.syncNow(); err != nil {
 		t.Fatal(err)
 	}

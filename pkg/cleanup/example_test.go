@@ -39,7 +39,7 @@ func ExampleNew() {
 		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"},
 		&unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-			"metadata": map[string]any{"name": "hvst-upgrade-x", "namespace": ns},
+			"metadata": map[string]any{"name": "hvst-upgrade-x", "namespace": ns, "labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
 			"status": map[string]any{"previousVersion": "v1.4.2", "conditions": []any{
 				map[string]any{"type": "Completed", "status": "True"},
 			}},

@@ -3,6 +3,8 @@ package cleanup
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -16,17 +18,26 @@ type Executor interface {
 	Execute(ctx context.Context, u informers.Upgrade, plan PlanRef) (Outcome, error)
 }
 
-// PlanRef names a written plan.
+// PlanRef names a written plan that the controller has checked: owned by
+// the Upgrade, its content what its digest says.
 type PlanRef struct {
 	Namespace string
-	// ConfigMap is the name of the plan ConfigMap; its PlanKey holds the images.
+	// ConfigMap is the name of the plan ConfigMap; its PlanKey holds the
+	// images, its KeepKey what the remover must keep.
 	ConfigMap string
+	// UID is the ConfigMap's UID, for owner references.
+	UID types.UID
+	// Digest is imagelist.Digest of PlanKey's content, for the remover to check.
+	Digest string
 }
 
 // Outcome is a state transition an Executor asks for.
 type Outcome struct {
 	State   State
 	Message string
+	// Phase is the phase that failed, with StateFailed (PhaseRemoval when
+	// an Executor leaves it empty).
+	Phase Phase
 	// Annotations are written on the Upgrade in the same patch as the state.
 	Annotations map[string]string
 	// Summary, on a final outcome, is what the removal did (for metrics).

@@ -131,7 +131,7 @@ func RemovalSelector() labels.Selector {
 
 // removalJob is the Job that removes plan's images on node. It is owned by
 // the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
-func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o RemovalOptions) *batchv1.Job {
+func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
 	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
@@ -140,7 +140,7 @@ func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o Remo
 			Labels:      lbls,
 			Annotations: map[string]string{NodeAnnotation: node},
 			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "v1", Kind: "ConfigMap", Name: plan.Name, UID: plan.UID, Controller: ptr.To(true),
+				APIVersion: "v1", Kind: "ConfigMap", Name: plan.ConfigMap, UID: plan.UID, Controller: ptr.To(true),
 			}},
 		},
 		Spec: batchv1.JobSpec{
@@ -163,6 +163,8 @@ func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o Remo
 						Command: []string{RemoverPath},
 						Args: []string{
 							"--plan=" + planMountPath + "/" + PlanKey,
+							"--keep=" + planMountPath + "/" + KeepKey,
+							"--plan-digest=" + plan.Digest,
 							"--runtime-endpoint=unix://" + socketMountPath,
 							fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
 							fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
@@ -186,7 +188,7 @@ func removalJob(u informers.Upgrade, plan *corev1.ConfigMap, node string, o Remo
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "plan", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: plan.Name},
+							LocalObjectReference: corev1.LocalObjectReference{Name: plan.ConfigMap},
 						}}},
 						{Name: "cri-socket", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
 							Path: o.SocketPath, Type: ptr.To(corev1.HostPathSocket),

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 )
 
 // DefaultRetain are the repositories Harvester never removes at the end of an
@@ -19,6 +21,8 @@ func DefaultRetain() []string {
 		"longhornio/longhorn-instance-manager",
 		"rancher/mirrored-banzaicloud-fluentd",
 		"rancher/mirrored-fluent-fluent-bit",
+		"harvester-beta/vmdp",
+		"suse/vmdp/vmdp",
 	}
 }
 
@@ -27,7 +31,8 @@ type Rule string
 
 // Rules by which an image of the previous list is kept.
 const (
-	// RuleInCurrent: the current list still has the image.
+	// RuleInCurrent: a reference of the current list could name the same
+	// node image under the remover's matching rules (imagematch).
 	RuleInCurrent Rule = "in-current-list"
 	// RuleRetain: its repository is on the retain list.
 	RuleRetain Rule = "retain"
@@ -37,10 +42,13 @@ const (
 
 // Kept is an image of the previous list that the plan keeps, and why.
 type Kept struct {
-	Image string
-	Rule  Rule
-	// Match is the retain entry or exclusion pattern that kept it.
-	Match string
+	Image string `json:"image"`
+	Rule  Rule   `json:"rule"`
+	// Match is the current list's reference, the retain entry or the
+	// exclusion pattern that kept it.
+	Match string `json:"match,omitempty"`
+	// Why, for RuleInCurrent, is the matching rule that applied.
+	Why imagematch.Why `json:"why,omitempty"`
 }
 
 // Plan is what to remove from the nodes: fully-qualified normalised references,
@@ -48,15 +56,28 @@ type Kept struct {
 type Plan struct {
 	Remove []string
 	Kept   []Kept
+	// Keep is the current list, normalised: the remover refuses any image
+	// it covers (defence in depth, should a plan ever name one).
+	Keep []string
 }
 
 // Policy holds the checked retain list and exclusion patterns.
 type Policy struct {
 	retain  []string
 	exclude []string
+	// rules are the remover's matching rules, which decide what of the
+	// current list keeps a previous image.
+	rules imagematch.Rules
 	// set tells a Policy from NewPolicy from the zero value, which would
 	// keep nothing, not even the upgrade image.
 	set bool
+}
+
+// WithRules returns p planning under the remover's matching rules r; NewPolicy
+// starts from imagematch.DefaultRules, the remover's defaults.
+func (p Policy) WithRules(r imagematch.Rules) Policy {
+	p.rules = r
+	return p
 }
 
 // NewPolicy checks retain entries (repository paths such as rancher/x; they
@@ -64,7 +85,7 @@ type Policy struct {
 // patterns (path.Match globs, matched against the full reference,
 // docker.io/rancher/x:1, and its short form, rancher/x:1).
 func NewPolicy(retain, exclude []string) (Policy, error) {
-	p := Policy{set: true}
+	p := Policy{set: true, rules: imagematch.DefaultRules()}
 	for _, r := range retain {
 		named, err := reference.ParseNormalizedNamed(r)
 		if err != nil || !reference.IsNameOnly(named) {
@@ -85,29 +106,35 @@ func NewPolicy(retain, exclude []string) (Policy, error) {
 }
 
 // ComputePlan returns the images of previous that current no longer has,
-// minus those the policy keeps. Both lists come from imagelist.Parse, so equal
-// images have equal strings.
+// minus those the policy keeps. A previous image is kept when any reference
+// of current could name the same node image under the remover's matching
+// rules (imagematch): the same repository and tag whatever digest either
+// list writes, the same path and tag under another registry host while the
+// rules match other registries, or the same digest. Both lists come from
+// imagelist.Parse.
 func ComputePlan(previous, current []reference.Named, p Policy) Plan {
-	inCurrent := make(map[string]struct{}, len(current))
-	for _, n := range current {
-		inCurrent[n.String()] = struct{}{}
+	refs := make([]imagematch.Ref, len(current))
+	plan := Plan{Keep: make([]string, len(current))}
+	for i, n := range current {
+		refs[i] = imagematch.FromNamed(n)
+		plan.Keep[i] = refs[i].Full
 	}
-	var plan Plan
+	inCurrent := imagematch.NewIndex(p.rules, refs)
 	for _, n := range previous {
-		ref := n.String()
-		if _, ok := inCurrent[ref]; ok {
-			plan.Kept = append(plan.Kept, Kept{Image: ref, Rule: RuleInCurrent})
+		r := imagematch.FromNamed(n)
+		if m, ok := inCurrent.Lookup(r); ok {
+			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleInCurrent, Match: m.Ref.Full, Why: m.Why})
 			continue
 		}
-		if r, ok := p.retained(n); ok {
-			plan.Kept = append(plan.Kept, Kept{Image: ref, Rule: RuleRetain, Match: r})
+		if e, ok := p.retained(n); ok {
+			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleRetain, Match: e})
 			continue
 		}
 		if e, ok := p.excluded(n); ok {
-			plan.Kept = append(plan.Kept, Kept{Image: ref, Rule: RuleExclude, Match: e})
+			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleExclude, Match: e})
 			continue
 		}
-		plan.Remove = append(plan.Remove, ref)
+		plan.Remove = append(plan.Remove, r.Full)
 	}
 	return plan
 }

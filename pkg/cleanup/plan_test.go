@@ -9,6 +9,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 )
 
 // imageList parses lines as the repo would serve them, so the plan sees the
@@ -37,7 +38,7 @@ func TestComputePlan(t *testing.T) {
 			current:  []string{"rancher/harvester:v1.4.1", "rancher/a:1"},
 			want: cleanup.Plan{
 				Remove: []string{"docker.io/rancher/b:1", "docker.io/rancher/harvester:v1.4.0"},
-				Kept:   []cleanup.Kept{{Image: "docker.io/rancher/a:1", Rule: cleanup.RuleInCurrent}},
+				Kept:   []cleanup.Kept{{Image: "docker.io/rancher/a:1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/a:1", Why: imagematch.WhySameTag}},
 			},
 		},
 		{
@@ -45,8 +46,61 @@ func TestComputePlan(t *testing.T) {
 			previous: []string{"rancher/x:1", "docker.io/library/busybox:1.36"},
 			current:  []string{"docker.io/rancher/x:1", "busybox:1.36"},
 			want: cleanup.Plan{Kept: []cleanup.Kept{
-				{Image: "docker.io/library/busybox:1.36", Rule: cleanup.RuleInCurrent},
-				{Image: "docker.io/rancher/x:1", Rule: cleanup.RuleInCurrent},
+				{Image: "docker.io/library/busybox:1.36", Rule: cleanup.RuleInCurrent, Match: "docker.io/library/busybox:1.36", Why: imagematch.WhySameTag},
+				{Image: "docker.io/rancher/x:1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/x:1", Why: imagematch.WhySameTag},
+			}},
+		},
+		{
+			// Rancher's images moved host like this; the remover matches a
+			// planned image under any host, so planning it would remove the
+			// new version's image.
+			name:     "same path and tag under another registry host is kept",
+			previous: []string{"docker.io/rancher/foo:v1", "docker.io/rancher/bar:v1"},
+			current:  []string{"registry.rancher.com/rancher/foo:v1", "registry.rancher.com/rancher/bar:v2"},
+			want: cleanup.Plan{
+				Remove: []string{"docker.io/rancher/bar:v1"},
+				Kept:   []cleanup.Kept{{Image: "docker.io/rancher/foo:v1", Rule: cleanup.RuleInCurrent, Match: "registry.rancher.com/rancher/foo:v1", Why: imagematch.WhyOtherRegistry}},
+			},
+		},
+		{
+			name:     "current pins the digest, previous does not",
+			previous: []string{"rancher/x:v1"},
+			current:  []string{"rancher/x:v1@" + testDigest},
+			want: cleanup.Plan{Kept: []cleanup.Kept{
+				{Image: "docker.io/rancher/x:v1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/x:v1@" + testDigest, Why: imagematch.WhySameTag},
+			}},
+		},
+		{
+			name:     "previous pins the digest, current does not",
+			previous: []string{"rancher/x:v1@" + testDigest},
+			current:  []string{"rancher/x:v1"},
+			want: cleanup.Plan{Kept: []cleanup.Kept{
+				{Image: "docker.io/rancher/x:v1@" + testDigest, Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/x:v1", Why: imagematch.WhySameTag},
+			}},
+		},
+		{
+			name:     "same digest in another repository is one image",
+			previous: []string{"rancher/old-name@" + testDigest},
+			current:  []string{"rancher/new-name:v2@" + testDigest},
+			want: cleanup.Plan{Kept: []cleanup.Kept{
+				{Image: "docker.io/rancher/old-name@" + testDigest, Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/new-name:v2@" + testDigest, Why: imagematch.WhySameDigest},
+			}},
+		},
+		{
+			name:     "same host preferred when naming the match",
+			previous: []string{"docker.io/rancher/foo:v1"},
+			current:  []string{"registry.rancher.com/rancher/foo:v1", "docker.io/rancher/foo:v1"},
+			want: cleanup.Plan{Kept: []cleanup.Kept{
+				{Image: "docker.io/rancher/foo:v1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/foo:v1", Why: imagematch.WhySameTag},
+			}},
+		},
+		{
+			name:     "vmdp images are retained as Harvester's node script does",
+			previous: []string{"registry.suse.com/harvester-beta/vmdp:2.5.4.3", "registry.suse.com/suse/vmdp/vmdp:2.5.4.2"},
+			retain:   cleanup.DefaultRetain(),
+			want: cleanup.Plan{Kept: []cleanup.Kept{
+				{Image: "registry.suse.com/harvester-beta/vmdp:2.5.4.3", Rule: cleanup.RuleRetain, Match: "harvester-beta/vmdp"},
+				{Image: "registry.suse.com/suse/vmdp/vmdp:2.5.4.2", Rule: cleanup.RuleRetain, Match: "suse/vmdp/vmdp"},
 			}},
 		},
 		{
@@ -153,7 +207,7 @@ func TestComputePlan(t *testing.T) {
 			exclude:  []string{"rancher/*"},
 			want: cleanup.Plan{Kept: []cleanup.Kept{
 				{Image: "docker.io/rancher/harvester-upgrade:v1", Rule: cleanup.RuleRetain, Match: "rancher/harvester-upgrade"},
-				{Image: "docker.io/rancher/harvester-upgrade:v2", Rule: cleanup.RuleInCurrent},
+				{Image: "docker.io/rancher/harvester-upgrade:v2", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/harvester-upgrade:v2", Why: imagematch.WhySameTag},
 				{Image: "docker.io/rancher/x:1", Rule: cleanup.RuleExclude, Match: "rancher/*"},
 			}},
 		},
@@ -181,10 +235,45 @@ func TestComputePlan(t *testing.T) {
 				t.Fatalf("NewPolicy: %v", err)
 			}
 			got := cleanup.ComputePlan(imageList(t, tt.previous...), imageList(t, tt.current...), p)
+			got.Keep = nil // TestComputePlanKeep
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ComputePlan() =\n  %+v\nwant\n  %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// With the remover's other-registry matching off, a host is part of the
+// image's identity on both sides: the planner plans what the remover would
+// then match only under its own host.
+func TestComputePlanExactRegistries(t *testing.T) {
+	p, err := cleanup.NewPolicy(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = p.WithRules(imagematch.Rules{OtherRegistries: false})
+	got := cleanup.ComputePlan(imageList(t, "docker.io/rancher/foo:v1", "rancher/x:1@"+testDigest), imageList(t, "registry.rancher.com/rancher/foo:v1", "quay.io/y:2@"+testDigest), p)
+	want := cleanup.Plan{
+		Remove: []string{"docker.io/rancher/foo:v1"},
+		Kept:   []cleanup.Kept{{Image: "docker.io/rancher/x:1@" + testDigest, Rule: cleanup.RuleInCurrent, Match: "quay.io/y:2@" + testDigest, Why: imagematch.WhySameDigest}},
+	}
+	got.Keep = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ComputePlan() =\n  %+v\nwant\n  %+v", got, want)
+	}
+}
+
+// The plan carries the whole current list, normalised, for the remover's
+// own check.
+func TestComputePlanKeep(t *testing.T) {
+	p, err := cleanup.NewPolicy(cleanup.DefaultRetain(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cleanup.ComputePlan(imageList(t, "rancher/a:1"), imageList(t, "rancher/b:2", "quay.io/c:3"), p)
+	want := []string{"docker.io/rancher/b:2", "quay.io/c:3"}
+	if !reflect.DeepEqual(got.Keep, want) {
+		t.Errorf("Keep = %q, want %q", got.Keep, want)
 	}
 }
 

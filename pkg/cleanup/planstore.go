@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -19,13 +20,22 @@ import (
 const (
 	// PlanKey is the ConfigMap key holding one reference per line.
 	PlanKey = "images.txt"
+	// KeepKey holds the current list, normalised: the remover refuses to
+	// remove any image it covers, whatever the plan says.
+	KeepKey = "keep.txt"
+	// PlanDigestAnnotation, on the plan ConfigMap and on the Upgrade, is
+	// imagelist.Digest of PlanKey's content. The controller starts no Job
+	// unless both agree with the content, and each Job's remover checks the
+	// file it reads against it.
+	PlanDigestAnnotation = "harvesterhci.io/image-cleanup-plan-digest"
 	// PlanComponent is the harvesterhci.io/upgradeComponent label value of plan objects.
 	PlanComponent = "image-cleanup"
 	// PreviousVersionAnnotation records which version's list the plan came from.
 	PreviousVersionAnnotation = "harvesterhci.io/image-cleanup-previous-version"
 	// PlanCountAnnotation records how many images the plan removes.
 	PlanCountAnnotation = "harvesterhci.io/image-cleanup-images"
-	// maxPlanBytes keeps the ConfigMap under the API server's 1 MiB object limit.
+	// maxPlanBytes keeps the ConfigMap (both keys) under the API server's
+	// 1 MiB object limit, with room for its metadata.
 	maxPlanBytes = 1000 * 1000
 )
 
@@ -33,19 +43,22 @@ const (
 func PlanConfigMapName(upgrade string) string { return upgrade + "-image-cleanup" }
 
 // planConfigMap builds the plan ConfigMap, owned by the Upgrade so the garbage
-// collector removes it with the Upgrade.
+// collector removes it with the Upgrade. A plan that cannot be stored (a name
+// or label the API would refuse, a size over its limit) is a permanentError:
+// retrying cannot help.
 func planConfigMap(u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
 	name := PlanConfigMapName(u.Name)
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return nil, fmt.Errorf("plan ConfigMap name %q: %s", name, strings.Join(errs, "; "))
+		return nil, permanent(fmt.Errorf("plan ConfigMap name %q: %s", name, strings.Join(errs, "; ")))
 	}
-	var b strings.Builder
-	for _, img := range p.Remove {
-		b.WriteString(img)
-		b.WriteByte('\n')
+	// The Upgrade's name is a label value on the plan and its Jobs.
+	if errs := validation.IsValidLabelValue(u.Name); len(errs) > 0 {
+		return nil, permanent(fmt.Errorf("upgrade name %q cannot be the value of label %s: %s", u.Name, informers.UpgradeLabel, strings.Join(errs, "; ")))
 	}
-	if b.Len() > maxPlanBytes {
-		return nil, fmt.Errorf("plan of %d images is %d bytes, over the ConfigMap limit of %d", len(p.Remove), b.Len(), maxPlanBytes)
+	images, keep := lines(p.Remove), lines(p.Keep)
+	if n := len(images) + len(keep); n > maxPlanBytes {
+		return nil, permanent(fmt.Errorf("plan of %d images (%s) and %d kept (%s) is %d bytes, over the ConfigMap limit of %d",
+			len(p.Remove), PlanKey, len(p.Keep), KeepKey, n, maxPlanBytes))
 	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
@@ -58,6 +71,7 @@ func planConfigMap(u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
 			Annotations: map[string]string{
 				PreviousVersionAnnotation: u.PreviousVersion,
 				PlanCountAnnotation:       strconv.Itoa(len(p.Remove)),
+				PlanDigestAnnotation:      imagelist.Digest([]byte(images)),
 			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: informers.UpgradeGVR.GroupVersion().String(),
@@ -67,8 +81,40 @@ func planConfigMap(u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
 				Controller: ptr.To(true),
 			}},
 		},
-		Data: map[string]string{PlanKey: b.String()},
+		Data: map[string]string{PlanKey: images, KeepKey: keep},
 	}, nil
+}
+
+// lines is the list file format: one entry per line.
+func lines(ss []string) string {
+	var b strings.Builder
+	for _, s := range ss {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// checkPlan reports why cm is not a plan that upgrade u may run: not owned
+// by u (by UID), no keep list, or images.txt not what its digest annotation
+// says. It returns the plan's digest.
+func checkPlan(cm *corev1.ConfigMap, u informers.Upgrade) (string, error) {
+	where := fmt.Sprintf("plan ConfigMap %s/%s", cm.Namespace, cm.Name)
+	if !ownedBy(cm.OwnerReferences, u) {
+		return "", fmt.Errorf("%s is not owned by upgrade %s (uid %s); not running it", where, u.Name, u.UID)
+	}
+	images, ok := cm.Data[PlanKey]
+	if !ok {
+		return "", fmt.Errorf("%s has no key %s", where, PlanKey)
+	}
+	if _, ok := cm.Data[KeepKey]; !ok {
+		return "", fmt.Errorf("%s has no key %s (the list the remover must keep); it was not written by this controller version: delete it, then remove the annotation %s to plan again", where, KeepKey, StateAnnotation)
+	}
+	digest := imagelist.Digest([]byte(images))
+	if recorded := cm.Annotations[PlanDigestAnnotation]; recorded != digest {
+		return "", fmt.Errorf("%s: %s has digest %s, but the ConfigMap records %q: it changed after it was planned; not running it", where, PlanKey, digest, recorded)
+	}
+	return digest, nil
 }
 
 // existingPlan returns the upgrade's plan ConfigMap if one is already written
@@ -122,7 +168,7 @@ func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan)
 		return existing, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+		return nil, false, permanentIfRefused(fmt.Errorf("create plan ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err))
 	}
 	return out, true, nil
 }

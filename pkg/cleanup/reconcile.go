@@ -8,6 +8,9 @@ import (
 	"strconv"
 
 	"github.com/distribution/reference"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -36,7 +39,8 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		// Upgrade. What the gate saw is kept until the Upgrade is deleted.
 		return nil
 	}
-	if !u.Completed || u.Labels[LatestUpgradeLabel] == "false" {
+	// Harvester acts only on the Upgrade labelled latest; so do we.
+	if !u.Completed || u.Labels[LatestUpgradeLabel] != "true" {
 		return nil
 	}
 	state := State(u.Annotations[StateAnnotation])
@@ -45,14 +49,20 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return nil
 	case state == StatePlanned || state == StateRemoving:
 		return c.execute(ctx, u)
+	case state == StateFailed && Phase(u.Annotations[FailedPhaseAnnotation]) != "" && Phase(u.Annotations[FailedPhaseAnnotation]) != PhaseFetch:
+		// The plan could not be stored or trusted, or the removal failed:
+		// the repo coming and going says nothing about that; only a person
+		// re-arms it (by removing the state annotation).
+		return nil
 	}
 	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
-		return c.setState(ctx, u, StateFailed, "cannot fetch image lists: "+err.Error())
+		return c.fail(ctx, u, PhaseFetch, "cannot fetch image lists: "+err.Error())
 	}
 
-	// A plan already written (restart after writing it, a stale cache, or a
-	// person re-arming a failed removal) stands, whether the repo is up or
-	// not: fetching again could only make a second, different plan.
+	// A plan already written (restart after writing it, a stale cache, a
+	// Planned patch that did not land, or a person re-arming a failed
+	// removal) stands, whether the repo is up or not: fetching again could
+	// only make a second, different plan.
 	cm, err := c.existingPlan(ctx, u)
 	if err != nil {
 		return c.planFailed(ctx, u, err)
@@ -62,14 +72,12 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return err
 	}
 	switch {
-	case state == StateFailed && cm != nil:
-		// It failed after planning (on the nodes): the repo coming and going
-		// says nothing about that; only a person re-arms it.
-		return nil
+	case state == StateFailed && failedPhase(u, cm != nil) != PhaseFetch:
+		return nil // failed after planning, recorded by an older version
+	case cm != nil:
+		return c.planned(ctx, u, cm)
 	case state == StateFailed && ready.Ready() && !c.rearmed(key, epoch):
 		return nil // failed in this Ready phase; the next one re-arms it
-	case cm != nil:
-		return c.setState(ctx, u, StatePlanned, planMessage(cm))
 	}
 	if !ready.Ready() {
 		// No request, no requeue: the gate enqueues the key when an endpoint
@@ -101,15 +109,27 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		c.metrics.imagesPlanned.Add(float64(len(plan.Remove)))
 	}
 	logger.V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", target.BaseURL)
-	return c.setState(ctx, u, StatePlanned, planMessage(cm))
+	return c.planned(ctx, u, cm)
 }
 
-// planFailed records Failed when the plan's place is taken by a ConfigMap the
-// Upgrade does not own; any other error is retried.
+// planned records Planned for a written plan, with the plan's digest, once
+// the plan is checked: a plan this upgrade does not own, or whose content is
+// not what its digest says, is Failed and never run.
+func (c *Controller) planned(ctx context.Context, u informers.Upgrade, cm *corev1.ConfigMap) error {
+	digest, err := checkPlan(cm, u)
+	if err != nil {
+		return c.fail(ctx, u, PhasePlan, err.Error())
+	}
+	return c.record(ctx, u, Outcome{State: StatePlanned, Message: planMessage(cm), Annotations: map[string]string{PlanDigestAnnotation: digest}})
+}
+
+// planFailed records Failed when the plan cannot be written and retrying
+// cannot help: the plan's place is taken by a ConfigMap the Upgrade does not
+// own, or the API server refused the plan itself. Any other error is retried.
 func (c *Controller) planFailed(ctx context.Context, u informers.Upgrade, err error) error {
 	var foreign *foreignPlanError
-	if errors.As(err, &foreign) {
-		return c.setState(ctx, u, StateFailed, err.Error())
+	if errors.As(err, &foreign) || isPermanent(err) {
+		return c.fail(ctx, u, PhasePlan, err.Error())
 	}
 	return err
 }
@@ -140,7 +160,7 @@ func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch
 	case attempt < c.opts.Queue.MaxRetries:
 		return fmt.Errorf("fetch image lists while the repo is Ready: %w", fetchErr)
 	}
-	err = c.setState(ctx, u, StateFailed, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", attempt+1, fetchErr))
+	err = c.fail(ctx, u, PhaseFetch, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", attempt+1, fetchErr))
 	if err == nil {
 		// Only a failure that is on the Upgrade is pinned to this Ready phase.
 		c.recordFailure(u.Key(), epoch)
@@ -177,8 +197,26 @@ func (c *Controller) target(u informers.Upgrade, r informers.Readiness, attempt 
 }
 
 // execute hands a written plan to the executor and records what it reports.
+// The plan is checked first, on every sync: a plan deleted, replaced or
+// changed since it was planned fails the cleanup, and no Job starts.
 func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
-	out, err := c.executor.Execute(ctx, u, PlanRef{Namespace: u.Namespace, ConfigMap: PlanConfigMapName(u.Name)})
+	name := PlanConfigMapName(u.Name)
+	cm, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return c.fail(ctx, u, PhaseRemoval, fmt.Sprintf("plan ConfigMap %s/%s is gone; remove the annotation %s to plan again", u.Namespace, name, StateAnnotation))
+	}
+	if err != nil {
+		return fmt.Errorf("get plan ConfigMap %s/%s: %w", u.Namespace, name, err)
+	}
+	digest, err := checkPlan(cm, u)
+	if err != nil {
+		return c.fail(ctx, u, PhasePlan, err.Error())
+	}
+	if recorded := u.Annotations[PlanDigestAnnotation]; recorded != digest {
+		return c.fail(ctx, u, PhasePlan, fmt.Sprintf("plan ConfigMap %s/%s: %s has digest %s, but the upgrade recorded %q when it was planned; not running it: delete the ConfigMap and remove the annotation %s to plan again",
+			u.Namespace, name, PlanKey, digest, recorded, StateAnnotation))
+	}
+	out, err := c.executor.Execute(ctx, u, PlanRef{Namespace: u.Namespace, ConfigMap: cm.Name, UID: cm.UID, Digest: digest})
 	if err != nil {
 		return fmt.Errorf("execute plan: %w", err)
 	}

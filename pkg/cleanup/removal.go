@@ -126,13 +126,6 @@ type jobExecutor struct {
 // finished, reports Succeeded or Failed with the summary.
 func (e *jobExecutor) Execute(ctx context.Context, u informers.Upgrade, plan PlanRef) (Outcome, error) {
 	logger := klog.FromContext(ctx)
-	cm, err := e.kube.CoreV1().ConfigMaps(plan.Namespace).Get(ctx, plan.ConfigMap, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return Outcome{State: StateFailed, Message: fmt.Sprintf("plan ConfigMap %s/%s is gone; delete the state annotation to plan again", plan.Namespace, plan.ConfigMap)}, nil
-	}
-	if err != nil {
-		return Outcome{}, fmt.Errorf("get plan ConfigMap: %w", err)
-	}
 	nodes, err := e.nodes.List(e.opts.NodeSelector)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("list nodes: %w", err)
@@ -154,13 +147,19 @@ func (e *jobExecutor) Execute(ctx context.Context, u informers.Upgrade, plan Pla
 		return Outcome{State: StateFailed, Message: fmt.Sprintf("no node matches the node selector %q; nothing can be removed", e.opts.NodeSelector)}, nil
 	}
 	for _, n := range p.missing {
-		job := removalJob(u, cm, n, e.opts)
+		job := removalJob(u, plan, n, e.opts)
 		_, err := e.kube.BatchV1().Jobs(u.Namespace).Create(ctx, job, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			continue // the cache was behind; the existing Job stands
 		}
 		if err != nil {
-			return Outcome{}, fmt.Errorf("create Job %s for node %s: %w", job.Name, n, err)
+			err = fmt.Errorf("create Job %s for node %s: %w", job.Name, n, err)
+			if isPermanent(permanentIfRefused(err)) {
+				// Refused by the API server (invalid, forbidden): the same
+				// Job would be refused on every retry and resync.
+				return Outcome{State: StateFailed, Phase: PhaseRemoval, Message: err.Error()}, nil
+			}
+			return Outcome{}, err
 		}
 		logger.Info("Removal Job created", "job", job.Name, "node", n)
 	}

@@ -46,10 +46,10 @@ func TestJobNameIsABoundedUniqueLabel(t *testing.T) {
 
 func TestRemovalJobSpec(t *testing.T) {
 	u := informers.Upgrade{Namespace: testNS, Name: testUpgrade, UID: testUID}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PlanConfigMapName(testUpgrade), Namespace: testNS, UID: "cm-uid"}}
+	plan := PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade), UID: "cm-uid", Digest: "sha256:" + strings.Repeat("ab", 32)}
 	o := DefaultRemovalOptions()
 	o.RemoverImage = "registry.example/image-remover:v1"
-	j := removalJob(u, cm, "harvester-node-0", o)
+	j := removalJob(u, plan, "harvester-node-0", o)
 
 	if j.Name != JobName(testUpgrade, "harvester-node-0") || j.Namespace != testNS {
 		t.Errorf("job %s/%s", j.Namespace, j.Name)
@@ -74,7 +74,12 @@ func TestRemovalJobSpec(t *testing.T) {
 	if c.Image != o.RemoverImage || c.Name != "image-remover" {
 		t.Errorf("container %s image %s", c.Name, c.Image)
 	}
-	wantArgs := []string{"--plan=/etc/image-cleanup/images.txt", "--runtime-endpoint=unix:///run/cri/cri.sock", "--match-other-registries=true", "--prune-dangling=false"}
+	wantArgs := []string{
+		"--plan=/etc/image-cleanup/images.txt",
+		"--keep=/etc/image-cleanup/keep.txt",
+		"--plan-digest=" + plan.Digest,
+		"--runtime-endpoint=unix:///run/cri/cri.sock", "--match-other-registries=true", "--prune-dangling=false",
+	}
 	if !slices.Equal(c.Command, []string{"/usr/local/bin/image-remover"}) {
 		t.Errorf("command = %q: the image's entrypoint is the controller", c.Command)
 	}
@@ -92,8 +97,8 @@ func TestRemovalJobSpec(t *testing.T) {
 	for _, v := range pod.Volumes {
 		vols[v.Name] = v
 	}
-	if v := vols["plan"].ConfigMap; v == nil || v.Name != cm.Name {
-		t.Errorf("plan volume = %+v, want ConfigMap %s", vols["plan"], cm.Name)
+	if v := vols["plan"].ConfigMap; v == nil || v.Name != plan.ConfigMap {
+		t.Errorf("plan volume = %+v, want ConfigMap %s", vols["plan"], plan.ConfigMap)
 	}
 	if v := vols["cri-socket"].HostPath; v == nil || v.Path != "/run/k3s/containerd/containerd.sock" || *v.Type != corev1.HostPathSocket {
 		t.Errorf("socket volume = %+v, want RKE2's containerd socket", vols["cri-socket"])
@@ -222,15 +227,7 @@ func TestSummarize(t *testing.T) {
 // removalFixture is a Planned upgrade with its plan written and nodes.
 func newRemovalFixture(t *testing.T, ratio float64, nodes []string, extra ...any) *fixture {
 	t.Helper()
-	u := testUpgradeObject(true, map[string]string{StateAnnotation: string(StatePlanned)})
-	upg, err := informers.UpgradeFromUnstructured(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := planConfigMap(upg, ComputePlan(mustParse(t, testPrevious), mustParse(t, testCurrent), DefaultOptions().Policy))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, cm := plannedUpgrade(t, nil)
 	objs := []runtime.Object{testSlice(true), cm}
 	for _, n := range nodes {
 		objs = append(objs, testNode(n))
@@ -457,9 +454,9 @@ func TestNodeLeavesMidRun(t *testing.T) {
 
 func TestRestartMidRunDuplicatesNothing(t *testing.T) {
 	// The Jobs an earlier run created: one finished, one running.
-	done := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PlanConfigMapName(testUpgrade)}}, "node-a", DefaultRemovalOptions())
+	done := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-a", DefaultRemovalOptions())
 	done.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
-	running := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PlanConfigMapName(testUpgrade)}}, "node-b", DefaultRemovalOptions())
+	running := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-b", DefaultRemovalOptions())
 	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, done, running)
 	f.syncRemoval()
 	if n := f.jobCreates(); n != 0 {

@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,11 @@ const (
 // maxMessage bounds the message annotation; error chains from HTTP can be long.
 const maxMessage = 1024
 
+// fail records Failed, the phase that failed and why.
+func (c *Controller) fail(ctx context.Context, u informers.Upgrade, phase Phase, msg string) error {
+	return c.record(ctx, u, Outcome{State: StateFailed, Phase: phase, Message: msg})
+}
+
 // setState records state and message on the Upgrade with a merge patch that
 // touches only the two annotations, and emits an Event. A patch, not an
 // update, because Harvester's controller writes the same object. The patch
@@ -68,17 +74,26 @@ func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State,
 var errStale = errors.New("upgrade changed since it was read")
 
 // record is setState with further annotations written in the same patch, so
-// a reader never sees a final state without its summary.
+// a reader never sees a final state without its summary. The failed phase is
+// written with Failed and removed (a JSON null in the merge patch) with any
+// other state.
 func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome) error {
 	// Messages carry text from the repo and the runtime: escaped before it
 	// reaches an annotation, an Event and so a person's terminal.
 	s, msg := o.State, imagelist.Printable(o.Message)
 	msg = imagelist.Truncate(msg, maxMessage)
 	cur := State(u.Annotations[StateAnnotation])
-	if cur == s && u.Annotations[MessageAnnotation] == msg {
+	var phase Phase
+	if s == StateFailed {
+		phase = cmp.Or(o.Phase, PhaseRemoval)
+	}
+	if cur == s && u.Annotations[MessageAnnotation] == msg && Phase(u.Annotations[FailedPhaseAnnotation]) == phase {
 		return nil
 	}
-	annotations := map[string]string{StateAnnotation: string(s), MessageAnnotation: msg}
+	annotations := map[string]any{StateAnnotation: string(s), MessageAnnotation: msg, FailedPhaseAnnotation: nil}
+	if phase != "" {
+		annotations[FailedPhaseAnnotation] = string(phase)
+	}
 	for k, v := range o.Annotations {
 		annotations[k] = v
 	}

@@ -81,15 +81,16 @@ func (r Rules) SameTag(a, b Ref) bool {
 // Why names the rule by which two references may name one node image.
 type Why string
 
-// The rules, as plan output and the remover's reasons show them.
+// The rules, as plan output and the remover's reasons show them: one word
+// each, so a table column or a script can take them as they are.
 const (
 	// WhySameTag: same repository and tag (a digest written on either side
 	// does not matter: one list may pin it, the other not).
-	WhySameTag Why = "same repository and tag"
+	WhySameTag Why = "same-repository-and-tag"
 	// WhyOtherRegistry: same repository path and tag under another registry host.
-	WhyOtherRegistry Why = "same repository path and tag under another registry host"
+	WhyOtherRegistry Why = "same-path-and-tag-on-another-registry"
 	// WhySameDigest: same manifest digest, in any repository: one image.
-	WhySameDigest Why = "same digest"
+	WhySameDigest Why = "same-digest"
 )
 
 // Match is a reference of an Index that could name the same node image as
