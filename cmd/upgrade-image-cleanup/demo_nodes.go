@@ -96,8 +96,14 @@ func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
 	if err != nil {
 		return err
 	}
+	keep, err := imagelist.Parse(strings.NewReader(cm.Data[cleanup.KeepKey]), cmName)
+	if err != nil {
+		return err
+	}
 	d.tl.printf("node %s: Job %s starts the remover (%d images planned, %d on the node)", node, j.Name, len(plan), len(rt.images))
-	report, err := remover.Run(ctx, rt, plan, remover.DefaultOptions())
+	opts := remover.DefaultOptions()
+	opts.Keep = keep // as the Job's --keep
+	report, err := remover.Run(ctx, rt, plan, opts)
 	if err != nil {
 		return err
 	}

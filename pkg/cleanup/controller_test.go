@@ -365,6 +365,12 @@ func TestSyncDoesNothing(t *testing.T) {
 			u.SetLabels(map[string]string{LatestUpgradeLabel: "false"})
 			return u
 		}()},
+		// Harvester acts only on the Upgrade labelled latest.
+		{name: "not labelled latest", upgrade: func() *unstructured.Unstructured {
+			u := testUpgradeObject(true, nil)
+			u.SetLabels(nil)
+			return u
+		}()},
 		{name: "our state is Succeeded", upgrade: testUpgradeObject(true, map[string]string{StateAnnotation: string(StateSucceeded)})},
 		{name: "Harvester's cleanup completed", upgrade: testUpgradeObject(true, map[string]string{HarvesterDoneAnnotation: "true"})},
 	}

@@ -96,6 +96,9 @@ const (
 	planMountPath   = "/etc/image-cleanup"
 	socketMountPath = "/run/cri/cri.sock"
 	removerName     = "image-remover"
+	// removerExitRefused is cmd/image-remover's exit code for input it
+	// refuses (bad flags, plan, keep list or digest).
+	removerExitRefused = 2
 )
 
 // JobName is the name of upgrade's removal Job on node: at most 63
@@ -147,6 +150,18 @@ func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions
 			BackoffLimit:            ptr.To(o.BackoffLimit),
 			ActiveDeadlineSeconds:   ptr.To(int64(o.ActiveDeadline / time.Second)),
 			TTLSecondsAfterFinished: ptr.To(int32(o.TTLAfterFinished / time.Second)),
+			// Exit code 2 is the remover refusing its input (the plan's
+			// digest, a bad line, no keep list): another pod would refuse
+			// the same ConfigMap, so the Job fails at once instead of
+			// spending its retries, which are for a runtime restarting.
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action: batchv1.PodFailurePolicyActionFailJob,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+					ContainerName: ptr.To(removerName),
+					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+					Values:        []int32{removerExitRefused},
+				},
+			}}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: lbls, Annotations: map[string]string{NodeAnnotation: node}},
 				Spec: corev1.PodSpec{

@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
@@ -45,12 +47,31 @@ type NodeSummary struct {
 	Result  *remover.Result `json:"result,omitempty"`
 }
 
-// Summary is the value of SummaryAnnotation.
+// Summary is the value of SummaryAnnotation. It is bounded at any node
+// count (an annotation that outgrew the API's 256 KiB limit would be
+// refused forever, and the upgrade would never leave Removing): counts
+// always, node lines failed first and as many as fit in maxSummaryBytes,
+// each with at most maxNodeFailedImages names. Every node's full report
+// stays with its Job: the pod's termination message and its log.
 type Summary struct {
 	Nodes []NodeSummary `json:"nodes"`
+	// OmittedNodes counts the node lines left out to keep the summary
+	// bounded; their Jobs hold their reports.
+	OmittedNodes int `json:"omittedNodes,omitempty"`
+	// Outcomes counts the nodes by outcome, all of them.
+	Outcomes map[string]int `json:"outcomes,omitempty"`
 	// Total adds up the nodes' results (FailedImages left out).
 	Total remover.Result `json:"total"`
 }
+
+// Bounds of the summary annotation. The API server allows 256 KiB for all
+// of an object's annotations together, Harvester's own among them.
+const (
+	maxSummaryBytes     = 64 << 10
+	maxNodeMessage      = 512
+	maxNodeFailedImages = 10
+	maxFailedImage      = 256
+)
 
 // removalProgress is where each target node's Job stands.
 type removalProgress struct {
@@ -190,6 +211,9 @@ func (e *jobExecutor) nodeSummary(ctx context.Context, j *batchv1.Job) NodeSumma
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
 		return ns
 	}
+	if r.Error != "" {
+		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + "remover: " + r.Error
+	}
 	ns.Result = r
 	return ns
 }
@@ -225,10 +249,9 @@ func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.R
 			if cs.Name != removerName || cs.State.Terminated == nil || cs.State.Terminated.Message == "" {
 				continue
 			}
-			r, err := remover.ParseResult([]byte(cs.State.Terminated.Message))
-			if err != nil {
-				return nil, fmt.Errorf("pod %s: %w", pod.Name, err)
-			}
+			// Whatever the remover said, in any form and with any exit
+			// code, reaches the summary (escaped and cut).
+			r := remover.ResultFromTermination(cs.State.Terminated.Message)
 			return &r, nil
 		}
 	}
@@ -240,7 +263,9 @@ func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.R
 func summarize(s Summary, ratio float64) (Outcome, error) {
 	succeeded, counted := 0, 0
 	skipped := map[remover.Reason]int{}
+	s.Outcomes = map[string]int{}
 	for _, n := range s.Nodes {
+		s.Outcomes[n.Outcome]++
 		if n.Outcome != NodeLeft {
 			counted++
 		}
@@ -261,9 +286,9 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	if len(skipped) > 0 {
 		s.Total.Skipped = skipped
 	}
-	b, err := json.Marshal(s)
+	b, err := boundedSummary(s)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("encode summary: %w", err)
+		return Outcome{}, err
 	}
 	state := StateFailed
 	// Multiply, never divide (integer division made 2 of 3 nodes "0%" in a
@@ -278,6 +303,68 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 		out.Annotations[HarvesterDoneAnnotation] = "true"
 	}
 	return out, nil
+}
+
+// boundedSummary encodes s in at most maxSummaryBytes: node lines failed
+// first, then left, then succeeded, each cut to its bounds, as many as fit.
+func boundedSummary(s Summary) ([]byte, error) {
+	rank := map[string]int{NodeFailed: 0, NodeLeft: 1, NodeSucceeded: 2}
+	nodes := make([]NodeSummary, len(s.Nodes))
+	for i, n := range s.Nodes {
+		nodes[i] = compactNode(n)
+	}
+	slices.SortStableFunc(nodes, func(a, b NodeSummary) int {
+		return cmp.Or(cmp.Compare(rank[a.Outcome], rank[b.Outcome]), strings.Compare(a.Node, b.Node))
+	})
+	s.Nodes = []NodeSummary{}
+	s.OmittedNodes = len(nodes)
+	base, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode summary: %w", err)
+	}
+	// Room for omittedNodes growing to its widest and the commas between lines.
+	size := len(base) + len(`,"omittedNodes":`) + 20
+	for _, n := range nodes {
+		line, err := json.Marshal(n)
+		if err != nil {
+			return nil, fmt.Errorf("encode summary of node %s: %w", n.Node, err)
+		}
+		if size+len(line)+1 > maxSummaryBytes {
+			break
+		}
+		size += len(line) + 1
+		s.Nodes = append(s.Nodes, n)
+	}
+	s.OmittedNodes = len(nodes) - len(s.Nodes)
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode summary: %w", err)
+	}
+	return b, nil
+}
+
+// compactNode cuts one node's line to its bounds, saying how many failed
+// image names it left out.
+func compactNode(n NodeSummary) NodeSummary {
+	n.Message = imagelist.Truncate(n.Message, maxNodeMessage)
+	if n.Result == nil {
+		return n
+	}
+	r := *n.Result
+	r.Error = imagelist.Truncate(r.Error, maxNodeMessage)
+	failed := make([]string, 0, min(len(r.FailedImages), maxNodeFailedImages+1))
+	for i, f := range r.FailedImages {
+		if i == maxNodeFailedImages {
+			failed = append(failed, fmt.Sprintf("... and %d more in the Job's report", len(r.FailedImages)-i))
+			break
+		}
+		failed = append(failed, imagelist.Truncate(f, maxFailedImage))
+	}
+	if len(failed) > 0 {
+		r.FailedImages = failed
+	}
+	n.Result = &r
+	return n
 }
 
 func sumCounts(m map[remover.Reason]int) int {

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -69,6 +70,13 @@ func TestRemovalJobSpec(t *testing.T) {
 	}
 	if *j.Spec.BackoffLimit != 2 || *j.Spec.ActiveDeadlineSeconds != 1800 || *j.Spec.TTLSecondsAfterFinished != 86400 {
 		t.Errorf("limits: backoff %d, deadline %d, ttl %d", *j.Spec.BackoffLimit, *j.Spec.ActiveDeadlineSeconds, *j.Spec.TTLSecondsAfterFinished)
+	}
+	// Exit code 2 is a refusal (bad plan, digest, keep list): a new pod
+	// would refuse the same plan, so the Job fails at once.
+	if pfp := j.Spec.PodFailurePolicy; pfp == nil || len(pfp.Rules) != 1 || pfp.Rules[0].Action != batchv1.PodFailurePolicyActionFailJob ||
+		pfp.Rules[0].OnExitCodes == nil || *pfp.Rules[0].OnExitCodes.ContainerName != "image-remover" ||
+		pfp.Rules[0].OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn || !slices.Equal(pfp.Rules[0].OnExitCodes.Values, []int32{2}) {
+		t.Errorf("podFailurePolicy = %+v, want FailJob on the remover's exit code 2", pfp)
 	}
 	c := pod.Containers[0]
 	if c.Image != o.RemoverImage || c.Name != "image-remover" {
@@ -301,16 +309,23 @@ func (f *fixture) syncRemoval() {
 // termination message, then the Job's final condition.
 func (f *fixture) finishJob(node string, complete bool, r remover.Result) {
 	f.t.Helper()
-	j := f.jobsByNode()[node]
 	msg, err := r.TerminationMessage()
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.finishJobWithMessage(node, complete, string(msg))
+}
+
+// finishJobWithMessage is finishJob with the termination message as the
+// remover (or anything in its place) wrote it.
+func (f *fixture) finishJobWithMessage(node string, complete bool, msg string) {
+	f.t.Helper()
+	j := f.jobsByNode()[node]
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-abcde", Namespace: testNS, Labels: map[string]string{batchv1.JobNameLabel: j.Name}},
 		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
 			Name:  "image-remover",
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: string(msg)}},
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: msg}},
 		}}},
 	}
 	if _, err := f.kube.CoreV1().Pods(testNS).Create(f.ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -567,4 +582,98 @@ func TestRearmedByHandWithThePlanAndNoRepo(t *testing.T) {
 		t.Fatalf("state = %s, want Planned from the written plan", got)
 	}
 	f.wantNoFetch()
+}
+
+// The summary must fit the API's annotation limit at any node count: with
+// 500 nodes, each failing on 200 long image names with a long message, the
+// Upgrade's annotations still validate, the counts cover every node and the
+// failed nodes come first.
+func TestSummaryStaysBoundedAtFiveHundredNodes(t *testing.T) {
+	var nodes []NodeSummary
+	for i := range 500 {
+		n := NodeSummary{Node: fmt.Sprintf("harvester-node-%03d-%s", i, strings.Repeat("n", 40)), Job: JobName(testUpgrade, fmt.Sprint(i)), Outcome: NodeSucceeded}
+		r := &remover.Result{Removed: 1, Failed: 200, BytesReclaimed: 10}
+		for j := range 200 {
+			r.FailedImages = append(r.FailedImages, fmt.Sprintf("registry.example.com/%s/image-%d:v1: rpc error: code = DeadlineExceeded desc = %s", strings.Repeat("p", 100), j, strings.Repeat("e", 200)))
+		}
+		if i%5 == 0 {
+			n.Outcome = NodeFailed
+			n.Message = "BackoffLimitExceeded: " + strings.Repeat("m", 4000)
+		}
+		n.Result = r
+		nodes = append(nodes, n)
+	}
+	out, err := summarize(Summary{Nodes: nodes}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotations := map[string]string{
+		StateAnnotation:   string(out.State),
+		MessageAnnotation: out.Message,
+		// What Harvester itself keeps on an Upgrade, roughly.
+		"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 8<<10),
+	}
+	maps.Copy(annotations, out.Annotations)
+	if err := apivalidation.ValidateAnnotationsSize(annotations); err != nil {
+		t.Fatalf("annotations too large for the API server: %v", err)
+	}
+	var s Summary
+	if err := json.Unmarshal([]byte(out.Annotations[SummaryAnnotation]), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Outcomes[NodeFailed] != 100 || s.Outcomes[NodeSucceeded] != 400 {
+		t.Errorf("outcomes = %v, want 100 failed and 400 succeeded", s.Outcomes)
+	}
+	if s.Total.Removed != 500 || s.Total.Failed != 100000 {
+		t.Errorf("total = %+v, want every node counted", s.Total)
+	}
+	if len(s.Nodes) == 0 || len(s.Nodes)+s.OmittedNodes != 500 {
+		t.Fatalf("%d node lines + %d omitted, want 500 in all", len(s.Nodes), s.OmittedNodes)
+	}
+	for i, n := range s.Nodes[:min(len(s.Nodes), 100)] {
+		if n.Outcome != NodeFailed {
+			t.Fatalf("line %d is %s: failed nodes come first", i, n.Outcome)
+		}
+		if len(n.Result.FailedImages) != maxNodeFailedImages+1 || !strings.Contains(n.Result.FailedImages[maxNodeFailedImages], "190 more") {
+			t.Fatalf("node %s lists %d failed images, want %d and a count of the rest", n.Node, len(n.Result.FailedImages), maxNodeFailedImages)
+		}
+	}
+	if !strings.Contains(out.Message, "400 of 500 nodes succeeded") {
+		t.Errorf("message %q", out.Message)
+	}
+	if out.Summary.Total.Removed != 500 {
+		t.Errorf("metrics would count %d removed, want 500", out.Summary.Total.Removed)
+	}
+}
+
+// A remover that exits 1 or 2, or an older one that wrote plain text, is
+// shown in its node's line as it said it (escaped), not as a parse error.
+func TestFailedNodeShowsWhatTheRemoverSaid(t *testing.T) {
+	tests := []struct {
+		name    string
+		message string
+		want    string
+	}{
+		{name: "result with an error", message: `{"removed":0,"failed":0,"bytesReclaimed":0,"error":"connect to the runtime at unix:///run/cri/cri.sock: connection refused"}`, want: "remover: connect to the runtime at unix:///run/cri/cri.sock: connection refused"},
+		{name: "plain text", message: "read plan /etc/image-cleanup/images.txt: line 3: \x1b[31mbad\n", want: `remover: read plan /etc/image-cleanup/images.txt: line 3: \x1b[31mbad`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newRemovalFixture(t, 1, []string{"node-a"})
+			f.syncRemoval()
+			f.finishJobWithMessage("node-a", false, tt.message)
+			f.syncRemoval()
+			s := f.summary()
+			if len(s.Nodes) != 1 {
+				t.Fatalf("summary %+v", s)
+			}
+			msg := s.Nodes[0].Message
+			if !strings.Contains(msg, tt.want) || strings.Contains(msg, "parse remover result") {
+				t.Errorf("node message %q, want it to contain %q", msg, tt.want)
+			}
+			if strings.ContainsAny(f.annotations()[SummaryAnnotation], "\x1b") {
+				t.Error("a control byte reached the annotation")
+			}
+		})
+	}
 }

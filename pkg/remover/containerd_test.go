@@ -40,6 +40,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 )
 
 const (
@@ -73,10 +76,11 @@ var (
 	imgD    = testImage{name: "d", tags: []string{"docker.io/rancher/d:1"}}
 	imgE    = testImage{name: "e", tags: []string{"registry.local:5000/rancher/e:1"}}
 	imgF    = testImage{name: "f", tags: []string{"docker.io/rancher/f:1"}}
-	testImg = []testImage{imgA, imgB, imgC, imgD, imgE, imgF}
+	imgG    = testImage{name: "g", tags: []string{"docker.io/rancher/g:1"}}
+	testImg = []testImage{imgA, imgB, imgC, imgD, imgE, imgF, imgG}
 )
 
-// TestContainerd removes images from a real containerd in three passes over
+// TestContainerd removes images from a real containerd in six passes over
 // the same node, each starting from what the one before left:
 //
 //  1. Run without MatchOtherRegistries: A (one tag) and C (two tags, both
@@ -88,9 +92,13 @@ var (
 //     now not present; B and D are kept again.
 //  3. The image-remover binary, with its default flags: F is removed, B and
 //     D kept; the result is read back from its termination log.
-//  4. The plan names the sandbox image, which the pod's sandbox runs and
+//  4. The binary with the flags the controller's Job passes (--plan, --keep,
+//     --plan-digest): the plan names G, which the node has from docker.io,
+//     and the keep list names its path and tag under another registry host:
+//     G stays, reported as in-current-list.
+//  5. The plan names the sandbox image, which the pod's sandbox runs and
 //     containerd is configured with: it is kept as pinned.
-//  5. containerd restarts configured with another sandbox image, as after
+//  6. containerd restarts configured with another sandbox image, as after
 //     an upgrade, while the pod keeps running on the first: the plan names
 //     both; the first is kept in use by the sandbox, the new one as pinned.
 //
@@ -98,7 +106,8 @@ var (
 // sandbox image included (1.7 pins it), and a pod sandbox is not a container
 // in ListContainers: passes 4 and 5 keep the sandbox images only because
 // the remover reads the configured sandbox image from the verbose Status and
-// each sandbox's image from its verbose PodSandboxStatus. The unit tests
+// each sandbox's image from its verbose PodSandboxStatus. G is never
+// removed: every pass after 4 still finds it on the node. The unit tests
 // cover the runtime's pinned flag through fakecri.
 func TestContainerd(t *testing.T) {
 	ctd := startContainerd(t)
@@ -171,7 +180,7 @@ func TestContainerd(t *testing.T) {
 			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 2},
 			BytesReclaimed: sizeOf(imgA) + sizeOf(imgC),
 		})
-		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgE, imgF)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgE, imgF, imgG)
 	})
 
 	t.Run("with MatchOtherRegistries", func(t *testing.T) {
@@ -192,7 +201,7 @@ func TestContainerd(t *testing.T) {
 			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 4},
 			BytesReclaimed: sizeOf(imgE),
 		})
-		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgF)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgF, imgG)
 	})
 
 	t.Run("image-remover binary", func(t *testing.T) {
@@ -232,7 +241,52 @@ func TestContainerd(t *testing.T) {
 			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
 			{"docker.io/rancher/f:1", ActionRemoved, "", idOf(imgF), ""},
 		}, want)
-		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
+	})
+
+	t.Run("keep list names the image under another registry host", func(t *testing.T) {
+		bin := buildGo(t, ctd.dir, "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/image-remover")
+		dir := t.TempDir()
+		planFile := filepath.Join(dir, "images.txt")
+		keepFile := filepath.Join(dir, "keep.txt")
+		term := filepath.Join(dir, "termination-log")
+		planText := []byte("docker.io/rancher/g:1\n")
+		if err := os.WriteFile(planFile, planText, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keepFile, []byte("registry.rancher.com/rancher/g:1\n"+newSandboxImage+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		digest := imagelist.Digest(planText)
+		var stdout, stderr bytes.Buffer
+		cmd := exec.CommandContext(t.Context(), bin, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest,
+			"--runtime-endpoint=unix://"+ctd.sock, "--termination-log="+term)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		t.Logf("image-remover stderr:\n%s", stderr.String())
+		if err != nil {
+			t.Fatalf("image-remover: %v", err)
+		}
+		msg, err := os.ReadFile(term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Result{Skipped: map[Reason]int{ReasonInCurrentList: 1}}
+		if res, err := ParseResult(msg); err != nil || !reflect.DeepEqual(res, want) {
+			t.Errorf("termination log %s (%v), want %+v", msg, err, want)
+		}
+		var rep Report
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("report on stdout %q: %v", stdout.String(), err)
+		}
+		if rep.PlanDigest != digest {
+			t.Errorf("report's planDigest = %q, want %q", rep.PlanDigest, digest)
+		}
+		assertReport(t, rep, []reportLine{
+			{"docker.io/rancher/g:1", ActionSkipped, ReasonInCurrentList, idOf(imgG),
+				"the new version ships registry.rancher.com/rancher/g:1 (" + string(imagematch.WhyOtherRegistry) + ")"},
+		}, want)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
 
 	t.Run("configured sandbox image used by a sandbox", func(t *testing.T) {
@@ -246,7 +300,7 @@ func TestContainerd(t *testing.T) {
 		assertReport(t, rep, []reportLine{
 			{sandboxImage, ActionSkipped, ReasonPinned, idOf(sandbox), "the runtime's configured sandbox image (" + sandboxImage + "), which new pods need"},
 		}, Result{Skipped: map[Reason]int{ReasonPinned: 1}})
-		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
 
 	t.Run("sandbox image changed while the pod runs", func(t *testing.T) {
@@ -274,7 +328,7 @@ func TestContainerd(t *testing.T) {
 			{newSandboxImage, ActionSkipped, ReasonPinned, idOf(newSandbox), "the runtime's configured sandbox image (" + newSandboxImage + "), which new pods need"},
 			{sandboxImage, ActionSkipped, ReasonInUse, idOf(sandbox), "used by pod sandbox " + sid},
 		}, Result{Skipped: map[Reason]int{ReasonPinned: 1, ReasonInUse: 1}})
-		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
 }
 

@@ -109,15 +109,36 @@ func (c *CRI) ListImages(ctx context.Context) ([]Image, error) {
 			ID:          img.GetId(),
 			RepoTags:    img.GetRepoTags(),
 			RepoDigests: img.GetRepoDigests(),
-			Size:        img.GetSize(),
+			Size:        imageSize(img),
 			Pinned:      img.GetPinned(),
 		})
 	}
 	return out, nil
 }
 
+// imageSize is the image's size in bytes. The getter is GetSize in the
+// cri-api go.mod requires (generated with google.golang.org/protobuf) but
+// GetSize_ in v0.31.5 (generated with gogo protobuf), which Harvester
+// builds with: asking for either through an interface compiles with both.
+func imageSize(img *runtimeapi.Image) uint64 {
+	switch m := any(img).(type) {
+	case interface{ GetSize() uint64 }:
+		return m.GetSize()
+	case interface{ GetSize_() uint64 }:
+		return m.GetSize_()
+	}
+	return 0
+}
+
 // ListContainers lists every container in every state: the request carries
 // no filter, because an exited or created container still needs its image.
+//
+// It also asks each container's ContainerStatus (one call per container)
+// for its image volumes (KEP-4639): ListContainers does not report mounts,
+// and an image mounted as a volume is in use just as much. Mount.image is
+// in CRI since Kubernetes 1.31; a runtime that does not know it reports no
+// such mounts. A container removed since it was listed (NotFound) is left
+// out, as it needs no image any more.
 func (c *CRI) ListContainers(ctx context.Context) ([]Container, error) {
 	resp, err := c.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
 	if err != nil {
@@ -125,11 +146,27 @@ func (c *CRI) ListContainers(ctx context.Context) ([]Container, error) {
 	}
 	out := make([]Container, 0, len(resp.GetContainers()))
 	for _, ctr := range resp.GetContainers() {
+		st, err := c.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ctr.GetId()})
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			// Not skipped: the container may mount an image that nothing
+			// else keeps.
+			return nil, fmt.Errorf("CRI ContainerStatus of %s on %s: %w", ctr.GetId(), c.socket, err)
+		}
+		var volumes []string
+		for _, m := range st.GetStatus().GetMounts() {
+			if image := m.GetImage().GetImage(); image != "" {
+				volumes = append(volumes, image)
+			}
+		}
 		out = append(out, Container{
-			ID:       ctr.GetId(),
-			ImageRef: ctr.GetImageRef(),
-			ImageID:  ctr.GetImageId(),
-			Image:    ctr.GetImage().GetImage(),
+			ID:           ctr.GetId(),
+			ImageRef:     ctr.GetImageRef(),
+			ImageID:      ctr.GetImageId(),
+			Image:        ctr.GetImage().GetImage(),
+			ImageVolumes: volumes,
 		})
 	}
 	return out, nil

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 )
 
 // Image is a container image on the node as the runtime lists it; it holds
@@ -39,6 +42,12 @@ type Container struct {
 	ImageID string
 	// Image is what the container's spec names: an image ID or a reference.
 	Image string
+	// ImageVolumes are the images mounted into the container as volumes
+	// (Kubernetes' image volume source, KEP-4639), as CRI's ContainerStatus
+	// names them in mounts[].image: the image reference the kubelet pulled,
+	// an ID or a digested reference. The container needs them as much as
+	// its own image.
+	ImageVolumes []string
 }
 
 // Sandbox is a pod sandbox on the node, in any state. CRI does not list
@@ -76,11 +85,34 @@ type Options struct {
 	PruneDangling bool
 	// DryRun makes Run decide and report but remove nothing. Decide ignores it.
 	DryRun bool
+	// Keep is the current version's image list (the plan ConfigMap's
+	// keep.txt). An image the plan matches is kept (ReasonInCurrentList)
+	// when any of these references could name it under the same matching
+	// rules, and a dangling image they could name is not pruned: the
+	// planner already leaves such images out of the plan, and this makes
+	// sure a stale or wrong plan cannot remove what the cluster runs next.
+	// Nil (an older controller that sends no keep list): nothing is kept
+	// for this reason.
+	Keep []reference.Named
+	// RemoveTimeout bounds each RemoveImage call; zero: only Run's context
+	// does. A call that times out or finds the runtime unavailable is tried
+	// once more, within Run's context. Decide ignores it.
+	RemoveTimeout time.Duration
 }
+
+// DefaultRemoveTimeout is the image-remover's --remove-timeout: long enough
+// for a runtime to delete a large image's snapshots on a slow disk, short
+// enough to leave time for the other images within the default --timeout.
+const DefaultRemoveTimeout = 2 * time.Minute
 
 // DefaultOptions are the options the image-remover binary starts from.
 func DefaultOptions() Options {
-	return Options{MatchOtherRegistries: true}
+	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout}
+}
+
+// rules are the matching rules the options ask for.
+func (o Options) rules() imagematch.Rules {
+	return imagematch.Rules{OtherRegistries: o.MatchOtherRegistries}
 }
 
 // Decisions is the outcome of Decide, sorted so that the same input always
@@ -117,10 +149,18 @@ type ImageDecision struct {
 // nothing (it removes images in use and pinned images alike) and removes
 // every tag of the image it is given. An image is kept when the runtime pins
 // it or it is the runtime's configured sandbox image (both ReasonPinned),
-// when any container or pod sandbox (running or not) uses it (ReasonInUse),
-// or when it carries a tag that no matching plan entry names
-// (ReasonStillNeeded), in that order of precedence. Each image is decided
-// once, however many plan entries match it.
+// when any container or pod sandbox (running or not) uses it, or a
+// container mounts it as an image volume (ReasonInUse), when a reference of
+// opts.Keep could name it (ReasonInCurrentList), or when it carries a tag
+// that no matching plan entry names (ReasonStillNeeded), in that order of
+// precedence. Each image is decided once, however many plan entries match
+// it.
+//
+// Matching is imagematch's, which the planner shares: a planned tag matches
+// a node tag that Rules.SameTag says is the same; a planned digest matches a
+// node RepoDigest with that digest in the same repository. opts.Keep covers
+// an image when imagematch.Index.Lookup finds any of its tags or RepoDigests;
+// a dangling image it covers is not pruned either.
 //
 // A sandbox whose image the runtime does not report is taken to run the
 // configured sandbox image. The configured sandbox image counts as pinned
@@ -128,7 +168,9 @@ type ImageDecision struct {
 // and containerd 1.7 and later pin it themselves (1.6 reports nothing
 // pinned), so reporting it as pinned says the same on every version.
 func Decide(plan []reference.Named, images []Image, containers []Container, sandboxes Sandboxes, opts Options) Decisions {
-	entries := planEntries(plan)
+	rules := opts.rules()
+	entries := parseNamed(plan)
+	keep := imagematch.NewIndex(rules, parseNamed(opts.Keep))
 	images = mergeByID(images)
 	idx := newImageIndex(images)
 	used := idx.usedBy(containers, sandboxes)
@@ -147,12 +189,14 @@ func Decide(plan []reference.Named, images []Image, containers []Container, sand
 		var refs []string
 		covered := make([]bool, len(tags))
 		for _, e := range entries {
-			if !e.matches(tags, digests, opts.MatchOtherRegistries) {
+			if !matches(rules, e, tags, digests) {
 				continue
 			}
-			refs = append(refs, e.ref)
+			refs = append(refs, e.Full)
 			for j, t := range tags {
-				if e.coversTag(t, opts.MatchOtherRegistries) {
+				// Removing the image for e's sake may take tag t with it
+				// only when e names that very tag.
+				if rules.SameTag(e, t) {
 					covered[j] = true
 				}
 			}
@@ -168,10 +212,11 @@ func Decide(plan []reference.Named, images []Image, containers []Container, sand
 		unplanned := slices.Clone(badTags)
 		for j, t := range tags {
 			if !covered[j] {
-				unplanned = append(unplanned, t.raw)
+				unplanned = append(unplanned, t.Raw)
 			}
 		}
 		dec := ImageDecision{Image: img, Refs: sortedUnique(refs)}
+		kept := keptBy(keep, tags, digests)
 		switch {
 		case img.Pinned:
 			dec.Reason, dec.Detail = ReasonPinned, "the runtime pins the image"
@@ -179,6 +224,8 @@ func Decide(plan []reference.Named, images []Image, containers []Container, sand
 			dec.Reason, dec.Detail = ReasonPinned, "the runtime's configured sandbox image ("+sandboxes.ConfiguredImage+"), which new pods need"
 		case len(used[i]) > 0:
 			dec.Reason, dec.Detail = ReasonInUse, describeUsers(used[i])
+		case kept != nil:
+			dec.Reason, dec.Detail = ReasonInCurrentList, "the new version ships "+kept.Ref.Full+" ("+string(kept.Why)+")"
 		case len(unplanned) > 0:
 			dec.Reason, dec.Detail = ReasonStillNeeded, "also tagged "+strings.Join(sortedUnique(unplanned), ", ")+", which the plan does not name"
 		default:
@@ -188,16 +235,20 @@ func Decide(plan []reference.Named, images []Image, containers []Container, sand
 	}
 
 	for _, e := range entries {
-		if !matchedRefs[e.ref] {
-			d.NotPresent = append(d.NotPresent, e.ref)
+		if !matchedRefs[e.Full] {
+			d.NotPresent = append(d.NotPresent, e.Full)
 		}
 	}
 
 	if opts.PruneDangling {
 		for i, img := range images {
-			if len(img.RepoTags) == 0 && !matchedImages[img.ID] && !img.Pinned && !configured[i] && len(used[i]) == 0 {
-				d.Dangling = append(d.Dangling, img)
+			if len(img.RepoTags) > 0 || matchedImages[img.ID] || img.Pinned || configured[i] || len(used[i]) > 0 {
+				continue
 			}
+			if digests, _ := parseRefs(img.RepoDigests); keptBy(keep, nil, digests) != nil {
+				continue
+			}
+			d.Dangling = append(d.Dangling, img)
 		}
 	}
 
@@ -236,37 +287,11 @@ func mergeByID(images []Image) []Image {
 	return out
 }
 
-// parsedRef is a reference split into what matching compares.
-type parsedRef struct {
-	raw    string // as the runtime or the plan wrote it
-	full   string // normalised: docker.io/rancher/x:1
-	name   string // docker.io/rancher/x
-	path   string // rancher/x: the name without the registry host
-	tag    string
-	digest string
-}
-
-func parseRef(s string) (parsedRef, bool) {
-	n, err := reference.ParseNormalizedNamed(s)
-	if err != nil {
-		return parsedRef{}, false
-	}
-	n = reference.TagNameOnly(n)
-	p := parsedRef{raw: s, full: n.String(), name: n.Name(), path: reference.Path(n)}
-	if t, ok := n.(reference.Tagged); ok {
-		p.tag = t.Tag()
-	}
-	if c, ok := n.(reference.Digested); ok {
-		p.digest = c.Digest().String()
-	}
-	return p, true
-}
-
 // parseRefs parses a runtime's tags or digests; the ones that do not parse
 // are returned raw, so a caller can count them as names the plan cannot cover.
-func parseRefs(ss []string) (parsed []parsedRef, bad []string) {
+func parseRefs(ss []string) (parsed []imagematch.Ref, bad []string) {
 	for _, s := range ss {
-		if p, ok := parseRef(s); ok {
+		if p, ok := imagematch.Parse(s); ok {
 			parsed = append(parsed, p)
 		} else {
 			bad = append(bad, s)
@@ -275,54 +300,48 @@ func parseRefs(ss []string) (parsed []parsedRef, bad []string) {
 	return parsed, bad
 }
 
-// planEntry is one planned reference, normalised.
-type planEntry struct {
-	parsedRef
-	ref string
-}
-
-func planEntries(plan []reference.Named) []planEntry {
-	var out []planEntry
-	for _, n := range plan {
+// parseNamed splits planned or kept references for matching.
+func parseNamed(refs []reference.Named) []imagematch.Ref {
+	out := make([]imagematch.Ref, 0, len(refs))
+	for _, n := range refs {
 		// Re-normalise: a caller may hand in references not parsed the way
 		// imagelist.Parse parses them.
-		p, ok := parseRef(n.String())
-		if !ok {
-			continue
+		if p, ok := imagematch.Parse(n.String()); ok {
+			out = append(out, p)
 		}
-		out = append(out, planEntry{parsedRef: p, ref: p.full})
 	}
 	return out
 }
 
-func (e planEntry) sameRepository(o parsedRef, otherRegistries bool) bool {
-	return e.name == o.name || (otherRegistries && e.path == o.path)
+// matches reports whether the planned reference e names the image with these
+// tags and digests. A reference with a digest names the image by digest, and
+// only by digest: the digest is the stronger identity, and a tag may since
+// have moved to another image.
+func matches(rules imagematch.Rules, e imagematch.Ref, tags, digests []imagematch.Ref) bool {
+	if e.Digest != "" {
+		return slices.ContainsFunc(digests, func(d imagematch.Ref) bool {
+			return d.Digest == e.Digest && rules.SameRepository(e, d)
+		})
+	}
+	return slices.ContainsFunc(tags, func(t imagematch.Ref) bool { return rules.SameTag(e, t) })
 }
 
-// matches reports whether the entry names the image. An entry with a digest
-// names the image by digest, and only by digest: the digest is the stronger
-// identity, and a tag may since have moved to another image.
-func (e planEntry) matches(tags, digests []parsedRef, otherRegistries bool) bool {
-	if e.digest != "" {
-		for _, d := range digests {
-			if d.digest == e.digest && e.sameRepository(d, otherRegistries) {
-				return true
-			}
-		}
-		return false
+// keptBy returns the reference of the keep list that could name the image
+// with these tags and digests, or nil. Names are looked up in sorted order,
+// so the reference named does not depend on the order the runtime lists
+// them in.
+func keptBy(keep *imagematch.Index, tags, digests []imagematch.Ref) *imagematch.Match {
+	if keep.Len() == 0 {
+		return nil
 	}
-	for _, t := range tags {
-		if e.coversTag(t, otherRegistries) {
-			return true
+	names := slices.Concat(tags, digests)
+	slices.SortFunc(names, func(a, b imagematch.Ref) int { return strings.Compare(a.Full, b.Full) })
+	for _, n := range names {
+		if m, ok := keep.Lookup(n); ok {
+			return &m
 		}
 	}
-	return false
-}
-
-// coversTag reports whether removing the image for this entry's sake may
-// take tag t with it: the entry names that very tag.
-func (e planEntry) coversTag(t parsedRef, otherRegistries bool) bool {
-	return e.tag != "" && t.tag == e.tag && e.sameRepository(t, otherRegistries)
+	return nil
 }
 
 // imageIndex finds images by the names a container, a sandbox or the
@@ -344,8 +363,8 @@ func newImageIndex(images []Image) imageIndex {
 		add(strings.TrimPrefix(img.ID, "sha256:"), i)
 		for _, s := range slices.Concat(img.RepoTags, img.RepoDigests) {
 			add(s, i)
-			if p, ok := parseRef(s); ok {
-				add(p.full, i)
+			if p, ok := imagematch.Parse(s); ok {
+				add(p.Full, i)
 			}
 		}
 	}
@@ -361,8 +380,8 @@ func (idx imageIndex) lookup(s string) []int {
 		return nil
 	}
 	hit := slices.Clone(idx.byKey[s])
-	if p, ok := parseRef(s); ok {
-		hit = append(hit, idx.byKey[p.full]...)
+	if p, ok := imagematch.Parse(s); ok {
+		hit = append(hit, idx.byKey[p.Full]...)
 	}
 	if hex := strings.TrimPrefix(s, "sha256:"); isHex(hex) {
 		for i, img := range idx.images {
@@ -377,18 +396,24 @@ func (idx imageIndex) lookup(s string) []int {
 
 // user is a container or a pod sandbox that uses an image.
 type user struct {
-	kind string // "container" or "pod sandbox"
-	id   string
+	kind string // one of the kinds below
+	id   string // the container's or the sandbox's ID
 }
 
+// Kinds of users, in the order a description names them (they sort so).
 const (
+	// kindContainer: a container runs the image.
 	kindContainer = "container"
-	kindSandbox   = "pod sandbox"
+	// kindVolume: a container mounts the image as an image volume.
+	kindVolume = "image volume"
+	// kindSandbox: a pod sandbox runs the image.
+	kindSandbox = "pod sandbox"
 )
 
 // usedBy returns, for each image (by index), the containers and pod
 // sandboxes that use it, sorted (containers first). A container uses an
-// image when its ImageRef, ImageID or Image names it (see lookup); a sandbox
+// image when its ImageRef, ImageID or Image names it (see lookup), and the
+// images its ImageVolumes name; a sandbox
 // uses the image its Image names, or the configured sandbox image when the
 // runtime did not say.
 func (idx imageIndex) usedBy(containers []Container, sandboxes Sandboxes) [][]user {
@@ -406,6 +431,7 @@ func (idx imageIndex) usedBy(containers []Container, sandboxes Sandboxes) [][]us
 	}
 	for _, c := range containers {
 		use(user{kindContainer, c.ID}, c.ImageRef, c.ImageID, c.Image)
+		use(user{kindVolume, c.ID}, c.ImageVolumes...)
 	}
 	for _, sb := range sandboxes.List {
 		image := sb.Image
@@ -416,7 +442,7 @@ func (idx imageIndex) usedBy(containers []Container, sandboxes Sandboxes) [][]us
 	}
 	for i := range used {
 		slices.SortFunc(used[i], func(a, b user) int {
-			// "container" sorts before "pod sandbox".
+			// "container" sorts before "image volume", then "pod sandbox".
 			return cmp.Or(strings.Compare(a.kind, b.kind), strings.Compare(a.id, b.id))
 		})
 		used[i] = slices.Compact(used[i])
@@ -436,22 +462,29 @@ func isHex(s string) bool {
 	return true
 }
 
-// describeUsers says who uses an image: "used by container c1", "used by
-// pod sandboxes s1 and 2 more", or, for a mix, "used by container c1 and 2
-// more containers or pod sandboxes".
+// describeUsers says who uses an image: "used by container c1", "mounted
+// as an image volume by container c1", "used by pod sandboxes s1 and 2
+// more", or, for a mix, "used by container c1 and 2 more containers or pod
+// sandboxes".
 func describeUsers(us []user) string {
+	first := us[0]
+	verb, noun := "used by ", first.kind
+	switch first.kind {
+	case kindVolume:
+		verb, noun = "mounted as an image volume by ", kindContainer
+	}
 	if len(us) == 1 {
-		return "used by " + us[0].kind + " " + us[0].id
+		return verb + noun + " " + first.id
 	}
-	mixed := slices.ContainsFunc(us, func(u user) bool { return u.kind != us[0].kind })
+	mixed := slices.ContainsFunc(us, func(u user) bool { return u.kind != first.kind })
 	if mixed {
-		return fmt.Sprintf("used by %s %s and %d more containers or pod sandboxes", us[0].kind, us[0].id, len(us)-1)
+		return fmt.Sprintf("%s%s %s and %d more containers or pod sandboxes", verb, noun, first.id, len(us)-1)
 	}
-	plural := us[0].kind + "s"
-	if us[0].kind == kindSandbox {
+	plural := noun + "s"
+	if noun == kindSandbox {
 		plural = "pod sandboxes"
 	}
-	return fmt.Sprintf("used by %s %s and %d more", plural, us[0].id, len(us)-1)
+	return fmt.Sprintf("%s%s %s and %d more", verb, plural, first.id, len(us)-1)
 }
 
 func sortedUnique(ss []string) []string {

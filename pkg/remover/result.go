@@ -1,8 +1,12 @@
 package remover
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 // Reason says why a planned image was not removed.
@@ -21,6 +25,11 @@ const (
 	ReasonStillNeeded Reason = "still-needed"
 	// ReasonNotPresent: the node does not have the image.
 	ReasonNotPresent Reason = "not-present"
+	// ReasonInCurrentList: a reference of the current version's image list
+	// (the keep list) could name the image, under the same matching rules
+	// as the plan. The planner leaves such images out of the plan; this
+	// keeps them even when a plan does not.
+	ReasonInCurrentList Reason = "in-current-list"
 )
 
 // Result is one node's outcome in numbers: what the remover writes to its
@@ -36,27 +45,46 @@ type Result struct {
 	// FailedImages names images whose removal failed, with the runtime's
 	// error; it may be cut short to fit the termination message.
 	FailedImages []string `json:"failedImages,omitempty"`
+	// Error says why the remover did not run (bad flags, an unreadable or
+	// changed plan, an unreachable runtime); empty when it ran, whatever
+	// its removals did. It is escaped (imagelist.Printable) and cut short.
+	Error string `json:"error,omitempty"`
 }
+
+// maxResultError bounds Result.Error: enough for a path, a digest pair or
+// a runtime's error, and well within the termination message.
+const maxResultError = 1024
 
 // MaxTerminationMessage is the kubelet's limit for one container's
 // termination message; longer messages are cut, which would break the JSON.
 const MaxTerminationMessage = 4096
 
-// TerminationMessage encodes r in at most MaxTerminationMessage bytes,
-// dropping FailedImages entries from the end until it fits.
+// TerminationMessage encodes r in at most MaxTerminationMessage bytes. Error
+// is escaped and cut to maxResultError bytes; then FailedImages entries are
+// dropped from the end, and last Error is cut shorter, until it fits.
 func (r Result) TerminationMessage() ([]byte, error) {
+	r.Error = imagelist.Truncate(imagelist.Printable(r.Error), maxResultError)
 	for {
-		b, err := json.Marshal(r)
-		if err != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		// Not HTML-escaped: '<' would take six bytes, and nothing here goes
+		// into HTML.
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r); err != nil {
 			return nil, fmt.Errorf("encode result: %w", err)
 		}
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if len(b) <= MaxTerminationMessage {
 			return b, nil
 		}
-		if len(r.FailedImages) == 0 {
+		switch {
+		case len(r.FailedImages) > 0:
+			r.FailedImages = r.FailedImages[:len(r.FailedImages)-1]
+		case len(r.Error) > 16:
+			r.Error = imagelist.Truncate(r.Error, len(r.Error)/2)
+		default:
 			return nil, fmt.Errorf("result is %d bytes without failed images, over the %d-byte termination message limit", len(b), MaxTerminationMessage)
 		}
-		r.FailedImages = r.FailedImages[:len(r.FailedImages)-1]
 	}
 }
 
@@ -67,4 +95,29 @@ func ParseResult(b []byte) (Result, error) {
 		return Result{}, fmt.Errorf("parse remover result: %w", err)
 	}
 	return r, nil
+}
+
+// noMessage is ResultFromTermination's Error for an empty message.
+const noMessage = "the remover left no termination message"
+
+// ResultFromTermination reads a remover's termination message, whatever
+// wrote it. A result (a JSON object with the result's "removed" or "error"
+// field, as TerminationMessage writes) is returned as it is. Anything else
+// (the plain text of an older remover, a Go panic, a message the kubelet
+// cut short) becomes a Result whose Error is the text, escaped and cut to
+// about 1 KiB, so the remover's own words still reach the user; an empty
+// message becomes one whose Error says so. It never fails: a caller tells
+// a run that did not happen by Error != "".
+func ResultFromTermination(msg string) Result {
+	text := strings.TrimSpace(msg)
+	if text == "" {
+		return Result{Error: noMessage}
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal([]byte(text), &fields) == nil && (fields["removed"] != nil || fields["error"] != nil) {
+		if r, err := ParseResult([]byte(text)); err == nil {
+			return r
+		}
+	}
+	return Result{Error: imagelist.Truncate(imagelist.Printable(text), maxResultError)}
 }

@@ -3,11 +3,15 @@ package remover
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 )
 
@@ -25,7 +29,9 @@ type Runtime interface {
 	// image: without this, nothing would keep the pause image of running
 	// pods.
 	ListSandboxes(ctx context.Context) (Sandboxes, error)
-	// RemoveImage removes the image with this ID, with all its tags.
+	// RemoveImage removes the image with this ID, with all its tags. An
+	// error that is (or wraps) a gRPC status DeadlineExceeded or
+	// Unavailable makes Run try once more.
 	RemoveImage(ctx context.Context, id string) error
 }
 
@@ -44,13 +50,19 @@ const (
 // Report is Run's full account for one node: the Result that goes to the
 // termination message, plus one entry per planned reference and image.
 type Report struct {
-	DryRun bool   `json:"dryRun,omitempty"`
-	Result Result `json:"result"`
+	DryRun bool `json:"dryRun,omitempty"`
+	// PlanDigest is imagelist.Digest of the plan file acted on; Run leaves
+	// it empty, the image-remover binary fills it in.
+	PlanDigest string `json:"planDigest,omitempty"`
+	Result     Result `json:"result"`
 	// WouldRemove counts the images a dry run found safe to remove.
 	WouldRemove int `json:"wouldRemove,omitempty"`
 	// SandboxImage is the runtime's configured sandbox image, which is
 	// never removed; empty when the runtime does not say.
 	SandboxImage string `json:"sandboxImage,omitempty"`
+	// RecheckError is why the images could not be listed again after the
+	// removals; then each action is what RemoveImage answered, unchecked.
+	RecheckError string `json:"recheckError,omitempty"`
 	// Images has one entry per planned reference and image it matched
 	// (sorted by reference, then image ID; a reference that matched no image
 	// has one entry without ImageID), then one per dangling image removed
@@ -66,7 +78,9 @@ type ImageReport struct {
 	Dangling bool   `json:"dangling,omitempty"`
 	Action   Action `json:"action"`
 	Reason   Reason `json:"reason,omitempty"`
-	// Detail says which container, pod sandbox or tag kept the image.
+	// Detail says which container, pod sandbox, tag or kept reference kept
+	// the image; for an image removed although RemoveImage answered an
+	// error, that error.
 	Detail  string `json:"detail,omitempty"`
 	ImageID string `json:"imageID,omitempty"`
 	// Tags are the image's tags as the runtime listed them: what removing
@@ -87,6 +101,8 @@ const (
 	logKeyDangling = "dangling"
 	logKeySandbox  = "sandboxImage"
 	logKeyCount    = "count"
+	logKeyError    = "removeError"
+	logKeyFirst    = "firstAttemptError"
 )
 
 // Run lists the runtime's images, containers and pod sandboxes, decides with
@@ -94,10 +110,18 @@ const (
 // going on after a failure. It logs one line per decision through the logger
 // in ctx.
 //
-// It returns an error only when listing fails (the runtime is unreachable or
-// broken); a removal that fails is counted in the Report. When ctx ends,
-// the images not yet removed are reported as failed without calling the
-// runtime.
+// Each RemoveImage call gets its own deadline (opts.RemoveTimeout) and is
+// tried once more when it times out or finds the runtime unavailable, as
+// long as ctx allows: one slow image must not fail the whole node. Then Run
+// lists the images again, because a call's answer is not always what
+// happened: an image no longer listed counts as removed even if its call
+// failed (the runtime finished after the caller gave up), and one still
+// listed counts as failed even if its call succeeded.
+//
+// It returns an error only when listing fails before deciding (the runtime
+// is unreachable or broken); a removal that fails is counted in the Report.
+// When ctx ends, the images not yet removed are reported as failed without
+// calling the runtime.
 //
 // The containers and sandboxes are listed once, before removing: a container
 // or sandbox created from a planned image after that is not seen. The plan
@@ -127,52 +151,71 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 	d := Decide(plan, images, containers, sandboxes, opts)
 
 	rep := Report{DryRun: opts.DryRun, SandboxImage: sandboxes.ConfiguredImage, Images: []ImageReport{}}
+
+	// Remove everything first, then check what is gone, then report.
+	outcomes := map[string]*removal{}
+	if !opts.DryRun {
+		for _, dec := range d.Images {
+			if dec.Remove {
+				outcomes[dec.Image.ID] = removeImage(ctx, rt, dec.Image.ID, opts.RemoveTimeout)
+			}
+		}
+		for _, img := range d.Dangling {
+			outcomes[img.ID] = removeImage(ctx, rt, img.ID, opts.RemoveTimeout)
+		}
+		if err := recheck(ctx, rt, outcomes); err != nil {
+			rep.RecheckError = err.Error()
+			logger.Error(err, "Cannot list the images again to check the removals; reporting what RemoveImage answered")
+		}
+	}
+
 	skip := func(r Reason) {
 		if rep.Result.Skipped == nil {
 			rep.Result.Skipped = map[Reason]int{}
 		}
 		rep.Result.Skipped[r]++
 	}
-	// remove removes one image, or in a dry run only says it would, and
-	// returns the action taken and the error.
-	remove := func(img Image, refs []string) (Action, error) {
+	// settle counts and logs what became of one image Run set out to
+	// remove, and returns the action, error and detail of its report entries.
+	settle := func(img Image, refs []string) (action Action, errText, detail string) {
+		keys := []any{logKeyRefs, refs, logKeyDangling, len(refs) == 0, logKeyImageID, img.ID}
 		if opts.DryRun {
 			rep.WouldRemove++
-			logger.Info("Would remove image", logKeyRefs, refs, logKeyDangling, len(refs) == 0, logKeyImageID, img.ID, logKeyTags, img.RepoTags, logKeySize, img.Size)
-			return ActionWouldRemove, nil
+			logger.Info("Would remove image", append(keys, logKeyTags, img.RepoTags, logKeySize, img.Size)...)
+			return ActionWouldRemove, "", ""
 		}
-		err := ctx.Err()
-		if err != nil {
-			err = fmt.Errorf("not attempted: %w", err)
-		} else {
-			// Not wrapped: the report and the log line name the image, and
-			// FailedImages must stay short to fit the termination message.
-			err = rt.RemoveImage(ctx, img.ID)
+		o := outcomes[img.ID]
+		if o.retried != nil {
+			keys = append(keys, logKeyFirst, o.retried.Error())
 		}
-		if err != nil {
+		if o.err != nil {
 			rep.Result.Failed++
 			name := img.ID
 			if len(refs) > 0 {
 				name = strings.Join(refs, ",")
 			}
-			rep.Result.FailedImages = append(rep.Result.FailedImages, name+": "+err.Error())
-			logger.Error(err, "Failed to remove image", logKeyRefs, refs, logKeyDangling, len(refs) == 0, logKeyImageID, img.ID)
-			return ActionFailed, err
+			// Not wrapped with the image: the report and the log line name
+			// it, and FailedImages must stay short to fit the termination
+			// message.
+			rep.Result.FailedImages = append(rep.Result.FailedImages, name+": "+o.err.Error())
+			logger.Error(o.err, "Failed to remove image", keys...)
+			return ActionFailed, o.err.Error(), ""
 		}
 		rep.Result.BytesReclaimed += img.Size
-		logger.Info("Removed image", logKeyRefs, refs, logKeyDangling, len(refs) == 0, logKeyImageID, img.ID, logKeyTags, img.RepoTags, logKeySize, img.Size)
-		return ActionRemoved, nil
+		if o.goneDespite != nil {
+			keys = append(keys, logKeyError, o.goneDespite.Error())
+			detail = "RemoveImage answered " + o.goneDespite.Error() + ", but the image is no longer listed"
+		}
+		logger.Info("Removed image", append(keys, logKeyTags, img.RepoTags, logKeySize, img.Size)...)
+		return ActionRemoved, "", detail
 	}
 
 	var planned []ImageReport
 	for _, dec := range d.Images {
 		entry := ImageReport{ImageID: dec.Image.ID, Tags: dec.Image.RepoTags, Size: dec.Image.Size}
 		if dec.Remove {
-			var err error
-			entry.Action, err = remove(dec.Image, dec.Refs)
-			if err != nil {
-				entry.Error = err.Error()
-			} else if entry.Action == ActionRemoved {
+			entry.Action, entry.Error, entry.Detail = settle(dec.Image, dec.Refs)
+			if entry.Action == ActionRemoved {
 				rep.Result.Removed++
 			}
 		} else {
@@ -198,16 +241,102 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 
 	for _, img := range d.Dangling {
 		entry := ImageReport{Dangling: true, ImageID: img.ID, Size: img.Size}
-		var err error
-		entry.Action, err = remove(img, nil)
-		if err != nil {
-			entry.Error = err.Error()
-		} else if entry.Action == ActionRemoved {
+		entry.Action, entry.Error, entry.Detail = settle(img, nil)
+		if entry.Action == ActionRemoved {
 			rep.Result.DanglingRemoved++
 		}
 		rep.Images = append(rep.Images, entry)
 	}
 	return rep, nil
+}
+
+// removal is what became of one image Run set out to remove.
+type removal struct {
+	// attempted is true when RemoveImage was called at least once.
+	attempted bool
+	// err is why the image is not gone; nil when it is.
+	err error
+	// retried is the first call's error when RemoveImage was called twice.
+	retried error
+	// goneDespite is the call's error when the image is gone all the same.
+	goneDespite error
+}
+
+// errStillListed is the error of an image whose RemoveImage succeeded but
+// that the runtime still lists.
+var errStillListed = errors.New("still listed after RemoveImage")
+
+// removeImage removes one image: one RemoveImage call under its own
+// deadline (timeout; none when zero), and one more when that call timed out
+// or found the runtime unavailable, provided the run's context still has
+// time.
+func removeImage(ctx context.Context, rt Runtime, id string, timeout time.Duration) *removal {
+	r := &removal{}
+	if err := ctx.Err(); err != nil {
+		r.err = fmt.Errorf("not attempted: %w", err)
+		return r
+	}
+	r.attempted = true
+	// A timeout on the run's own deadline is not worth a retry: the run is
+	// out of time. Decided before the call, while the deadlines still say
+	// which one comes first.
+	run, bounded := ctx.Deadline()
+	runsOut := bounded && (timeout <= 0 || time.Until(run) <= timeout)
+	err := callRemoveImage(ctx, rt, id, timeout)
+	code := status.Code(err)
+	retry := code == codes.Unavailable || code == codes.DeadlineExceeded && !runsOut
+	if err == nil || !retry || ctx.Err() != nil {
+		r.err = err
+		return r
+	}
+	r.retried = err
+	klog.FromContext(ctx).Info("Retrying image removal", logKeyImageID, id, logKeyError, err.Error())
+	if err := callRemoveImage(ctx, rt, id, timeout); err != nil {
+		r.err = fmt.Errorf("tried twice: %w", err)
+	}
+	return r
+}
+
+// callRemoveImage makes one RemoveImage call under its own deadline (none
+// when timeout is zero) within ctx.
+func callRemoveImage(ctx context.Context, rt Runtime, id string, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return rt.RemoveImage(ctx, id)
+}
+
+// recheck lists the images again and corrects the outcomes of the images
+// RemoveImage was called for by what the runtime now lists. When the listing
+// fails, the outcomes stay what the calls answered.
+func recheck(ctx context.Context, rt Runtime, outcomes map[string]*removal) error {
+	attempted := false
+	for _, o := range outcomes {
+		attempted = attempted || o.attempted
+	}
+	if !attempted {
+		return nil
+	}
+	images, err := rt.ListImages(ctx)
+	if err != nil {
+		return fmt.Errorf("list images after removing: %w", err)
+	}
+	listed := map[string]bool{}
+	for _, img := range images {
+		listed[img.ID] = true
+	}
+	for id, o := range outcomes {
+		switch {
+		case !o.attempted:
+		case o.err == nil && listed[id]:
+			o.err = errStillListed
+		case o.err != nil && !listed[id]:
+			o.goneDespite, o.err = o.err, nil
+		}
+	}
+	return nil
 }
 
 // countUnknownImage counts the sandboxes whose image the runtime did not say.

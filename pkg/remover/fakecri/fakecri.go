@@ -6,7 +6,9 @@
 //
 // Pod sandboxes (SetSandboxes) and the verbose Status info (SetStatusInfo)
 // are scripted too; ContainerdStatusInfo and ContainerdSandboxInfo build
-// verbose info in the shape containerd 1.6 answers with.
+// verbose info in the shape containerd 1.6 answers with. ContainerStatus
+// answers with the mounts set by SetMounts, and ScriptRemove scripts a slow
+// or unreliable RemoveImage.
 package fakecri
 
 import (
@@ -39,6 +41,12 @@ type Server struct {
 	failRemove  map[string]error
 	removeCalls []string
 	filters     []*runtimeapi.ContainerFilter
+	// removeScript holds, per image name, the calls still scripted.
+	removeScript map[string][]RemoveCall
+
+	mounts         map[string][]*runtimeapi.Mount
+	failCtrStatus  map[string]error
+	ctrStatusCalls []string
 
 	statusInfo        map[string]string
 	sandboxes         []Sandbox
@@ -98,9 +106,12 @@ func Start(t testing.TB, images []*runtimeapi.Image, containers []*runtimeapi.Co
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	s := &Server{
-		Socket:     filepath.Join(dir, "cri.sock"),
-		failRemove: map[string]error{},
-		failStatus: map[string]error{},
+		Socket:        filepath.Join(dir, "cri.sock"),
+		failRemove:    map[string]error{},
+		failStatus:    map[string]error{},
+		removeScript:  map[string][]RemoveCall{},
+		mounts:        map[string][]*runtimeapi.Mount{},
+		failCtrStatus: map[string]error{},
 	}
 	for _, img := range images {
 		s.images = append(s.images, proto.Clone(img).(*runtimeapi.Image))
@@ -136,6 +147,67 @@ func (s *Server) FailRemove(id string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failRemove[id] = err
+}
+
+// RemoveCall scripts one RemoveImage call: what the runtime does and what
+// the caller hears.
+type RemoveCall struct {
+	// Hang makes the call answer only when the caller gives up (its deadline
+	// passes or it cancels), as a runtime stuck on a slow disk does.
+	Hang bool
+	// Err is the answer: returned as it is if it is a gRPC status, else
+	// wrapped in Unknown; nil answers success. A caller whose deadline has
+	// passed hears DeadlineExceeded whatever the answer.
+	Err error
+	// Removes removes the image (every tag of it) before answering, even
+	// when the answer is an error: the runtime did the work, but the caller
+	// did not hear it. Without it the image stays, even when the answer is
+	// success.
+	Removes bool
+}
+
+// ScriptRemove scripts the next RemoveImage calls naming this image (by the
+// name the caller gives, normally the ID), one RemoveCall per call, in
+// order; later calls behave as usual (see FailRemove). It replaces any
+// script left for that name.
+func (s *Server) ScriptRemove(name string, calls ...RemoveCall) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removeScript[name] = slices.Clone(calls)
+}
+
+// SetMounts sets the mounts ContainerStatus reports for the container with
+// this ID (by default none); image volumes are mounts with Image set.
+func (s *Server) SetMounts(containerID string, mounts ...*runtimeapi.Mount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ms []*runtimeapi.Mount
+	for _, m := range mounts {
+		ms = append(ms, proto.Clone(m).(*runtimeapi.Mount))
+	}
+	s.mounts[containerID] = ms
+}
+
+// FailContainerStatus makes ContainerStatus of the container with this ID
+// fail with err (wrapped in gRPC status Unknown unless it already is a
+// status); a nil err undoes it. The container may be one ListContainers
+// does not list.
+func (s *Server) FailContainerStatus(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		delete(s.failCtrStatus, id)
+		return
+	}
+	s.failCtrStatus[id] = err
+}
+
+// ContainerStatusCalls returns the container ID of each ContainerStatus
+// call, in order, with " verbose" appended for a verbose call.
+func (s *Server) ContainerStatusCalls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ctrStatusCalls)
 }
 
 // SetStatusInfo sets the Info a verbose Status call answers with (by
@@ -226,9 +298,26 @@ func (i imageService) ListImages(_ context.Context, req *runtimeapi.ListImagesRe
 	return resp, nil
 }
 
-func (i imageService) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+func (i imageService) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	name := req.GetImage().GetImage()
 	i.s.mu.Lock()
+	if script := i.s.removeScript[name]; len(script) > 0 {
+		call := script[0]
+		i.s.removeScript[name] = script[1:]
+		i.s.removeCalls = append(i.s.removeCalls, name)
+		if call.Removes {
+			i.s.deleteImage(name)
+		}
+		i.s.mu.Unlock()
+		if call.Hang {
+			<-ctx.Done()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		if call.Err != nil {
+			return nil, asStatus(call.Err)
+		}
+		return &runtimeapi.RemoveImageResponse{}, nil
+	}
 	defer i.s.mu.Unlock()
 	i.s.removeCalls = append(i.s.removeCalls, name)
 	idx := slices.IndexFunc(i.s.images, func(img *runtimeapi.Image) bool {
@@ -243,6 +332,13 @@ func (i imageService) RemoveImage(_ context.Context, req *runtimeapi.RemoveImage
 	}
 	i.s.images = slices.Delete(i.s.images, idx, idx+1)
 	return &runtimeapi.RemoveImageResponse{}, nil
+}
+
+// deleteImage removes the image that name names, if any; s.mu must be held.
+func (s *Server) deleteImage(name string) {
+	s.images = slices.DeleteFunc(s.images, func(img *runtimeapi.Image) bool {
+		return img.GetId() == name || slices.Contains(img.GetRepoTags(), name) || slices.Contains(img.GetRepoDigests(), name)
+	})
 }
 
 type runtimeService struct {
@@ -266,6 +362,41 @@ func (r runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListCo
 		resp.Containers = append(resp.Containers, proto.Clone(c).(*runtimeapi.Container))
 	}
 	return resp, nil
+}
+
+func (r runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	call := req.GetContainerId()
+	if req.GetVerbose() {
+		call += " verbose"
+	}
+	r.s.ctrStatusCalls = append(r.s.ctrStatusCalls, call)
+	if err := r.s.failCtrStatus[req.GetContainerId()]; err != nil {
+		return nil, asStatus(err)
+	}
+	idx := slices.IndexFunc(r.s.containers, func(c *runtimeapi.Container) bool { return c.GetId() == req.GetContainerId() })
+	if idx < 0 {
+		return nil, status.Errorf(codes.NotFound, "an error occurred when try to find container %q: not found", req.GetContainerId())
+	}
+	c := r.s.containers[idx]
+	st := &runtimeapi.ContainerStatus{
+		Id:        c.GetId(),
+		State:     c.GetState(),
+		CreatedAt: c.GetCreatedAt(),
+		ImageRef:  c.GetImageRef(),
+		ImageId:   c.GetImageId(),
+	}
+	if c.GetMetadata() != nil {
+		st.Metadata = proto.Clone(c.GetMetadata()).(*runtimeapi.ContainerMetadata)
+	}
+	if c.GetImage() != nil {
+		st.Image = proto.Clone(c.GetImage()).(*runtimeapi.ImageSpec)
+	}
+	for _, m := range r.s.mounts[c.GetId()] {
+		st.Mounts = append(st.Mounts, proto.Clone(m).(*runtimeapi.Mount))
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
 }
 
 func (r runtimeService) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
