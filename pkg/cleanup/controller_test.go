@@ -129,6 +129,17 @@ type fixture struct {
 
 type fixtureOption func(*Config)
 
+// withKubeReactor and withDynamicReactor install a reactor before the
+// informers start: the fakes' reaction chains are not safe to change while
+// an informer lists through them.
+func withKubeReactor(verb, resource string, fn clienttesting.ReactionFunc) fixtureOption {
+	return func(c *Config) { c.KubeClient.(*kubefake.Clientset).PrependReactor(verb, resource, fn) }
+}
+
+func withDynamicReactor(verb, resource string, fn clienttesting.ReactionFunc) fixtureOption {
+	return func(c *Config) { c.DynamicClient.(*dynamicfake.FakeDynamicClient).PrependReactor(verb, resource, fn) }
+}
+
 func newFixture(t *testing.T, upgrade *unstructured.Unstructured, kubeObjs []runtime.Object, opts ...fixtureOption) *fixture {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)

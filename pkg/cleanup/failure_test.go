@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,7 +42,15 @@ func (f *fixture) wantFailed(phase Phase, msgHas ...string) {
 // Planned from the written plan, not read "Failed + plan" as a removal
 // failure waiting for a person forever.
 func TestWrittenPlanAfterFetchFailureConvergesToPlanned(t *testing.T) {
-	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
+	var armed, refused atomic.Bool
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)},
+		withDynamicReactor("patch", "upgrades", func(a clienttesting.Action) (bool, runtime.Object, error) {
+			if armed.Load() && !refused.Load() && strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), string(StatePlanned)) {
+				refused.Store(true)
+				return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+			}
+			return false, nil, nil
+		}))
 	f.waitRepoReady(true)
 	f.fetcher.respond = func(int, string) error { return errors.New("connection reset by peer") }
 	for f.state() != StateFailed {
@@ -50,19 +59,12 @@ func TestWrittenPlanAfterFetchFailureConvergesToPlanned(t *testing.T) {
 	f.wantFailed(PhaseFetch, "connection reset by peer")
 	f.fetcher.respond = nil
 
-	refused := false
-	f.dyn.PrependReactor("patch", "upgrades", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		if !refused && strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), string(StatePlanned)) {
-			refused = true
-			return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
-		}
-		return false, nil, nil
-	})
+	armed.Store(true)
 	f.setRepoReady(false)
 	f.setRepoReady(true)
 	f.settle()
-	if err := f.c.sync(f.ctx, testKey, 0); err == nil || !refused {
-		t.Fatalf("sync = %v, refused = %v: want the Planned write refused", err, refused)
+	if err := f.c.sync(f.ctx, testKey, 0); err == nil || !refused.Load() {
+		t.Fatalf("sync = %v, refused = %v: want the Planned write refused", err, refused.Load())
 	}
 	if _, ok := f.planConfigMap(); !ok {
 		t.Fatal("the plan was not written")
@@ -223,10 +225,10 @@ func TestRefusedPlanFailsAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
-			f.kube.PrependReactor("create", "configmaps", func(clienttesting.Action) (bool, runtime.Object, error) {
-				return true, nil, tt.refuse
-			})
+			f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)},
+				withKubeReactor("create", "configmaps", func(clienttesting.Action) (bool, runtime.Object, error) {
+					return true, nil, tt.refuse
+				}))
 			f.waitRepoReady(true)
 			f.next()
 			f.wantFailed(PhasePlan, "create plan ConfigMap", tt.wantMsg)
@@ -285,10 +287,10 @@ func TestUpgradeNameTooLongForALabelFailsAtOnce(t *testing.T) {
 // A Job the API server refuses (a policy, a quota of the wrong kind, RBAC)
 // is Failed at once, naming the Job and the node.
 func TestRefusedJobFailsAtOnce(t *testing.T) {
-	f := newRemovalFixture(t, 1, []string{"node-a"})
-	f.kube.PrependReactor("create", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "x", errors.New("denied by policy"))
-	})
+	f := newRemovalFixture(t, 1, []string{"node-a"},
+		withKubeReactor("create", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "x", errors.New("denied by policy"))
+		}))
 	f.syncRemoval()
 	f.wantFailed(PhaseRemoval, "create Job", "node-a", "denied by policy")
 	if jobs := f.jobsByNode(); len(jobs) != 0 {
