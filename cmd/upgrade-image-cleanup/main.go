@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 )
 
 func main() {
@@ -125,7 +126,9 @@ func (f flags) options() (cleanup.Options, error) {
 	if err != nil {
 		return cleanup.Options{}, fmt.Errorf("--exclude: %w", err)
 	}
-	o.Policy = p
+	// The remover's rules, with or without --dry-run: a plan written in a
+	// dry run is the one a later run executes.
+	o.Policy = p.WithRules(imagematch.Rules{OtherRegistries: f.removal.MatchOtherRegistries})
 	o.ShutdownTimeout = f.shutdownTimeout
 	return o, nil
 }

@@ -396,18 +396,12 @@ func newPlanReport(source, previousVersion string, p cleanup.Plan) planReport {
 }
 
 // counts returns how many images were kept by each rule.
-func (r planReport) counts() (inCurrent, retained, excluded int) {
+func (r planReport) counts() map[cleanup.Rule]int {
+	n := map[cleanup.Rule]int{}
 	for _, k := range r.Kept {
-		switch k.Rule {
-		case cleanup.RuleInCurrent:
-			inCurrent++
-		case cleanup.RuleRetain:
-			retained++
-		case cleanup.RuleExclude:
-			excluded++
-		}
+		n[k.Rule]++
 	}
-	return inCurrent, retained, excluded
+	return n
 }
 
 func (r planReport) writeJSON(w io.Writer) error {
@@ -422,13 +416,17 @@ func (r planReport) writeJSON(w io.Writer) error {
 // list: the removed ones first, then the kept ones with the rule that kept
 // them.
 func (r planReport) writeTable(w io.Writer) error {
-	inCurrent, retained, excluded := r.counts()
+	n := r.counts()
 	source := r.Source
 	if r.PreviousVersion != "" {
 		source += " (previous version " + r.PreviousVersion + ")"
 	}
-	if _, err := fmt.Fprintf(w, "plan for %s: %d to remove, %d kept (%d in current list, %d retained, %d excluded)\n\n",
-		source, len(r.Remove), len(r.Kept), inCurrent, retained, excluded); err != nil {
+	var sameAsKept string
+	if c := n[cleanup.RuleSameAsKept]; c > 0 {
+		sameAsKept = fmt.Sprintf(", %d same as a kept image", c)
+	}
+	if _, err := fmt.Fprintf(w, "plan for %s: %d to remove, %d kept (%d in current list, %d retained, %d excluded%s)\n\n",
+		source, len(r.Remove), len(r.Kept), n[cleanup.RuleInCurrent], n[cleanup.RuleRetain], n[cleanup.RuleExclude], sameAsKept); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -617,3 +617,24 @@ func TestPlanOfflineKeepsWhatTheRemoverWouldMatch(t *testing.T) {
 		t.Errorf("--match-other-registries=false: remove = %q, want %q", exact.Remove, want)
 	}
 }
+
+// An excluded image is kept under every spelling of the previous list, and
+// the preview says which kept image each other spelling stands for.
+func TestPlanOfflineKeepsOtherSpellingsOfAnExcludedImage(t *testing.T) {
+	dir := t.TempDir()
+	previous := filepath.Join(dir, "previous.txt")
+	current := filepath.Join(dir, "current.txt")
+	if err := os.WriteFile(previous, []byte("docker.io/rancher/mirrored-x:1\nregistry.rancher.com/rancher/mirrored-x:1\ndocker.io/rancher/gone:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(current, []byte("docker.io/rancher/other:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	table := runPlanOK(t, "--previous", previous, "--current", current, "--exclude", "docker.io/rancher/mirrored-*")
+	if !strings.Contains(table, ": 1 to remove, 2 kept (0 in current list, 0 retained, 1 excluded, 1 same as a kept image)") {
+		t.Errorf("header:\n%s", strings.SplitN(table, "\n", 2)[0])
+	}
+	if !regexp.MustCompile(`(?m)^keep +registry\.rancher\.com/rancher/mirrored-x:1 +same-as-kept +docker\.io/rancher/mirrored-x:1 +same-path-and-tag-on-another-registry$`).MatchString(table) {
+		t.Errorf("table does not say why the other spelling is kept:\n%s", table)
+	}
+}

@@ -94,10 +94,18 @@ func fetchResult(err error) string {
 
 // removed adds a finished removal's totals.
 func (m *metrics) removed(s *Summary) {
-	m.imagesRemoved.Add(float64(s.Total.Removed + s.Total.DanglingRemoved))
+	addCount(m.imagesRemoved, s.Total.Removed+s.Total.DanglingRemoved)
 	m.bytesReclaimed.Add(float64(s.Total.BytesReclaimed))
 	for r, n := range s.Total.Skipped {
-		m.imagesSkipped.WithLabelValues(string(r)).Add(float64(n))
+		addCount(m.imagesSkipped.WithLabelValues(string(r)), n)
+	}
+}
+
+// addCount adds n unless it is negative: counts come from pods' statuses,
+// and a counter that was asked to decrease panics.
+func addCount(c prometheus.Counter, n int) {
+	if n > 0 {
+		c.Add(float64(n))
 	}
 }
 

@@ -3,6 +3,7 @@ package cleanup
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -38,6 +39,10 @@ const (
 	RuleRetain Rule = "retain"
 	// RuleExclude: it matches a user exclusion pattern.
 	RuleExclude Rule = "exclude"
+	// RuleSameAsKept: another spelling in the previous list of an image the
+	// retain list or an exclusion keeps, which the remover would take for
+	// it (Match is that image, Why the matching rule).
+	RuleSameAsKept Rule = "same-as-kept"
 )
 
 // Kept is an image of the previous list that the plan keeps, and why.
@@ -56,8 +61,9 @@ type Kept struct {
 type Plan struct {
 	Remove []string
 	Kept   []Kept
-	// Keep is the current list, normalised: the remover refuses any image
-	// it covers (defence in depth, should a plan ever name one).
+	// Keep is the current list and the previous images that retain or
+	// exclude keep, normalised, sorted and unique: the remover refuses any
+	// image it covers (defence in depth, should a plan ever name one).
 	Keep []string
 }
 
@@ -110,16 +116,21 @@ func NewPolicy(retain, exclude []string) (Policy, error) {
 // of current could name the same node image under the remover's matching
 // rules (imagematch): the same repository and tag whatever digest either
 // list writes, the same path and tag under another registry host while the
-// rules match other registries, or the same digest. Both lists come from
-// imagelist.Parse.
+// rules match other registries, or the same digest. An image the retain
+// list or an exclusion keeps is kept under every spelling of the previous
+// list that could name it too, since the remover would take one for the
+// other. Both lists come from imagelist.Parse.
+//
+// Keep is what the remover must refuse: the current list and the previous
+// images kept by retain or exclude.
 func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	refs := make([]imagematch.Ref, len(current))
-	plan := Plan{Keep: make([]string, len(current))}
 	for i, n := range current {
 		refs[i] = imagematch.FromNamed(n)
-		plan.Keep[i] = refs[i].Full
 	}
 	inCurrent := imagematch.NewIndex(p.rules, refs)
+	var plan Plan
+	var candidates, keptByPolicy []imagematch.Ref
 	for _, n := range previous {
 		r := imagematch.FromNamed(n)
 		if m, ok := inCurrent.Lookup(r); ok {
@@ -128,14 +139,32 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 		}
 		if e, ok := p.retained(n); ok {
 			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleRetain, Match: e})
+			keptByPolicy = append(keptByPolicy, r)
 			continue
 		}
 		if e, ok := p.excluded(n); ok {
 			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleExclude, Match: e})
+			keptByPolicy = append(keptByPolicy, r)
+			continue
+		}
+		candidates = append(candidates, r)
+	}
+	sameAsKept := imagematch.NewIndex(p.rules, keptByPolicy)
+	for _, r := range candidates {
+		if m, ok := sameAsKept.Lookup(r); ok {
+			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why})
 			continue
 		}
 		plan.Remove = append(plan.Remove, r.Full)
 	}
+	// previous is sorted, and so are both parts of Kept; merge them.
+	slices.SortStableFunc(plan.Kept, func(a, b Kept) int { return strings.Compare(a.Image, b.Image) })
+	plan.Keep = make([]string, 0, len(refs)+len(keptByPolicy))
+	for _, r := range slices.Concat(refs, keptByPolicy) {
+		plan.Keep = append(plan.Keep, r.Full)
+	}
+	slices.Sort(plan.Keep)
+	plan.Keep = slices.Compact(plan.Keep)
 	return plan
 }
 

@@ -43,13 +43,13 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 	if !u.Completed || u.Labels[LatestUpgradeLabel] != "true" {
 		return nil
 	}
-	state := State(u.Annotations[StateAnnotation])
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
 	switch {
 	case state == StateSucceeded || u.Annotations[HarvesterDoneAnnotation] == "true":
 		return nil
 	case state == StatePlanned || state == StateRemoving:
 		return c.execute(ctx, u)
-	case state == StateFailed && Phase(u.Annotations[FailedPhaseAnnotation]) != "" && Phase(u.Annotations[FailedPhaseAnnotation]) != PhaseFetch:
+	case state == StateFailed && phase != "" && phase != PhaseFetch:
 		// The plan could not be stored or trusted, or the removal failed:
 		// the repo coming and going says nothing about that; only a person
 		// re-arms it (by removing the state annotation).

@@ -212,18 +212,7 @@ func TestContainerd(t *testing.T) {
 		if err := os.WriteFile(planFile, []byte("rancher/f:1\nrancher/b:1\nrancher/d:1\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(t.Context(), bin, "--plan", planFile, "--runtime-endpoint", "unix://"+ctd.sock, "--termination-log", term)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		t.Logf("image-remover stderr:\n%s", stderr.String())
-		if err != nil {
-			t.Fatalf("image-remover: %v", err)
-		}
-		msg, err := os.ReadFile(term)
-		if err != nil {
-			t.Fatal(err)
-		}
+		msg, rep := runRemoverBinary(t, bin, term, "--plan", planFile, "--runtime-endpoint", "unix://"+ctd.sock)
 		res, err := ParseResult(msg)
 		if err != nil {
 			t.Fatal(err)
@@ -231,10 +220,6 @@ func TestContainerd(t *testing.T) {
 		want := Result{Removed: 1, Skipped: map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
 		if !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s, want %+v", msg, want)
-		}
-		var rep Report
-		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-			t.Fatalf("report on stdout %q: %v", stdout.String(), err)
 		}
 		assertReport(t, rep, []reportLine{
 			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
@@ -258,26 +243,11 @@ func TestContainerd(t *testing.T) {
 			t.Fatal(err)
 		}
 		digest := imagelist.Digest(planText)
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(t.Context(), bin, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest,
-			"--runtime-endpoint=unix://"+ctd.sock, "--termination-log="+term)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		t.Logf("image-remover stderr:\n%s", stderr.String())
-		if err != nil {
-			t.Fatalf("image-remover: %v", err)
-		}
-		msg, err := os.ReadFile(term)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The Job's flags.
+		msg, rep := runRemoverBinary(t, bin, term, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest, "--runtime-endpoint=unix://"+ctd.sock)
 		want := Result{Skipped: map[Reason]int{ReasonInCurrentList: 1}}
 		if res, err := ParseResult(msg); err != nil || !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s (%v), want %+v", msg, err, want)
-		}
-		var rep Report
-		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-			t.Fatalf("report on stdout %q: %v", stdout.String(), err)
 		}
 		if rep.PlanDigest != digest {
 			t.Errorf("report's planDigest = %q, want %q", rep.PlanDigest, digest)
@@ -890,4 +860,27 @@ func removeEmptyDirs(dir string) {
 		}
 	}
 	_ = os.Remove(dir) // fails, as it should, when dir is not empty
+}
+
+// runRemoverBinary runs the built image-remover with args, writing its
+// termination log to term, and returns that log and the report it printed.
+func runRemoverBinary(t *testing.T, bin, term string, args ...string) ([]byte, Report) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), bin, append(args, "--termination-log="+term)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("image-remover stderr:\n%s", stderr.String())
+	if err != nil {
+		t.Fatalf("image-remover: %v", err)
+	}
+	msg, err := os.ReadFile(term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report on stdout %q: %v", stdout.String(), err)
+	}
+	return msg, rep
 }

@@ -382,6 +382,12 @@ func (idx imageIndex) lookup(s string) []int {
 	hit := slices.Clone(idx.byKey[s])
 	if p, ok := imagematch.Parse(s); ok {
 		hit = append(hit, idx.byKey[p.Full]...)
+		// name:tag@digest names the image by its tag and by its digest;
+		// the runtime lists those apart (RepoTags, RepoDigests).
+		if p.Tag != "" && p.Digest != "" {
+			hit = append(hit, idx.byKey[p.Name+":"+p.Tag]...)
+			hit = append(hit, idx.byKey[p.Name+"@"+p.Digest]...)
+		}
 	}
 	if hex := strings.TrimPrefix(s, "sha256:"); isHex(hex) {
 		for i, img := range idx.images {

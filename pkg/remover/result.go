@@ -30,6 +30,10 @@ const (
 	// as the plan. The planner leaves such images out of the plan; this
 	// keeps them even when a plan does not.
 	ReasonInCurrentList Reason = "in-current-list"
+	// ReasonUnknown is not given by the remover: ResultFromTermination
+	// counts under it the reasons of a termination message that the remover
+	// does not give.
+	ReasonUnknown Reason = "unknown"
 )
 
 // Result is one node's outcome in numbers: what the remover writes to its
@@ -102,7 +106,11 @@ const noMessage = "the remover left no termination message"
 
 // ResultFromTermination reads a remover's termination message, whatever
 // wrote it. A result (a JSON object with the result's "removed" or "error"
-// field, as TerminationMessage writes) is returned as it is. Anything else
+// field, as TerminationMessage writes) is returned checked, because a pod's
+// status is not the remover's to vouch for: counts below zero count as zero,
+// skip reasons the remover does not give are added up under ReasonUnknown
+// (so a summary of many nodes stays bounded), and Error and FailedImages are
+// escaped and cut as TerminationMessage cuts them. Anything else
 // (the plain text of an older remover, a Go panic, a message the kubelet
 // cut short) becomes a Result whose Error is the text, escaped and cut to
 // about 1 KiB, so the remover's own words still reach the user; an empty
@@ -116,8 +124,41 @@ func ResultFromTermination(msg string) Result {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal([]byte(text), &fields) == nil && (fields["removed"] != nil || fields["error"] != nil) {
 		if r, err := ParseResult([]byte(text)); err == nil {
-			return r
+			return r.checked()
 		}
 	}
 	return Result{Error: imagelist.Truncate(imagelist.Printable(text), maxResultError)}
+}
+
+// checked is r with what ResultFromTermination promises of a parsed result.
+func (r Result) checked() Result {
+	r.Removed, r.Failed, r.DanglingRemoved = max(r.Removed, 0), max(r.Failed, 0), max(r.DanglingRemoved, 0)
+	if len(r.Skipped) > 0 {
+		skipped := make(map[Reason]int, len(r.Skipped))
+		for reason, n := range r.Skipped {
+			if !reason.known() {
+				reason = ReasonUnknown
+			}
+			skipped[reason] += max(n, 0)
+		}
+		r.Skipped = skipped
+	}
+	r.Error = imagelist.Truncate(imagelist.Printable(r.Error), maxResultError)
+	failed := make([]string, 0, len(r.FailedImages))
+	for _, f := range r.FailedImages {
+		failed = append(failed, imagelist.Truncate(imagelist.Printable(f), maxResultError))
+	}
+	if len(failed) > 0 {
+		r.FailedImages = failed
+	}
+	return r
+}
+
+// known reports whether the remover gives r.
+func (r Reason) known() bool {
+	switch r {
+	case ReasonInUse, ReasonPinned, ReasonStillNeeded, ReasonNotPresent, ReasonInCurrentList:
+		return true
+	}
+	return false
 }
