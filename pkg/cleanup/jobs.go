@@ -151,9 +151,10 @@ func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions
 			ActiveDeadlineSeconds:   ptr.To(int64(o.ActiveDeadline / time.Second)),
 			TTLSecondsAfterFinished: ptr.To(int32(o.TTLAfterFinished / time.Second)),
 			// Exit code 2 is the remover refusing its input (the plan's
-			// digest, a bad line, no keep list): another pod would refuse
-			// the same ConfigMap, so the Job fails at once instead of
-			// spending its retries, which are for a runtime restarting.
+			// digest, a bad line, no keep list), or a Go crash: another pod
+			// would refuse, or crash on, the same ConfigMap, so the Job
+			// fails at once instead of spending its retries, which are for
+			// a runtime restarting.
 			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
 				Action: batchv1.PodFailurePolicyActionFailJob,
 				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
@@ -188,7 +189,10 @@ func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions
 							{Name: "plan", MountPath: planMountPath, ReadOnly: true},
 							{Name: "cri-socket", MountPath: socketMountPath},
 						},
-						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+						// The remover writes its result to the file on every
+						// exit it controls; a crash (a Go panic exits 2) leaves
+						// none, and then the log's tail says why.
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},

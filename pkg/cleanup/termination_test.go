@@ -3,6 +3,8 @@ package cleanup
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,5 +129,35 @@ func TestNegativeCountsInATerminationMessage(t *testing.T) {
 	}
 	if s := f.summary(); s.Total.Removed != 0 || s.Nodes[0].Result.Removed != 0 {
 		t.Errorf("summary %+v: a negative count must count as zero", s)
+	}
+}
+
+// TestTotalsDoNotWrapBelowZero holds README "Removal on the
+// nodes" / "The remover": ResultFromTermination takes a result "after a
+// check (a count below zero counts as zero ...)", and "`outcomes` and
+// `total` always count every node".
+//
+// Minimal input: two nodes, Jobs complete, each pod's termination message
+// {"removed":9223372036854775807,"failed":0,"bytesReclaimed":0} (each
+// passes the check: not below zero).
+// Expected: total.removed not below zero, the message never says
+// "removed -2 images". Before the fix: summarize adds the nodes' counts in int, the
+// total wraps to -2 and the Upgrade's message says "removed -2 images".
+func TestTotalsDoNotWrapBelowZero(t *testing.T) {
+	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"})
+	f.syncRemoval()
+	msg := `{"removed":` + strconv.Itoa(math.MaxInt) + `,"failed":0,"bytesReclaimed":0}`
+	f.finishJobWithMessage("node-a", true, msg)
+	f.finishJobWithMessage("node-b", true, msg)
+	f.syncRemoval()
+	if f.state() != StateSucceeded {
+		t.Fatalf("state = %s, want Succeeded", f.state())
+	}
+	s := f.summary()
+	if s.Total.Removed < 0 {
+		t.Errorf("summary total removed = %d, below zero", s.Total.Removed)
+	}
+	if m := f.annotations()[MessageAnnotation]; strings.Contains(m, "removed -") {
+		t.Errorf("message %q counts below zero", m)
 	}
 }

@@ -107,7 +107,8 @@ const noMessage = "the remover left no termination message"
 // ResultFromTermination reads a remover's termination message, whatever
 // wrote it. A result (a JSON object with the result's "removed" or "error"
 // field, as TerminationMessage writes) is returned checked, because a pod's
-// status is not the remover's to vouch for: counts below zero count as zero,
+// status is not the remover's to vouch for: counts below zero count as zero
+// and counts are capped (maxCount, maxBytes) so that totals cannot overflow,
 // skip reasons the remover does not give are added up under ReasonUnknown
 // (so a summary of many nodes stays bounded), and Error and FailedImages are
 // escaped and cut as TerminationMessage cuts them. Anything else
@@ -123,23 +124,40 @@ func ResultFromTermination(msg string) Result {
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal([]byte(text), &fields) == nil && (fields["removed"] != nil || fields["error"] != nil) {
-		if r, err := ParseResult([]byte(text)); err == nil {
+		// bytesReclaimed is read as a number of any sign, so that a value
+		// below zero is checked like the counts instead of failing the parse.
+		var w struct {
+			Result
+			BytesReclaimed float64 `json:"bytesReclaimed"`
+		}
+		if err := json.Unmarshal([]byte(text), &w); err == nil {
+			r := w.Result
+			r.BytesReclaimed = uint64(min(max(w.BytesReclaimed, 0), maxBytes))
 			return r.checked()
 		}
 	}
 	return Result{Error: imagelist.Truncate(imagelist.Printable(text), maxResultError)}
 }
 
+// Bounds of a checked result: far beyond any node (two billion images, 8
+// PiB), and low enough that adding up the results of a million nodes cannot
+// overflow.
+const (
+	maxCount = 1 << 31
+	maxBytes = 1 << 53
+)
+
 // checked is r with what ResultFromTermination promises of a parsed result.
 func (r Result) checked() Result {
-	r.Removed, r.Failed, r.DanglingRemoved = max(r.Removed, 0), max(r.Failed, 0), max(r.DanglingRemoved, 0)
+	count := func(n int) int { return min(max(n, 0), maxCount) }
+	r.Removed, r.Failed, r.DanglingRemoved = count(r.Removed), count(r.Failed), count(r.DanglingRemoved)
 	if len(r.Skipped) > 0 {
 		skipped := make(map[Reason]int, len(r.Skipped))
 		for reason, n := range r.Skipped {
 			if !reason.known() {
 				reason = ReasonUnknown
 			}
-			skipped[reason] += max(n, 0)
+			skipped[reason] = count(skipped[reason] + count(n))
 		}
 		r.Skipped = skipped
 	}

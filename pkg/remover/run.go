@@ -277,14 +277,13 @@ func removeImage(ctx context.Context, rt Runtime, id string, timeout time.Durati
 		return r
 	}
 	r.attempted = true
-	// A timeout on the run's own deadline is not worth a retry: the run is
-	// out of time. Decided before the call, while the deadlines still say
-	// which one comes first.
-	run, bounded := ctx.Deadline()
-	runsOut := bounded && (timeout <= 0 || time.Until(run) <= timeout)
 	err := callRemoveImage(ctx, rt, id, timeout)
 	code := status.Code(err)
-	retry := code == codes.Unavailable || code == codes.DeadlineExceeded && !runsOut
+	retry := code == codes.Unavailable || code == codes.DeadlineExceeded
+	// A call cut short by the run's own deadline is not retried: the run is
+	// out of time. Whatever else timed out (this call's own deadline, or
+	// the runtime answering DeadlineExceeded itself) is, while the run has
+	// time left; a retry the run's deadline then cuts fails at once.
 	if err == nil || !retry || ctx.Err() != nil {
 		r.err = err
 		return r
