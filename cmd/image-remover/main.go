@@ -46,7 +46,7 @@ import (
 const (
 	exitOK      = 0
 	exitRuntime = 1
-	exitUsage   = 2
+	exitUsage   = remover.ExitRefused
 )
 
 // maxConnectWait bounds the connect check: a runtime that does not answer

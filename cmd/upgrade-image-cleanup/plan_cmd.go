@@ -359,18 +359,9 @@ type planReport struct {
 	PreviousVersion string `json:"previousVersion"`
 	// Remove are the images the plan removes, sorted; never null.
 	Remove []string `json:"remove"`
-	// Kept are the previous list's other images, sorted by image; never null.
-	Kept []planKept `json:"kept"`
-}
-
-// planKept is one kept image: Rule is in-current-list, retain or exclude;
-// Match the current list's reference, the retain entry or the exclude
-// pattern; Why, for in-current-list, the matching rule that applied.
-type planKept struct {
-	Image string         `json:"image"`
-	Rule  cleanup.Rule   `json:"rule"`
-	Match string         `json:"match"`
-	Why   imagematch.Why `json:"why,omitempty"`
+	// Kept are the previous list's other images, sorted by image, each with
+	// the rule that kept it (cleanup.Kept); never null.
+	Kept []cleanup.Kept `json:"kept"`
 }
 
 // newPlanReport sorts the plan by image so the output does not depend on the
@@ -381,15 +372,15 @@ func newPlanReport(source, previousVersion string, p cleanup.Plan) planReport {
 		Source:          source,
 		PreviousVersion: previousVersion,
 		Remove:          slices.Sorted(slices.Values(p.Remove)),
-		Kept:            make([]planKept, 0, len(p.Kept)),
+		Kept:            slices.Clone(p.Kept),
 	}
 	if r.Remove == nil {
 		r.Remove = []string{}
 	}
-	for _, k := range p.Kept {
-		r.Kept = append(r.Kept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match, Why: k.Why})
+	if r.Kept == nil {
+		r.Kept = []cleanup.Kept{}
 	}
-	slices.SortFunc(r.Kept, func(a, b planKept) int {
+	slices.SortFunc(r.Kept, func(a, b cleanup.Kept) int {
 		return cmp.Or(strings.Compare(a.Image, b.Image), strings.Compare(string(a.Rule), string(b.Rule)))
 	})
 	return r

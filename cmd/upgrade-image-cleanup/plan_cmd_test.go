@@ -74,11 +74,7 @@ func TestPlanOfflineJSONIsTheDemoPlan(t *testing.T) {
 	if !slices.Equal(got.Remove, want.Remove) {
 		t.Errorf("remove differs from the demo's plan\n got %d: %v\nwant %d: %v", len(got.Remove), got.Remove, len(want.Remove), want.Remove)
 	}
-	var wantKept []planKept
-	for _, k := range want.Kept {
-		wantKept = append(wantKept, planKept{Image: k.Image, Rule: k.Rule, Match: k.Match, Why: k.Why})
-	}
-	if !slices.Equal(got.Kept, wantKept) {
+	if wantKept := want.Kept; !slices.Equal(got.Kept, wantKept) {
 		t.Errorf("kept differs from the demo's plan\n got %v\nwant %v", got.Kept, wantKept)
 	}
 	if got.Source != planPreviousFile+" -> "+planCurrentFile || got.PreviousVersion != "" {
@@ -598,7 +594,7 @@ func TestPlanOfflineKeepsWhatTheRemoverWouldMatch(t *testing.T) {
 	if want := []string{"docker.io/rancher/gone:v1"}; !slices.Equal(got.Remove, want) {
 		t.Errorf("remove = %q, want %q", got.Remove, want)
 	}
-	wantKept := []planKept{
+	wantKept := []cleanup.Kept{
 		{Image: "docker.io/rancher/bar:v1", Rule: cleanup.RuleInCurrent, Match: "docker.io/rancher/bar:v1@" + digest, Why: imagematch.WhySameTag},
 		{Image: "docker.io/rancher/foo:v1", Rule: cleanup.RuleInCurrent, Match: "registry.rancher.com/rancher/foo:v1", Why: imagematch.WhyOtherRegistry},
 	}

@@ -48,7 +48,9 @@ type Options struct {
 	Selector labels.Selector
 	// RepoAddress says how the repo is dialed.
 	RepoAddress RepoAddress
-	// Policy keeps images the plan must not remove.
+	// Policy keeps images the plan must not remove. With Config.Removal, New
+	// plans under its matching rules (RemovalOptions.MatchOtherRegistries),
+	// so that planner and remover agree whatever the Policy was built with.
 	Policy Policy
 	// Queue sets the workqueue's rate limits and retry cap.
 	Queue workqueue.Settings

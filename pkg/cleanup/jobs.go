@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
 // RemovalOptions configure the removal of a plan on the nodes.
@@ -96,9 +97,6 @@ const (
 	planMountPath   = "/etc/image-cleanup"
 	socketMountPath = "/run/cri/cri.sock"
 	removerName     = "image-remover"
-	// removerExitRefused is cmd/image-remover's exit code for input it
-	// refuses (bad flags, plan, keep list or digest).
-	removerExitRefused = 2
 )
 
 // JobName is the name of upgrade's removal Job on node: at most 63
@@ -160,7 +158,7 @@ func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions
 				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: ptr.To(removerName),
 					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values:        []int32{removerExitRefused},
+					Values:        []int32{remover.ExitRefused},
 				},
 			}}},
 			Template: corev1.PodTemplateSpec{

@@ -49,10 +49,12 @@ const (
 type Kept struct {
 	Image string `json:"image"`
 	Rule  Rule   `json:"rule"`
-	// Match is the current list's reference, the retain entry or the
-	// exclusion pattern that kept it.
-	Match string `json:"match,omitempty"`
-	// Why, for RuleInCurrent, is the matching rule that applied.
+	// Match is what kept it: the current list's reference (RuleInCurrent),
+	// the retain entry, the exclusion pattern, or the kept previous image
+	// (RuleSameAsKept).
+	Match string `json:"match"`
+	// Why, for RuleInCurrent and RuleSameAsKept, is the matching rule that
+	// applied.
 	Why imagematch.Why `json:"why,omitempty"`
 }
 

@@ -145,7 +145,7 @@ type foreignPlanError struct {
 }
 
 func (e *foreignPlanError) Error() string {
-	return fmt.Sprintf("ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not overwriting it: delete it, then remove the annotation %s to plan again",
+	return fmt.Sprintf("plan ConfigMap %s/%s exists but is not owned by upgrade %s (uid %s); not using it: delete it, then remove the annotation %s to plan again",
 		e.namespace, e.name, e.upgrade.Name, e.upgrade.UID, StateAnnotation)
 }
 

@@ -9,8 +9,6 @@ import (
 
 	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -201,12 +199,15 @@ func (c *Controller) target(u informers.Upgrade, r informers.Readiness, attempt 
 // changed since it was planned fails the cleanup, and no Job starts.
 func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 	name := PlanConfigMapName(u.Name)
-	cm, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	cm, err := c.existingPlan(ctx, u)
+	var foreign *foreignPlanError
+	switch {
+	case errors.As(err, &foreign):
+		return c.fail(ctx, u, PhasePlan, err.Error())
+	case err != nil:
+		return err
+	case cm == nil:
 		return c.fail(ctx, u, PhaseRemoval, fmt.Sprintf("plan ConfigMap %s/%s is gone; remove the annotation %s to plan again", u.Namespace, name, StateAnnotation))
-	}
-	if err != nil {
-		return fmt.Errorf("get plan ConfigMap %s/%s: %w", u.Namespace, name, err)
 	}
 	digest, err := checkPlan(cm, u)
 	if err != nil {

@@ -78,6 +78,12 @@ func (r Rules) SameTag(a, b Ref) bool {
 	return a.Tag != "" && a.Tag == b.Tag && r.SameRepository(a, b)
 }
 
+// SameDigest reports whether a and b name one manifest digest of one
+// repository: how a planned digest names a node image's repo digest.
+func (r Rules) SameDigest(a, b Ref) bool {
+	return a.Digest != "" && a.Digest == b.Digest && r.SameRepository(a, b)
+}
+
 // Why names the rule by which two references may name one node image.
 type Why string
 
@@ -113,13 +119,14 @@ func NewIndex(rules Rules, refs []Ref) *Index {
 	x := &Index{rules: rules, byTag: make(map[string]Ref, len(refs)), byDigest: map[string]Ref{}}
 	for _, r := range refs {
 		if r.Tag != "" {
-			// Prefer a reference on the very same host, so Why is the most
-			// specific rule that applies.
-			k := x.tagKey(r)
-			if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
-				x.byTag[k] = r
+			// The first reference in sort order stands for each key, so the
+			// same lists always give the same match. Lookup tries the exact
+			// name first, so Why is the most specific rule that applies.
+			for _, k := range []string{exactKey(r), x.tagKey(r)} {
+				if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
+					x.byTag[k] = r
+				}
 			}
-			x.byTag[exactKey(r)] = r
 		}
 		if r.Digest != "" {
 			if _, ok := x.byDigest[r.Digest]; !ok {

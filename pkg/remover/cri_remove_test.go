@@ -182,11 +182,19 @@ type giveUp struct {
 	Runtime
 	id     string
 	cancel context.CancelFunc
+	// removeFirst makes the runtime remove the image before the run's
+	// time runs out: the call is cut short, the removal is done.
+	removeFirst bool
 }
 
 func (g giveUp) RemoveImage(ctx context.Context, id string) error {
 	if id != g.id {
 		return g.Runtime.RemoveImage(ctx, id)
+	}
+	if g.removeFirst {
+		if err := g.Runtime.RemoveImage(ctx, id); err != nil {
+			return err
+		}
 	}
 	g.cancel()
 	return status.Error(codes.DeadlineExceeded, "context deadline exceeded")
@@ -215,8 +223,25 @@ func TestRunRetriesOnlyWithinTheOverallTimeout(t *testing.T) {
 		if r := rep.Result; r.Removed != 0 || r.Failed != 2 || len(r.FailedImages) != 2 || !strings.Contains(r.FailedImages[1], "not attempted") {
 			t.Errorf("Result = %+v, want both failed, the second not attempted", r)
 		}
-		if rep.RecheckError == "" {
-			t.Errorf("RecheckError is empty: the images cannot have been listed after the context ended")
+		// The images are listed again even though the run's context ended:
+		// both are still there, so both stay failed.
+		if rep.RecheckError != "" {
+			t.Errorf("RecheckError = %q: the images must be listed again after the run's context ended", rep.RecheckError)
+		}
+	})
+
+	// The runtime finished the removal, but the answer came after the
+	// run's time was up: the listing afterwards still says it is gone.
+	t.Run("the run's context ends after the runtime removed the image", func(t *testing.T) {
+		_, c := startNode(t, node{images: []*runtimeapi.Image{slow, next}})
+		ctx, cancel := context.WithCancel(testContext(t))
+		defer cancel()
+		rep, err := Run(ctx, giveUp{Runtime: c, id: slow.Id, cancel: cancel, removeFirst: true}, mustPlan(t, plan...), DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := rep.Result; r.Removed != 1 || r.Failed != 1 || rep.RecheckError != "" {
+			t.Errorf("Result = %+v (recheck error %q), want the slow image removed, the other not attempted", r, rep.RecheckError)
 		}
 	})
 

@@ -319,9 +319,7 @@ func parseNamed(refs []reference.Named) []imagematch.Ref {
 // have moved to another image.
 func matches(rules imagematch.Rules, e imagematch.Ref, tags, digests []imagematch.Ref) bool {
 	if e.Digest != "" {
-		return slices.ContainsFunc(digests, func(d imagematch.Ref) bool {
-			return d.Digest == e.Digest && rules.SameRepository(e, d)
-		})
+		return slices.ContainsFunc(digests, func(d imagematch.Ref) bool { return rules.SameDigest(e, d) })
 	}
 	return slices.ContainsFunc(tags, func(t imagematch.Ref) bool { return rules.SameTag(e, t) })
 }

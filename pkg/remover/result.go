@@ -59,6 +59,12 @@ type Result struct {
 // a runtime's error, and well within the termination message.
 const maxResultError = 1024
 
+// ExitRefused is image-remover's exit code when it refuses its input (bad
+// flags; a plan or keep list it cannot read or parse; a plan whose digest
+// is not the one the controller recorded). The controller's Jobs fail at
+// once on it: another pod would refuse the same input.
+const ExitRefused = 2
+
 // MaxTerminationMessage is the kubelet's limit for one container's
 // termination message; longer messages are cut, which would break the JSON.
 const MaxTerminationMessage = 4096

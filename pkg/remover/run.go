@@ -163,7 +163,13 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		for _, img := range d.Dangling {
 			outcomes[img.ID] = removeImage(ctx, rt, img.ID, opts.RemoveTimeout)
 		}
-		if err := recheck(ctx, rt, outcomes); err != nil {
+		// The check runs even when the run's context has ended (--timeout,
+		// SIGTERM): an image a cut-short call did remove is then reported
+		// removed. It has a short bound of its own.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recheckTimeout)
+		err := recheck(rctx, rt, outcomes)
+		cancel()
+		if err != nil {
 			rep.RecheckError = err.Error()
 			logger.Error(err, "Cannot list the images again to check the removals; reporting what RemoveImage answered")
 		}
@@ -261,6 +267,10 @@ type removal struct {
 	// goneDespite is the call's error when the image is gone all the same.
 	goneDespite error
 }
+
+// recheckTimeout bounds the listing after the removals, which may run after
+// the run's own context ended: one ListImages answers in milliseconds.
+const recheckTimeout = 10 * time.Second
 
 // errStillListed is the error of an image whose RemoveImage succeeded but
 // that the runtime still lists.
