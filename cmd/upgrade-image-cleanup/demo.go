@@ -209,8 +209,6 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	}
 	fmt.Fprintf(out, "  requests in all:                         %d (%s)\n", len(reqs), repo.paths())
 	fmt.Fprintf(out, "  images planned for removal:              %d, in ConfigMap %s/%s key %s\n", len(written), cm.Namespace, cm.Name, cleanup.PlanKey)
-	fmt.Fprintf(out, "  images kept:                             %d still in the current list, %d on the retain list, %d excluded\n",
-		kept[cleanup.RuleInCurrent], kept[cleanup.RuleRetain], kept[cleanup.RuleExclude])
 	for i, img := range written {
 		if i == 5 {
 			fmt.Fprintf(out, "    ... and %d more\n", len(written)-5)
@@ -218,6 +216,8 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 		}
 		fmt.Fprintf(out, "    %s\n", img)
 	}
+	fmt.Fprintf(out, "  images kept:                             %d still in the current list, %d on the retain list, %d excluded\n",
+		kept[cleanup.RuleInCurrent], kept[cleanup.RuleRetain], kept[cleanup.RuleExclude])
 	return nil
 }
 
