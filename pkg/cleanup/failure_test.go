@@ -22,6 +22,20 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
+// restartRepo takes the repo's endpoint through not Ready to Ready and
+// waits until the gate has counted the new Ready phase: the cache shows
+// Ready before the gate's handler has run, and a re-arm needs the count.
+func (f *fixture) restartRepo() {
+	f.t.Helper()
+	_, before, _ := f.c.gate.Readiness(testKey)
+	f.setRepoReady(false)
+	f.setRepoReady(true)
+	f.waitFor("the gate to count a new Ready phase", func() bool {
+		_, epoch, _ := f.c.gate.Readiness(testKey)
+		return epoch > before
+	})
+}
+
 // wantFailed checks state Failed, the phase recorded with it and that the
 // message names what went wrong.
 func (f *fixture) wantFailed(phase Phase, msgHas ...string) {
@@ -60,8 +74,7 @@ func TestWrittenPlanAfterFetchFailureConvergesToPlanned(t *testing.T) {
 	f.fetcher.respond = nil
 
 	armed.Store(true)
-	f.setRepoReady(false)
-	f.setRepoReady(true)
+	f.restartRepo()
 	f.settle()
 	if err := f.c.sync(f.ctx, testKey, 0); err == nil || !refused.Load() {
 		t.Fatalf("sync = %v, refused = %v: want the Planned write refused", err, refused.Load())
@@ -108,7 +121,7 @@ func TestDeletedPlanStaysFailedThroughRepoRestarts(t *testing.T) {
 
 	f.setRepoReady(false)
 	f.syncRemoval()
-	f.setRepoReady(true)
+	f.restartRepo()
 	f.syncRemoval()
 	f.wantFailed(PhaseRemoval)
 	f.wantNoFetch()
