@@ -107,13 +107,22 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	}
 	tl.printf("repo endpoint %s is Ready", repo.addr)
 	final := cleanup.StateSucceeded
+	stopNodes := func() {}
 	if f.dryRun {
 		final = cleanup.StatePlanned
 	} else {
 		nodes := newDemoNodes(kube, ns, tl)
-		go nodes.run(runCtx)
+		nodesCtx, cancelNodes := context.WithCancel(runCtx)
+		nodesDone := make(chan struct{})
+		go func() {
+			defer close(nodesDone)
+			nodes.run(nodesCtx)
+		}()
+		stopNodes = func() { cancelNodes(); <-nodesDone }
 	}
 	state, err := waitForState(ctx, w, tl, done, final, cleanup.StateFailed)
+	// The summary below writes to out directly: the nodes stop first.
+	stopNodes()
 	if err != nil {
 		return err
 	}

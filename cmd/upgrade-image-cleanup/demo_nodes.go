@@ -70,6 +70,16 @@ func (d *demoNodes) run(ctx context.Context) {
 		return
 	}
 	defer w.Stop()
+	// A fake clientset's watch does not end with its context.
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			w.Stop()
+		case <-stopped:
+		}
+	}()
 	for ev := range w.ResultChan() {
 		j, ok := ev.Object.(*batchv1.Job)
 		if ev.Type != watch.Added || !ok {
@@ -122,13 +132,15 @@ func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
 	if _, err := d.kube.CoreV1().Pods(d.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	// Said before the Job's status is written: that write lets the
+	// controller finish, and the timeline reads in order.
+	d.tl.printf("node %s: %s", node, describeResult(report.Result))
 	j = j.DeepCopy()
 	j.Status.Succeeded = 1
 	j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "Completed"})
 	if _, err := d.kube.BatchV1().Jobs(d.ns).UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
 		return err
 	}
-	d.tl.printf("node %s: %s", node, describeResult(report.Result))
 	return nil
 }
 
