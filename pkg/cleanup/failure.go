@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 // FailedPhaseAnnotation says, beside state Failed, which phase failed. It
@@ -29,19 +27,6 @@ const (
 	// PhaseRemoval: the removal on the nodes failed, or could not start.
 	PhaseRemoval Phase = "removal"
 )
-
-// failedPhase is the phase a Failed upgrade failed in. Upgrades failed by a
-// version that did not record it count as fetch failures unless a plan
-// exists, as that version decided.
-func failedPhase(u informers.Upgrade, planExists bool) Phase {
-	if p := Phase(u.Annotations[FailedPhaseAnnotation]); p != "" {
-		return p
-	}
-	if planExists {
-		return PhaseRemoval
-	}
-	return PhaseFetch
-}
 
 // permanentError is an error that no retry can mend: the cleanup records
 // Failed with it at once instead of spending retries and resyncs on it.

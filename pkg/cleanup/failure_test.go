@@ -318,3 +318,18 @@ type listFetcherFunc func(version string) []string
 func (l listFetcherFunc) FetchList(_ context.Context, _ Target, version string) ([]reference.Named, error) {
 	return imagelist.Parse(strings.NewReader(strings.Join(l(version), "\n")), version)
 }
+
+// An Upgrade Failed by a version that recorded no phase, with its plan
+// written, failed after planning: it waits for a person, as it did then.
+func TestFailedWithoutPhaseAfterPlanningWaitsForAPerson(t *testing.T) {
+	u, cm := plannedUpgrade(t, map[string]string{StateAnnotation: string(StateFailed), MessageAnnotation: "1 of 2 nodes succeeded"})
+	f := newFixture(t, u, []runtime.Object{testSlice(true), cm})
+	f.waitRepoReady(true)
+	if err := f.syncNow(); err != nil {
+		t.Fatal(err)
+	}
+	f.wantNoFetch()
+	if p := f.patches(); len(p) != 0 {
+		t.Errorf("patched the Upgrade: %v", p)
+	}
+}

@@ -95,14 +95,11 @@ func lines(ss []string) string {
 	return b.String()
 }
 
-// checkPlan reports why cm is not a plan that upgrade u may run: not owned
-// by u (by UID), no keep list, or images.txt not what its digest annotation
-// says. It returns the plan's digest.
-func checkPlan(cm *corev1.ConfigMap, u informers.Upgrade) (string, error) {
+// checkPlan reports why cm, which existingPlan or writePlan found owned by
+// the Upgrade, is not a plan to run: no keep list, or images.txt not what
+// its digest annotation says. It returns the plan's digest.
+func checkPlan(cm *corev1.ConfigMap) (string, error) {
 	where := fmt.Sprintf("plan ConfigMap %s/%s", cm.Namespace, cm.Name)
-	if !ownedBy(cm.OwnerReferences, u) {
-		return "", fmt.Errorf("%s is not owned by upgrade %s (uid %s); not running it", where, u.Name, u.UID)
-	}
 	images, ok := cm.Data[PlanKey]
 	if !ok {
 		return "", fmt.Errorf("%s has no key %s", where, PlanKey)

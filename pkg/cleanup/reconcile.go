@@ -70,8 +70,9 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 		return err
 	}
 	switch {
-	case state == StateFailed && failedPhase(u, cm != nil) != PhaseFetch:
-		return nil // failed after planning, recorded by an older version
+	case state == StateFailed && phase == "" && cm != nil:
+		// Failed after planning, recorded by a version that wrote no phase.
+		return nil
 	case cm != nil:
 		return c.planned(ctx, u, cm)
 	case state == StateFailed && ready.Ready() && !c.rearmed(key, epoch):
@@ -114,7 +115,7 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 // the plan is checked: a plan this upgrade does not own, or whose content is
 // not what its digest says, is Failed and never run.
 func (c *Controller) planned(ctx context.Context, u informers.Upgrade, cm *corev1.ConfigMap) error {
-	digest, err := checkPlan(cm, u)
+	digest, err := checkPlan(cm)
 	if err != nil {
 		return c.fail(ctx, u, PhasePlan, err.Error())
 	}
@@ -209,7 +210,7 @@ func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 	case cm == nil:
 		return c.fail(ctx, u, PhaseRemoval, fmt.Sprintf("plan ConfigMap %s/%s is gone; remove the annotation %s to plan again", u.Namespace, name, StateAnnotation))
 	}
-	digest, err := checkPlan(cm, u)
+	digest, err := checkPlan(cm)
 	if err != nil {
 		return c.fail(ctx, u, PhasePlan, err.Error())
 	}
