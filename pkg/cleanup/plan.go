@@ -39,9 +39,9 @@ const (
 	RuleRetain Rule = "retain"
 	// RuleExclude: it matches a user exclusion pattern.
 	RuleExclude Rule = "exclude"
-	// RuleSameAsKept: another spelling in the previous list of an image the
-	// retain list or an exclusion keeps, which the remover would take for
-	// it (Match is that image, Why the matching rule).
+	// RuleSameAsKept: another spelling in the previous list of an image kept
+	// by any rule, which the remover would take for it (Match is that
+	// image, Why the matching rule).
 	RuleSameAsKept Rule = "same-as-kept"
 )
 
@@ -63,9 +63,9 @@ type Kept struct {
 type Plan struct {
 	Remove []string
 	Kept   []Kept
-	// Keep is the current list and the previous images that retain or
-	// exclude keep, normalised, sorted and unique: the remover refuses any
-	// image it covers (defence in depth, should a plan ever name one).
+	// Keep is the current list and every kept previous image, normalised,
+	// sorted and unique: the remover refuses any image it covers (defence
+	// in depth, should a plan ever name one).
 	Keep []string
 }
 
@@ -118,13 +118,13 @@ func NewPolicy(retain, exclude []string) (Policy, error) {
 // of current could name the same node image under the remover's matching
 // rules (imagematch): the same repository and tag whatever digest either
 // list writes, the same path and tag under another registry host while the
-// rules match other registries, or the same digest. An image the retain
-// list or an exclusion keeps is kept under every spelling of the previous
-// list that could name it too, since the remover would take one for the
-// other. Both lists come from imagelist.Parse.
+// rules match other registries, or the same digest. A previous image that
+// could name the same node image as one kept for any reason is kept too
+// (same-as-kept), and so on until no more are: the remover would take one
+// for the other. Both lists come from imagelist.Parse.
 //
-// Keep is what the remover must refuse: the current list and the previous
-// images kept by retain or exclude.
+// Keep is what the remover must refuse: the current list and every kept
+// previous image.
 func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	refs := make([]imagematch.Ref, len(current))
 	for i, n := range current {
@@ -132,37 +132,51 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	}
 	inCurrent := imagematch.NewIndex(p.rules, refs)
 	var plan Plan
-	var candidates, keptByPolicy []imagematch.Ref
+	var candidates, kept []imagematch.Ref
 	for _, n := range previous {
 		r := imagematch.FromNamed(n)
-		if m, ok := inCurrent.Lookup(r); ok {
-			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleInCurrent, Match: m.Ref.Full, Why: m.Why})
+		k, ok := Kept{Image: r.Full}, true
+		if m, found := inCurrent.Lookup(r); found {
+			k.Rule, k.Match, k.Why = RuleInCurrent, m.Ref.Full, m.Why
+		} else if e, found := p.retained(n); found {
+			k.Rule, k.Match = RuleRetain, e
+		} else if e, found := p.excluded(n); found {
+			k.Rule, k.Match = RuleExclude, e
+		} else {
+			ok = false
+		}
+		if !ok {
+			candidates = append(candidates, r)
 			continue
 		}
-		if e, ok := p.retained(n); ok {
-			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleRetain, Match: e})
-			keptByPolicy = append(keptByPolicy, r)
-			continue
-		}
-		if e, ok := p.excluded(n); ok {
-			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleExclude, Match: e})
-			keptByPolicy = append(keptByPolicy, r)
-			continue
-		}
-		candidates = append(candidates, r)
+		plan.Kept = append(plan.Kept, k)
+		kept = append(kept, r)
 	}
-	sameAsKept := imagematch.NewIndex(p.rules, keptByPolicy)
-	for _, r := range candidates {
-		if m, ok := sameAsKept.Lookup(r); ok {
+	// Each round matches what is left against the images the last round
+	// kept; spellings chain through a tag or a digest, so a few rounds do.
+	for frontier := kept; len(frontier) > 0 && len(candidates) > 0; {
+		sameAsKept := imagematch.NewIndex(p.rules, frontier)
+		frontier = nil
+		left := candidates[:0]
+		for _, r := range candidates {
+			m, found := sameAsKept.Lookup(r)
+			if !found {
+				left = append(left, r)
+				continue
+			}
 			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why})
-			continue
+			frontier = append(frontier, r)
+			kept = append(kept, r)
 		}
+		candidates = left
+	}
+	for _, r := range candidates {
 		plan.Remove = append(plan.Remove, r.Full)
 	}
-	// previous is sorted, and so are both parts of Kept; merge them.
+	// previous is sorted; so is each round's part of Kept: merge them.
 	slices.SortStableFunc(plan.Kept, func(a, b Kept) int { return strings.Compare(a.Image, b.Image) })
-	plan.Keep = make([]string, 0, len(refs)+len(keptByPolicy))
-	for _, r := range slices.Concat(refs, keptByPolicy) {
+	plan.Keep = make([]string, 0, len(refs)+len(kept))
+	for _, r := range slices.Concat(refs, kept) {
 		plan.Keep = append(plan.Keep, r.Full)
 	}
 	slices.Sort(plan.Keep)
