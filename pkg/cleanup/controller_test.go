@@ -259,6 +259,20 @@ func (f *fixture) setRepoReady(ready bool) {
 	f.waitRepoReady(ready)
 }
 
+// restartRepo takes the repo's endpoint through not Ready to Ready and
+// waits until the gate has counted the new Ready phase: the cache shows
+// Ready before the gate's handler has run, and a re-arm needs the count.
+func (f *fixture) restartRepo() {
+	f.t.Helper()
+	_, before, _ := f.c.gate.Readiness(testKey)
+	f.setRepoReady(false)
+	f.setRepoReady(true)
+	f.waitFor("the gate to count a new Ready phase", func() bool {
+		_, epoch, _ := f.c.gate.Readiness(testKey)
+		return epoch > before
+	})
+}
+
 func (f *fixture) waitRepoReady(ready bool) {
 	f.t.Helper()
 	f.waitFor(fmt.Sprintf("gate to see ready=%v", ready), func() bool {
@@ -589,8 +603,7 @@ func TestFailedRearmsOnFastRestartFoldedByTheQueue(t *testing.T) {
 	// Not Ready and Ready again before any worker looked: the queue folds
 	// both events into one item, which only sees Ready.
 	f.fetcher.respond = nil
-	f.setRepoReady(false)
-	f.setRepoReady(true)
+	f.restartRepo()
 	f.next()
 	if got := f.state(); got != StatePlanned {
 		t.Fatalf("state = %q, want Planned: a new Ready phase re-arms a failure", got)
@@ -654,8 +667,7 @@ func TestRepoRestartDuringFetchRetriesAtOnce(t *testing.T) {
 	f.waitRepoReady(true)
 	f.fetcher.respond = func(n int, _ string) error {
 		if n == 0 {
-			f.setRepoReady(false)
-			f.setRepoReady(true)
+			f.restartRepo()
 			return errors.New("connection reset by peer")
 		}
 		return nil
@@ -863,8 +875,7 @@ func TestRestartWithDoneAnnotationMakesNoRequest(t *testing.T) {
 		go func() { done <- f.c.Run(ctx, 2) }()
 		// Run processes the Add events of the initial list; flip the repo
 		// so the gate enqueues again, and wait until the queue is empty.
-		f.setRepoReady(false)
-		f.setRepoReady(true)
+		f.restartRepo()
 		f.waitFor("queue to drain", func() bool { return f.c.queue.Len() == 0 })
 		cancel()
 		if err := <-done; err != nil {

@@ -22,20 +22,6 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
-// restartRepo takes the repo's endpoint through not Ready to Ready and
-// waits until the gate has counted the new Ready phase: the cache shows
-// Ready before the gate's handler has run, and a re-arm needs the count.
-func (f *fixture) restartRepo() {
-	f.t.Helper()
-	_, before, _ := f.c.gate.Readiness(testKey)
-	f.setRepoReady(false)
-	f.setRepoReady(true)
-	f.waitFor("the gate to count a new Ready phase", func() bool {
-		_, epoch, _ := f.c.gate.Readiness(testKey)
-		return epoch > before
-	})
-}
-
 // wantFailed checks state Failed, the phase recorded with it and that the
 // message names what went wrong.
 func (f *fixture) wantFailed(phase Phase, msgHas ...string) {
