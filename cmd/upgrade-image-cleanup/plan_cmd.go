@@ -289,7 +289,7 @@ func planLive(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interf
 	if err != nil {
 		return cleanup.Plan{}, "", fmt.Errorf("get Upgrade %s/%s: %w", o.Namespace, o.Name, err)
 	}
-	u, err := informers.UpgradeFromUnstructured(obj)
+	u, err := cleanup.UpgradeFromUnstructured(obj)
 	if err != nil {
 		return cleanup.Plan{}, "", err
 	}

@@ -135,7 +135,7 @@ type Config struct {
 type Controller struct {
 	kube     kubernetes.Interface
 	dynamic  dynamic.Interface
-	upgrades informers.UpgradeLister
+	upgrades UpgradeLister
 	synced   []cache.InformerSynced
 	gate     *informers.Gate
 	queue    workqueue.Queue
@@ -201,7 +201,7 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{
 		kube:      cfg.KubeClient,
 		dynamic:   cfg.DynamicClient,
-		upgrades:  informers.NewUpgradeLister(cfg.Upgrades),
+		upgrades:  NewUpgradeLister(cfg.Upgrades),
 		queue:     q,
 		fetcher:   cfg.Fetcher,
 		executor:  cfg.Executor,
@@ -223,7 +223,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	err = c.register(cfg)
 	if err == nil {
-		c.metrics, err = newMetrics(reg, func() []informers.Upgrade { return c.upgrades.List(c.opts.Namespace) })
+		c.metrics, err = newMetrics(reg, func() []Upgrade { return c.upgrades.List(c.opts.Namespace) })
 	}
 	if err != nil {
 		// Leave no queue goroutine and no handler on the caller's (possibly

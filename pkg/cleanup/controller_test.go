@@ -704,7 +704,7 @@ func TestInvalidPreviousVersionFailsWithoutRequest(t *testing.T) {
 func TestWrittenPlanIsNotFetchedAgain(t *testing.T) {
 	// A restart between writing the ConfigMap and recording Planned.
 	u := testUpgradeObject(true, map[string]string{StateAnnotation: string(StateWaitingForRepo)})
-	upg, _ := informers.UpgradeFromUnstructured(u)
+	upg, _ := UpgradeFromUnstructured(u)
 	p := ComputePlan(mustParse(t, testPrevious), mustParse(t, testCurrent), DefaultOptions().Policy)
 	cm, err := planConfigMap(upg, p)
 	if err != nil {
@@ -808,7 +808,7 @@ type recordingExecutor struct {
 	out   Outcome
 }
 
-func (e *recordingExecutor) Execute(_ context.Context, _ informers.Upgrade, p PlanRef) (Outcome, error) {
+func (e *recordingExecutor) Execute(_ context.Context, _ Upgrade, p PlanRef) (Outcome, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.plans = append(e.plans, p)
@@ -820,7 +820,7 @@ func (e *recordingExecutor) Execute(_ context.Context, _ informers.Upgrade, p Pl
 func plannedUpgrade(t *testing.T, annotations map[string]string) (*unstructured.Unstructured, *corev1.ConfigMap) {
 	t.Helper()
 	u := testUpgradeObject(true, nil)
-	upg, err := informers.UpgradeFromUnstructured(u)
+	upg, err := UpgradeFromUnstructured(u)
 	if err != nil {
 		t.Fatal(err)
 	}

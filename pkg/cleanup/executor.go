@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 // Executor removes a written plan's images from the nodes. The controller
@@ -15,7 +13,7 @@ import (
 type Executor interface {
 	// Execute returns the state to record next, or a zero Outcome to leave
 	// the state as it is.
-	Execute(ctx context.Context, u informers.Upgrade, plan PlanRef) (Outcome, error)
+	Execute(ctx context.Context, u Upgrade, plan PlanRef) (Outcome, error)
 }
 
 // PlanRef names a written plan that the controller has checked: owned by
@@ -49,6 +47,6 @@ type Outcome struct {
 type DryRun struct{}
 
 // Execute leaves the state at Planned.
-func (DryRun) Execute(context.Context, informers.Upgrade, PlanRef) (Outcome, error) {
+func (DryRun) Execute(context.Context, Upgrade, PlanRef) (Outcome, error) {
 	return Outcome{}, nil
 }

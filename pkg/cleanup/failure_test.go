@@ -272,7 +272,7 @@ func TestPlanTooLargeForAConfigMapFailsAtOnce(t *testing.T) {
 func TestUpgradeNameTooLongForALabelFailsAtOnce(t *testing.T) {
 	// 64 characters: a valid object name, not a valid label value.
 	u := testUpgradeObject(true, nil)
-	upg, err := informers.UpgradeFromUnstructured(u)
+	upg, err := UpgradeFromUnstructured(u)
 	if err != nil {
 		t.Fatal(err)
 	}

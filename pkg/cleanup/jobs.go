@@ -132,7 +132,7 @@ func RemovalSelector() labels.Selector {
 
 // removalJob is the Job that removes plan's images on node. It is owned by
 // the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
-func removalJob(u informers.Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
+func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
 	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
@@ -31,7 +30,7 @@ type metrics struct {
 	bytesReclaimed      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, upgrades func() []informers.Upgrade) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics, error) {
 	m := &metrics{
 		readyToFirstRequest: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "upgrade_image_cleanup_ready_to_first_request_seconds",
@@ -114,7 +113,7 @@ func addCount(c prometheus.Counter, n int) {
 var upgradesDesc = prometheus.NewDesc("upgrade_image_cleanup_upgrades",
 	"Upgrades by cleanup state (state \"\" has none yet).", []string{"state"}, nil)
 
-type stateCollector func() []informers.Upgrade
+type stateCollector func() []Upgrade
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upgradesDesc }
 

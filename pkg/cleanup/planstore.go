@@ -46,7 +46,7 @@ func PlanConfigMapName(upgrade string) string { return upgrade + "-image-cleanup
 // collector removes it with the Upgrade. A plan that cannot be stored (a name
 // or label the API would refuse, a size over its limit) is a permanentError:
 // retrying cannot help.
-func planConfigMap(u informers.Upgrade, p Plan) (*corev1.ConfigMap, error) {
+func planConfigMap(u Upgrade, p Plan) (*corev1.ConfigMap, error) {
 	name := PlanConfigMapName(u.Name)
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		return nil, permanent(fmt.Errorf("plan ConfigMap name %q: %s", name, strings.Join(errs, "; ")))
@@ -118,7 +118,7 @@ func checkPlan(cm *corev1.ConfigMap) (string, error) {
 // (a restart between writing it and recording Planned, or a stale cache). A
 // ConfigMap of that name that this Upgrade does not own is an error: it is
 // never overwritten.
-func (c *Controller) existingPlan(ctx context.Context, u informers.Upgrade) (*corev1.ConfigMap, error) {
+func (c *Controller) existingPlan(ctx context.Context, u Upgrade) (*corev1.ConfigMap, error) {
 	name := PlanConfigMapName(u.Name)
 	cm, err := c.kube.CoreV1().ConfigMaps(u.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -138,7 +138,7 @@ func (c *Controller) existingPlan(ctx context.Context, u informers.Upgrade) (*co
 // same name that the garbage collector has not removed yet.
 type foreignPlanError struct {
 	namespace, name string
-	upgrade         informers.Upgrade
+	upgrade         Upgrade
 }
 
 func (e *foreignPlanError) Error() string {
@@ -148,7 +148,7 @@ func (e *foreignPlanError) Error() string {
 
 // writePlan creates the plan ConfigMap. A plan is written once: if another
 // worker or an earlier run already wrote it, that one stands.
-func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan) (_ *corev1.ConfigMap, created bool, _ error) {
+func (c *Controller) writePlan(ctx context.Context, u Upgrade, p Plan) (_ *corev1.ConfigMap, created bool, _ error) {
 	cm, err := planConfigMap(u, p)
 	if err != nil {
 		return nil, false, err
@@ -170,7 +170,7 @@ func (c *Controller) writePlan(ctx context.Context, u informers.Upgrade, p Plan)
 	return out, true, nil
 }
 
-func ownedBy(refs []metav1.OwnerReference, u informers.Upgrade) bool {
+func ownedBy(refs []metav1.OwnerReference, u Upgrade) bool {
 	for _, r := range refs {
 		if r.UID == u.UID && r.Kind == informers.UpgradeKind {
 			return true

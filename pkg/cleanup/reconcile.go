@@ -114,7 +114,7 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 // planned records Planned for a written plan, with the plan's digest, once
 // the plan is checked: a plan this upgrade does not own, or whose content is
 // not what its digest says, is Failed and never run.
-func (c *Controller) planned(ctx context.Context, u informers.Upgrade, cm *corev1.ConfigMap) error {
+func (c *Controller) planned(ctx context.Context, u Upgrade, cm *corev1.ConfigMap) error {
 	digest, err := checkPlan(cm)
 	if err != nil {
 		return c.fail(ctx, u, PhasePlan, err.Error())
@@ -125,7 +125,7 @@ func (c *Controller) planned(ctx context.Context, u informers.Upgrade, cm *corev
 // planFailed records Failed when the plan cannot be written and retrying
 // cannot help: the plan's place is taken by a ConfigMap the Upgrade does not
 // own, or the API server refused the plan itself. Any other error is retried.
-func (c *Controller) planFailed(ctx context.Context, u informers.Upgrade, err error) error {
+func (c *Controller) planFailed(ctx context.Context, u Upgrade, err error) error {
 	var foreign *foreignPlanError
 	if errors.As(err, &foreign) || isPermanent(err) {
 		return c.fail(ctx, u, PhasePlan, err.Error())
@@ -137,7 +137,7 @@ func (c *Controller) planFailed(ctx context.Context, u informers.Upgrade, err er
 // Ready, the failure says nothing about the repo: wait for Ready again, with
 // no retry spent. If it stayed Ready, retry through the rate limiter up to the
 // cap, then record Failed.
-func (c *Controller) fetchFailed(ctx context.Context, u informers.Upgrade, epoch uint64, attempt int, fetchErr error) error {
+func (c *Controller) fetchFailed(ctx context.Context, u Upgrade, epoch uint64, attempt int, fetchErr error) error {
 	logger := klog.FromContext(ctx)
 	if ctx.Err() != nil {
 		return fetchErr // shutting down: the failure is ours, not the repo's
@@ -186,7 +186,7 @@ func (c *Controller) fetchLists(ctx context.Context, t Target, previousVersion s
 // target picks where to dial: a Ready endpoint, the next one on each retry so
 // that one dead endpoint among several Ready ones does not take every
 // attempt; or the Service's DNS name.
-func (c *Controller) target(u informers.Upgrade, r informers.Readiness, attempt int) Target {
+func (c *Controller) target(u Upgrade, r informers.Readiness, attempt int) Target {
 	svc := informers.RepoServicePrefix + u.Name + "." + u.Namespace
 	if c.opts.RepoAddress == RepoAddressService {
 		return Target{BaseURL: "http://" + svc}
@@ -198,7 +198,7 @@ func (c *Controller) target(u informers.Upgrade, r informers.Readiness, attempt 
 // execute hands a written plan to the executor and records what it reports.
 // The plan is checked first, on every sync: a plan deleted, replaced or
 // changed since it was planned fails the cleanup, and no Job starts.
-func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
+func (c *Controller) execute(ctx context.Context, u Upgrade) error {
 	name := PlanConfigMapName(u.Name)
 	cm, err := c.existingPlan(ctx, u)
 	var foreign *foreignPlanError
@@ -238,7 +238,7 @@ func (c *Controller) execute(ctx context.Context, u informers.Upgrade) error {
 // time in this process: a cache still showing Removing can make the same
 // final write twice (the API server refuses the second as a conflict, a fake
 // does not), and totals must count once.
-func (c *Controller) firstFinal(u informers.Upgrade) bool {
+func (c *Controller) firstFinal(u Upgrade) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.finalized[u.UID] {

@@ -145,7 +145,7 @@ type jobExecutor struct {
 
 // Execute creates the Jobs that are missing and, once every node's Job has
 // finished, reports Succeeded or Failed with the summary.
-func (e *jobExecutor) Execute(ctx context.Context, u informers.Upgrade, plan PlanRef) (Outcome, error) {
+func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Outcome, error) {
 	logger := klog.FromContext(ctx)
 	nodes, err := e.nodes.List(e.opts.NodeSelector)
 	if err != nil {

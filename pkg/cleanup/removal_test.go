@@ -46,7 +46,7 @@ func TestJobNameIsABoundedUniqueLabel(t *testing.T) {
 }
 
 func TestRemovalJobSpec(t *testing.T) {
-	u := informers.Upgrade{Namespace: testNS, Name: testUpgrade, UID: testUID}
+	u := Upgrade{Namespace: testNS, Name: testUpgrade, UID: testUID}
 	plan := PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade), UID: "cm-uid", Digest: "sha256:" + strings.Repeat("ab", 32)}
 	o := DefaultRemovalOptions()
 	o.RemoverImage = "registry.example/image-remover:v1"
@@ -472,9 +472,9 @@ func TestNodeLeavesMidRun(t *testing.T) {
 
 func TestRestartMidRunDuplicatesNothing(t *testing.T) {
 	// The Jobs an earlier run created: one finished, one running.
-	done := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-a", DefaultRemovalOptions())
+	done := removalJob(Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-a", DefaultRemovalOptions())
 	done.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
-	running := removalJob(informers.Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-b", DefaultRemovalOptions())
+	running := removalJob(Upgrade{Namespace: testNS, Name: testUpgrade}, PlanRef{Namespace: testNS, ConfigMap: PlanConfigMapName(testUpgrade)}, "node-b", DefaultRemovalOptions())
 	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, done, running)
 	f.syncRemoval()
 	if n := f.jobCreates(); n != 0 {

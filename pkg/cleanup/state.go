@@ -55,7 +55,7 @@ const (
 const maxMessage = 1024
 
 // fail records Failed, the phase that failed and why.
-func (c *Controller) fail(ctx context.Context, u informers.Upgrade, phase Phase, msg string) error {
+func (c *Controller) fail(ctx context.Context, u Upgrade, phase Phase, msg string) error {
 	return c.record(ctx, u, Outcome{State: StateFailed, Phase: phase, Message: msg})
 }
 
@@ -65,7 +65,7 @@ func (c *Controller) fail(ctx context.Context, u informers.Upgrade, phase Phase,
 // carries the resourceVersion the decision was made on, so a decision taken
 // on a stale cache fails with a conflict instead of overwriting a newer state;
 // the key comes back once the cache has caught up (errStale).
-func (c *Controller) setState(ctx context.Context, u informers.Upgrade, s State, msg string) error {
+func (c *Controller) setState(ctx context.Context, u Upgrade, s State, msg string) error {
 	return c.record(ctx, u, Outcome{State: s, Message: msg})
 }
 
@@ -77,7 +77,7 @@ var errStale = errors.New("upgrade changed since it was read")
 // a reader never sees a final state without its summary. The failed phase is
 // written with Failed and removed (a JSON null in the merge patch) with any
 // other state.
-func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome) error {
+func (c *Controller) record(ctx context.Context, u Upgrade, o Outcome) error {
 	// Messages carry text from the repo and the runtime: escaped before it
 	// reaches an annotation, an Event and so a person's terminal.
 	s, msg := o.State, imagelist.Printable(o.Message)
@@ -123,7 +123,7 @@ func (c *Controller) record(ctx context.Context, u informers.Upgrade, o Outcome)
 }
 
 // upgradeRef names the Upgrade for events and owner references.
-func upgradeRef(u informers.Upgrade) *corev1.ObjectReference {
+func upgradeRef(u Upgrade) *corev1.ObjectReference {
 	return &corev1.ObjectReference{
 		APIVersion:      informers.UpgradeGVR.GroupVersion().String(),
 		Kind:            informers.UpgradeKind,

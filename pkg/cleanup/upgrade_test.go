@@ -1,4 +1,4 @@
-package informers_test
+package cleanup_test
 
 import (
 	"reflect"
@@ -13,6 +13,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -54,7 +55,7 @@ func TestUpgradeFromUnstructured(t *testing.T) {
 	full.SetLabels(map[string]string{"harvesterhci.io/latestUpgrade": "true"})
 	full.SetAnnotations(map[string]string{"example.io/state": "Planned"})
 
-	base := informers.Upgrade{
+	base := cleanup.Upgrade{
 		Namespace:       "harvester-system",
 		Name:            "hvst-upgrade-abc",
 		UID:             "0b7e3c9a-1111-2222-3333-444455556666",
@@ -62,7 +63,7 @@ func TestUpgradeFromUnstructured(t *testing.T) {
 		Version:         "v1.4.1",
 		PreviousVersion: "v1.4.0",
 	}
-	with := func(f func(*informers.Upgrade)) informers.Upgrade {
+	with := func(f func(*cleanup.Upgrade)) cleanup.Upgrade {
 		u := base
 		f(&u)
 		return u
@@ -71,14 +72,14 @@ func TestUpgradeFromUnstructured(t *testing.T) {
 	tests := []struct {
 		name string
 		obj  *unstructured.Unstructured
-		want informers.Upgrade
+		want cleanup.Upgrade
 		// wantErr lists substrings the error must contain; nil means no error.
 		wantErr []string
 	}{
 		{
 			name: "full object",
 			obj:  full,
-			want: with(func(u *informers.Upgrade) {
+			want: with(func(u *cleanup.Upgrade) {
 				u.Completed = true
 				u.Labels = map[string]string{"harvesterhci.io/latestUpgrade": "true"}
 				u.Annotations = map[string]string{"example.io/state": "Planned"}
@@ -107,12 +108,12 @@ func TestUpgradeFromUnstructured(t *testing.T) {
 		{
 			name: "missing status gives empty fields",
 			obj:  upgradeObject("hvst-upgrade-abc", map[string]any{"version": "v1.4.1"}, nil),
-			want: with(func(u *informers.Upgrade) { u.PreviousVersion = "" }),
+			want: with(func(u *cleanup.Upgrade) { u.PreviousVersion = "" }),
 		},
 		{
 			name: "missing spec and status",
 			obj:  upgradeObject("hvst-upgrade-abc", nil, nil),
-			want: with(func(u *informers.Upgrade) { u.Version, u.PreviousVersion = "", "" }),
+			want: with(func(u *cleanup.Upgrade) { u.Version, u.PreviousVersion = "", "" }),
 		},
 		{
 			name:    "conditions is a string, not a list",
@@ -144,7 +145,7 @@ func TestUpgradeFromUnstructured(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := informers.UpgradeFromUnstructured(tt.obj)
+			got, err := cleanup.UpgradeFromUnstructured(tt.obj)
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatalf("UpgradeFromUnstructured() = %+v, want an error", got)
@@ -185,7 +186,7 @@ func TestUpgradeListerGet(t *testing.T) {
 			t.Fatalf("seed cache: %v", err)
 		}
 	}
-	lister := informers.NewUpgradeLister(inf)
+	lister := cleanup.NewUpgradeLister(inf)
 
 	tests := []struct {
 		name        string
