@@ -23,7 +23,6 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
 )
 
 // TestRepoErrors gives the controller a repo whose pod is Ready from the
@@ -32,7 +31,7 @@ import (
 // Failed with a message naming the cause; it asks nothing more afterwards,
 // writes no plan and creates no Job. One controller serves every case.
 func TestRepoErrors(t *testing.T) {
-	attempts := workqueue.DefaultSettings().MaxRetries + 1
+	attempts := cleanup.DefaultOptions().MaxRetries + 1
 	startController(t, "controller", "--remover-image", removerImage)
 
 	const previous = "v1.4.2"

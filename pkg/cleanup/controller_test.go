@@ -538,7 +538,7 @@ func TestErrorsWhileReadyAreRetriedThenFailed(t *testing.T) {
 		return &StatusError{URL: "http://repo/x", StatusCode: 500, Status: "500 Internal Server Error"}
 	}
 	f.waitRepoReady(true)
-	maxRetries := f.c.opts.Queue.MaxRetries
+	maxRetries := f.c.opts.MaxRetries
 	for f.state() != StateFailed {
 		if n := len(f.fetcher.recorded()); n > maxRetries+1 {
 			t.Fatalf("%d fetches and still not Failed", n)
@@ -787,7 +787,7 @@ func TestConflictOnFailedKeepsTheRetryBudget(t *testing.T) {
 		return false, nil, nil
 	})
 	f.waitRepoReady(true)
-	maxRetries := f.c.opts.Queue.MaxRetries
+	maxRetries := f.c.opts.MaxRetries
 	for f.state() != StateFailed {
 		if n := len(f.fetcher.recorded()); n > maxRetries+2 {
 			t.Fatalf("%d fetches: the conflict reset the retry budget", n)
@@ -983,10 +983,10 @@ func TestStopLetsItemsInFlightFinish(t *testing.T) {
 	}
 }
 
+// The shutdown timeout runs on the injected clock: the test steps it past
+// the timeout once Run waits for the item in flight.
 func TestStopCancelsItemsPastTheShutdownTimeout(t *testing.T) {
-	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)}, func(c *Config) {
-		c.Options.ShutdownTimeout = 10 * time.Millisecond // a bound, not a timing assertion
-	})
+	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
 	inFetch := make(chan struct{})
 	var fetchCtxErr error
 	f.fetcher.ctxAware = func(ctx context.Context) {
@@ -996,7 +996,17 @@ func TestStopCancelsItemsPastTheShutdownTimeout(t *testing.T) {
 	}
 	stop := f.runInBackground()
 	<-inFetch
-	if err := stop(); err != nil {
+	idle := f.clock.Waiters()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	f.waitFor("Run to wait for the shutdown timeout", func() bool { return f.clock.Waiters() > idle })
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned before the shutdown timeout, with the fetch still in flight: %v", err)
+	default:
+	}
+	f.clock.Step(f.c.opts.ShutdownTimeout)
+	if err := <-stopped; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if !errors.Is(fetchCtxErr, context.Canceled) {

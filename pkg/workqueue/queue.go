@@ -1,7 +1,8 @@
-// Package workqueue builds the rate-limited queue of Upgrade keys that feeds
-// the cleanup workers, with numbers chosen for one job: a repo that is Ready
-// but answers errors gets a few quick retries and is declared Failed within a
-// minute.
+// Package workqueue builds the typed, rate-limited queue of Upgrade keys
+// that feeds the cleanup workers: per-key exponential backoff, so one key's
+// retries come quickly at first and then space out, and an overall token
+// bucket, so many failing keys together cannot flood what they retry
+// against.
 package workqueue
 
 import (
@@ -22,7 +23,8 @@ type Key = cache.ObjectName
 // Queue is the typed rate-limited queue of Upgrade keys.
 type Queue = workqueue.TypedRateLimitingInterface[Key]
 
-// Settings are the queue's rate limits and retry cap.
+// Settings are the queue's name and rate limits. How many retries a key
+// gets is its user's decision, not the queue's.
 type Settings struct {
 	// Name names the queue in workqueue metrics.
 	Name string
@@ -33,30 +35,24 @@ type Settings struct {
 	// QPS and Burst bound the retries of all items together.
 	QPS   float64
 	Burst int
-	// MaxRetries is how many times one item is retried before the worker
-	// gives up on it.
-	MaxRetries int
 }
 
 // DefaultSettings are the settings of the standalone controller.
 //
-// Why these numbers: with a 1 s base doubling per failure, MaxRetries 4 means
-// retries after 1, 2, 4 and 8 s: five attempts in 15 s of waiting. With the
-// fetcher's 8 s bound per attempt the worst case is 15 + 5*8 = 55 s, so a repo
-// that answers errors is reported Failed within a minute, while a repo that
-// only needs a second or two after Ready (nginx still loading) is caught by
-// the first retries. MaxDelay 30 s only matters for API errors, which use the
-// same limiter. The bucket (10 per second, burst 100, client-go's default)
-// never delays one upgrade's retries; it stops a storm of failing items from
-// hammering the API server and the repo.
+// Why these numbers: a 1 s base doubling per failure retries a key after 1,
+// 2, 4, 8 s and so on: quick enough for something that needs a second or
+// two, spaced out for something that stays broken. MaxDelay 30 s caps the
+// spacing, so a key retried for long is still retried twice a minute. The
+// bucket (10 per second, burst 100, client-go's default) never delays one
+// key's retries; it stops a storm of failing keys from hammering what they
+// retry against.
 func DefaultSettings() Settings {
 	return Settings{
-		Name:       "upgrade-image-cleanup",
-		BaseDelay:  time.Second,
-		MaxDelay:   30 * time.Second,
-		QPS:        10,
-		Burst:      100,
-		MaxRetries: 4,
+		Name:      "upgrade-image-cleanup",
+		BaseDelay: time.Second,
+		MaxDelay:  30 * time.Second,
+		QPS:       10,
+		Burst:     100,
 	}
 }
 
@@ -71,8 +67,6 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("workqueue: max delay %v is below base delay %v", s.MaxDelay, s.BaseDelay)
 	case s.QPS <= 0 || s.Burst <= 0:
 		return fmt.Errorf("workqueue: qps %v and burst %d must be positive", s.QPS, s.Burst)
-	case s.MaxRetries < 0:
-		return fmt.Errorf("workqueue: max retries %d is negative", s.MaxRetries)
 	}
 	return nil
 }
@@ -85,13 +79,19 @@ func New(s Settings, clk clock.WithTicker, provider workqueue.MetricsProvider) (
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	limiter := workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[Key](s.BaseDelay, s.MaxDelay),
-		&workqueue.TypedBucketRateLimiter[Key]{Limiter: rate.NewLimiter(rate.Limit(s.QPS), s.Burst)},
-	)
-	return workqueue.NewTypedRateLimitingQueueWithConfig(limiter, workqueue.TypedRateLimitingQueueConfig[Key]{
+	return workqueue.NewTypedRateLimitingQueueWithConfig(NewRateLimiter(s), workqueue.TypedRateLimitingQueueConfig[Key]{
 		Name:            s.Name,
 		Clock:           clk,
 		MetricsProvider: provider,
 	}), nil
+}
+
+// NewRateLimiter returns the queue's limiter: the longer of a per-key
+// exponential delay and an overall token bucket. s must be valid. Its When
+// answers what delay the queue would give a key's next retry, without a clock.
+func NewRateLimiter(s Settings) workqueue.TypedRateLimiter[Key] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[Key](s.BaseDelay, s.MaxDelay),
+		&workqueue.TypedBucketRateLimiter[Key]{Limiter: rate.NewLimiter(rate.Limit(s.QPS), s.Burst)},
+	)
 }

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
 )
 
@@ -28,7 +27,6 @@ func TestSettingsValidate(t *testing.T) {
 	}{
 		{name: "defaults", settings: valid},
 		{name: "max delay equal to base delay", settings: with(func(s *workqueue.Settings) { s.MaxDelay = s.BaseDelay })},
-		{name: "no retries", settings: with(func(s *workqueue.Settings) { s.MaxRetries = 0 })},
 		{name: "empty name", settings: with(func(s *workqueue.Settings) { s.Name = "" }), wantErr: "name"},
 		{name: "zero base delay", settings: with(func(s *workqueue.Settings) { s.BaseDelay = 0 }), wantErr: "base delay"},
 		{name: "negative base delay", settings: with(func(s *workqueue.Settings) { s.BaseDelay = -time.Second }), wantErr: "base delay"},
@@ -36,7 +34,6 @@ func TestSettingsValidate(t *testing.T) {
 		{name: "zero qps", settings: with(func(s *workqueue.Settings) { s.QPS = 0 }), wantErr: "qps"},
 		{name: "negative qps", settings: with(func(s *workqueue.Settings) { s.QPS = -1 }), wantErr: "qps"},
 		{name: "zero burst", settings: with(func(s *workqueue.Settings) { s.Burst = 0 }), wantErr: "burst"},
-		{name: "negative max retries", settings: with(func(s *workqueue.Settings) { s.MaxRetries = -1 }), wantErr: "max retries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,30 +155,6 @@ func TestForgetResetsBackoff(t *testing.T) {
 	}
 	if got := retryDelay(t, q, clk, key, 250*time.Millisecond); got != time.Second {
 		t.Errorf("after Forget: delay %v, want the base delay 1s", got)
-	}
-}
-
-// TestDefaultRetryBudget pins the arithmetic of DefaultSettings' comment: a
-// worker retries an item MaxRetries times, after 1, 2, 4 and 8 s, so 15 s of
-// waiting; with five attempts of at most two list requests each bounded by
-// the fetcher's RequestTimeout, a failing repo is reported within a minute.
-func TestDefaultRetryBudget(t *testing.T) {
-	s := workqueue.DefaultSettings()
-	q, clk := newQueue(t, s)
-	key := workqueue.Key{Namespace: "harvester-system", Name: "hvst-upgrade-abc"}
-
-	var waiting time.Duration
-	for range s.MaxRetries {
-		waiting += retryDelay(t, q, clk, key, 100*time.Millisecond)
-	}
-	if waiting != 15*time.Second {
-		t.Errorf("waiting over %d retries = %v, want 15s (1+2+4+8)", s.MaxRetries, waiting)
-	}
-
-	attempts := time.Duration(s.MaxRetries + 1)
-	perAttempt := 2 * cleanup.DefaultFetcherOptions().RequestTimeout // previous and current list
-	if worst := waiting + attempts*perAttempt; worst >= time.Minute {
-		t.Errorf("worst case %v (%v waiting + %d attempts of %v) is not within a minute", worst, waiting, attempts, perAttempt)
 	}
 }
 

@@ -1,0 +1,323 @@
+package cleanup
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// The cleanup's behaviour as data: gather reads one Snapshot, Decide turns
+// it into one Action, apply performs it. Decide has no clock, client or
+// logger, so its table test (decide_test.go) is the state machine's
+// specification.
+
+// PlanPresence says what stands in the plan ConfigMap's place.
+type PlanPresence string
+
+const (
+	// PlanAbsent: no ConfigMap of the plan's name.
+	PlanAbsent PlanPresence = "absent"
+	// PlanOwned: a ConfigMap owned by this Upgrade (by UID).
+	PlanOwned PlanPresence = "owned"
+	// PlanForeign: a ConfigMap the Upgrade does not own; it is never used
+	// nor overwritten.
+	PlanForeign PlanPresence = "foreign"
+)
+
+// PlanSeen is what gather found of the plan ConfigMap.
+type PlanSeen struct {
+	Presence PlanPresence
+	// Ref names an owned plan; Ref.Digest is its content's digest.
+	Ref PlanRef
+	// Invalid says why an owned plan may not run (no keep list, content
+	// not what its digest annotation says); nil when it may.
+	Invalid error
+	// Message is the state message for the plan (count, version, name).
+	Message string
+	// Foreign explains a PlanForeign ConfigMap.
+	Foreign error
+}
+
+// Snapshot is everything one decision about an upgrade's cleanup needs.
+type Snapshot struct {
+	// Found is false when the Upgrade does not exist (or not yet: the
+	// repo's slices may be seen before it).
+	Found bool
+	// Malformed says why the Upgrade could not be read; it stays so until
+	// it changes, and its update event brings it back.
+	Malformed error
+	Upgrade   Upgrade
+	Plan      PlanSeen
+	// Repo is the repo's readiness now; Epoch counts its not-ready → ready
+	// transitions that the gate has seen.
+	Repo  informers.Readiness
+	Epoch uint64
+	// FailedIn is the Ready epoch a fetch failure was recorded in, when
+	// FailedInKnown: a later epoch re-arms it. A failure this process did
+	// not see (recorded before a restart) is unknown.
+	FailedIn      uint64
+	FailedInKnown bool
+	// Attempt is how many times the key was retried through the rate limiter.
+	Attempt int
+	// Tried is what this sync's own fetch and plan write did, when it made one.
+	Tried *Tried
+}
+
+// Tried is the result of a fetch this sync made.
+type Tried struct {
+	// Epoch is the Ready epoch the fetch was made in.
+	Epoch uint64
+	// FetchErr is why the image lists could not be fetched.
+	FetchErr error
+	// WriteErr is why the plan could not be written.
+	WriteErr error
+	// Aborted: the controller is stopping; the failure is ours, not the repo's.
+	Aborted bool
+}
+
+// ActionKind is what apply does.
+type ActionKind string
+
+// The actions.
+const (
+	// ActNothing: leave everything as it is.
+	ActNothing ActionKind = "nothing"
+	// ActRecord: write Outcome on the Upgrade.
+	ActRecord ActionKind = "record"
+	// ActFetch: fetch both lists from Target, plan, write the plan.
+	ActFetch ActionKind = "fetch"
+	// ActExecute: hand Plan to the executor and record what it reports.
+	ActExecute ActionKind = "execute"
+	// ActRequeue: sync again at once, with a fresh retry budget.
+	ActRequeue ActionKind = "requeue"
+	// ActRetry: sync again after the rate limiter's delay; Err says why.
+	ActRetry ActionKind = "retry"
+)
+
+// Action is one decision. Only the fields of its Kind are set.
+type Action struct {
+	Kind ActionKind
+	// Why explains the decision, for the log and the table test.
+	Why string
+	// Outcome is what ActRecord writes.
+	Outcome Outcome
+	// Target is where ActFetch dials.
+	Target Target
+	// Plan is what ActExecute runs.
+	Plan PlanRef
+	// Err is why ActRetry retries.
+	Err error
+	// PinFailure: remember that the cleanup failed in Snapshot.Epoch (or
+	// Tried.Epoch), so only a later Ready phase re-arms it.
+	PinFailure bool
+}
+
+// DecideOptions are the settings Decide reads.
+type DecideOptions struct {
+	// MaxRetries is how many rate-limited retries a fetch gets while the
+	// repo stays Ready before the cleanup is Failed.
+	MaxRetries int
+	// RepoAddress says how the repo is dialed.
+	RepoAddress RepoAddress
+}
+
+func nothing(why string) Action { return Action{Kind: ActNothing, Why: why} }
+
+func recordState(s State, msg, why string) Action {
+	return Action{Kind: ActRecord, Why: why, Outcome: Outcome{State: s, Message: msg}}
+}
+
+func failed(phase Phase, msg, why string) Action {
+	return Action{Kind: ActRecord, Why: why, Outcome: Outcome{State: StateFailed, Phase: phase, Message: msg}}
+}
+
+// Decide returns what to do next for one upgrade's cleanup.
+func Decide(s Snapshot, o DecideOptions) Action {
+	u := s.Upgrade
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	switch {
+	case s.Malformed != nil:
+		return nothing("the Upgrade is malformed: " + s.Malformed.Error())
+	case !s.Found:
+		return nothing("no such Upgrade")
+	case !u.Completed:
+		return nothing("the upgrade is not Completed")
+	case u.Labels[LatestUpgradeLabel] != "true":
+		return nothing("not the latest upgrade") // Harvester acts only on the latest; so do we
+	case state == StateSucceeded:
+		return nothing("the cleanup succeeded")
+	case u.Annotations[HarvesterDoneAnnotation] == "true":
+		return nothing("Harvester's own cleanup ran")
+	case state == StatePlanned || state == StateRemoving:
+		return decideExecute(s)
+	case state == StateFailed && phase != "" && phase != PhaseFetch:
+		// The plan could not be stored or trusted, or the removal failed:
+		// the repo coming and going says nothing about that; only a person
+		// re-arms it (by removing the state annotation).
+		return nothing("failed in phase " + string(phase) + "; only a person re-arms it")
+	}
+	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
+		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "the previous version cannot be put in a URL")
+	}
+	// A plan already written (restart after writing it, a stale cache, a
+	// Planned patch that did not land, or a person re-arming a failed
+	// removal) stands, whether the repo is up or not: fetching again could
+	// only make a second, different plan.
+	switch s.Plan.Presence {
+	case PlanForeign:
+		return failed(PhasePlan, s.Plan.Foreign.Error(), "a ConfigMap the Upgrade does not own holds the plan's place")
+	case PlanOwned:
+		if state == StateFailed && phase == "" {
+			return nothing("failed after planning, recorded by a version that wrote no phase")
+		}
+		return decidePlanned(s)
+	}
+	if s.Tried != nil {
+		return decideTried(s, o)
+	}
+	if state == StateFailed && s.Repo.Ready() {
+		failedIn := s.Epoch
+		if s.FailedInKnown {
+			failedIn = s.FailedIn
+		}
+		if s.Epoch <= failedIn {
+			// A failure this process did not see is pinned to the current
+			// Ready phase, so the next one re-arms it.
+			return Action{Kind: ActNothing, Why: "failed in this Ready phase; the next one re-arms it", PinFailure: !s.FailedInKnown}
+		}
+	}
+	if !s.Repo.Ready() {
+		// No request, no requeue: the gate enqueues the key when an
+		// endpoint is Ready. Already waiting: recorded once, and a more
+		// telling message (the repo went away during a fetch) is kept.
+		if state == StateWaitingForRepo {
+			return nothing("already waiting for the repo")
+		}
+		msg := "waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
+		if state == StateFailed {
+			msg = "re-armed after failure, waiting for a Ready endpoint of Service " + informers.RepoServicePrefix + u.Name
+		}
+		return recordState(StateWaitingForRepo, msg, "the repo has no Ready endpoint")
+	}
+	return Action{Kind: ActFetch, Why: "the repo is Ready", Target: RepoTarget(u, s.Repo, s.Attempt, o.RepoAddress)}
+}
+
+// decidePlanned records Planned for a written plan, with the plan's digest,
+// once the plan is checked: a plan whose content is not what its digest
+// says is Failed and never run.
+func decidePlanned(s Snapshot) Action {
+	if s.Plan.Invalid != nil {
+		return failed(PhasePlan, s.Plan.Invalid.Error(), "the written plan cannot be trusted")
+	}
+	return Action{Kind: ActRecord, Why: "a plan is written", Outcome: Outcome{
+		State: StatePlanned, Message: s.Plan.Message,
+		Annotations: map[string]string{PlanDigestAnnotation: s.Plan.Ref.Digest},
+	}}
+}
+
+// decideExecute checks the plan on every sync of a planned or running
+// removal: a plan deleted, replaced or changed since it was planned fails
+// the cleanup, and no Job starts.
+func decideExecute(s Snapshot) Action {
+	u, p := s.Upgrade, s.Plan
+	switch {
+	case p.Presence == PlanForeign:
+		return failed(PhasePlan, p.Foreign.Error(), "a ConfigMap the Upgrade does not own holds the plan's place")
+	case p.Presence == PlanAbsent:
+		return failed(PhaseRemoval, fmt.Sprintf("plan ConfigMap %s/%s is gone; remove the annotation %s to plan again", u.Namespace, PlanConfigMapName(u.Name), StateAnnotation),
+			"the plan was deleted")
+	case p.Invalid != nil:
+		return failed(PhasePlan, p.Invalid.Error(), "the written plan cannot be trusted")
+	}
+	if recorded := u.Annotations[PlanDigestAnnotation]; recorded != p.Ref.Digest {
+		return failed(PhasePlan, fmt.Sprintf("plan ConfigMap %s/%s: %s has digest %s, but the upgrade recorded %q when it was planned; not running it: delete the ConfigMap and remove the annotation %s to plan again",
+			u.Namespace, p.Ref.ConfigMap, PlanKey, p.Ref.Digest, recorded, StateAnnotation), "the plan is not the one planned")
+	}
+	return Action{Kind: ActExecute, Why: "the plan is checked", Plan: p.Ref}
+}
+
+// decideTried judges this sync's own failed fetch or plan write. A fetch
+// that failed after the repo stopped being Ready says nothing about the
+// repo: wait for Ready again, with no retry spent. If it stayed Ready, retry
+// through the rate limiter up to the cap, then record Failed.
+func decideTried(s Snapshot, o DecideOptions) Action {
+	t := s.Tried
+	switch {
+	case t.WriteErr != nil:
+		var foreign *foreignPlanError
+		if errors.As(t.WriteErr, &foreign) || isPermanent(t.WriteErr) {
+			return failed(PhasePlan, t.WriteErr.Error(), "the plan cannot be written, and retrying cannot help")
+		}
+		return Action{Kind: ActRetry, Why: "writing the plan failed", Err: t.WriteErr}
+	case t.FetchErr == nil:
+		return nothing("the fetch succeeded") // a plan would be present; not reached from sync
+	case t.Aborted:
+		return Action{Kind: ActRetry, Why: "stopping: the failure is ours, not the repo's", Err: t.FetchErr}
+	case !s.Repo.Ready():
+		return recordState(StateWaitingForRepo, "repo went not ready during the fetch: "+t.FetchErr.Error(), "the fetch failed after the repo went not ready")
+	case s.Epoch != t.Epoch:
+		// A new Ready phase, with a fresh retry budget.
+		return Action{Kind: ActRequeue, Why: "the fetch failed across a repo restart; fetching again"}
+	case s.Attempt < o.MaxRetries:
+		return Action{Kind: ActRetry, Why: "the fetch failed while the repo is Ready", Err: fmt.Errorf("fetch image lists while the repo is Ready: %w", t.FetchErr)}
+	}
+	a := failed(PhaseFetch, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", s.Attempt+1, t.FetchErr),
+		"the fetch failed on every retry while the repo was Ready")
+	a.PinFailure = true
+	return a
+}
+
+// RepoTarget picks where to dial the repo of u: a Ready endpoint, the next
+// one on each retry so that one dead endpoint among several Ready ones does
+// not take every attempt; or the Service's DNS name. r must be Ready.
+func RepoTarget(u Upgrade, r informers.Readiness, attempt int, addr RepoAddress) Target {
+	svc := informers.RepoServicePrefix + u.Name + "." + u.Namespace
+	if addr == RepoAddressService {
+		return Target{BaseURL: "http://" + svc}
+	}
+	ep := r.Endpoints[attempt%len(r.Endpoints)]
+	return Target{BaseURL: "http://" + net.JoinHostPort(ep.Address, strconv.Itoa(int(ep.Port))), Host: svc}
+}
+
+// Requeue is what the worker does with a key after a sync.
+type Requeue string
+
+// The worker's choices.
+const (
+	// RequeueNone: forget the key's failures; the next event brings it back.
+	RequeueNone Requeue = "none"
+	// RequeueStale: sync again shortly, keeping the retry count: a write
+	// was refused because the cache was behind.
+	RequeueStale Requeue = "stale"
+	// RequeueRateLimited: retry after the rate limiter's delay.
+	RequeueRateLimited Requeue = "rate-limited"
+	// RequeueDrop: past the retry cap; forget the key until the next event
+	// or resync brings it back.
+	RequeueDrop Requeue = "drop"
+	// RequeueStopping: the controller is stopping; a restart re-reads all.
+	RequeueStopping Requeue = "stopping"
+)
+
+// DecideRequeue is the worker's retry policy over a sync's error; the one
+// place the retry cap of errors other than a fetch's is applied.
+func DecideRequeue(err error, stopping bool, attempt, maxRetries int) Requeue {
+	switch {
+	case err == nil:
+		return RequeueNone
+	case stopping:
+		return RequeueStopping
+	case errors.Is(err, errStale):
+		return RequeueStale
+	case attempt < maxRetries:
+		return RequeueRateLimited
+	}
+	return RequeueDrop
+}
+
+// staleRetryDelay leaves the informer time to deliver the newer object that
+// made a write conflict; its watch event usually brings the key back sooner.
+const staleRetryDelay = time.Second
