@@ -52,7 +52,9 @@ func (c *Controller) fetchAndPlan(ctx context.Context, s Snapshot, t Target) *Tr
 	u := s.Upgrade
 	tried := &Tried{Epoch: s.Epoch}
 	c.timeFirstRequest(u.Key(), s.Epoch)
-	previous, current, err := c.fetchLists(ctx, t, u.PreviousVersion)
+	previous, current, err := fetchLists(ctx, c.fetcher, t, u.PreviousVersion, func(err error) {
+		c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
+	})
 	if err != nil {
 		tried.FetchErr, tried.Aborted = err, ctx.Err() != nil
 		return tried

@@ -4,11 +4,13 @@
 // The pipeline: an EndpointSlice informer feeds the readiness gate
 // (package informers); a change of a repo's readiness, or any change of its
 // Upgrade, enqueues the Upgrade's key on a rate-limited queue (package
-// workqueue); a worker re-reads the Upgrade and the gate from the caches and
-// takes one step: wait for the repo, fetch both image lists from the Ready
-// endpoint, write the plan ConfigMap, hand the plan to an Executor. Progress is
-// recorded in annotations on the Upgrade, so a restart or a second replica
-// picks up where the first left off.
+// workqueue); a worker gathers one Snapshot of the Upgrade, its plan and its
+// repo, Decide picks one action (wait for the repo, fetch both image lists
+// from the Ready endpoint and write the plan ConfigMap, hand the plan to an
+// Executor, record a state, retry), and the worker applies it. Decide is a
+// pure function; decide_test.go's table is the state machine's
+// specification. Progress is recorded in annotations on the Upgrade, so a
+// restart or a second replica picks up where the first left off.
 //
 // # Embedding
 //

@@ -43,17 +43,29 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 }
 
 // fetchLists fetches the previous list, then the current one; a failure of
-// the first makes no second request.
-func (c *Controller) fetchLists(ctx context.Context, t Target, previousVersion string) (previous, current []reference.Named, err error) {
-	previous, err = c.fetcher.FetchList(ctx, t, previousVersion)
-	c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch %s list: %w", previousVersion, err)
+// the first makes no second request. observe, if set, sees each request's
+// result. An empty list is an error whatever the fetcher: an empty previous
+// list would hide a wrong file behind an empty plan, an empty current list
+// would plan every old image.
+func fetchLists(ctx context.Context, f ListFetcher, t Target, previousVersion string, observe func(error)) (previous, current []reference.Named, err error) {
+	fetch := func(version string) ([]reference.Named, error) {
+		list, err := f.FetchList(ctx, t, version)
+		if observe != nil {
+			observe(err)
+		}
+		if err == nil && len(list) == 0 {
+			err = ErrEmptyList
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s list: %w", version, err)
+		}
+		return list, nil
 	}
-	current, err = c.fetcher.FetchList(ctx, t, CurrentVersion)
-	c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch %s list: %w", CurrentVersion, err)
+	if previous, err = fetch(previousVersion); err != nil {
+		return nil, nil, err
+	}
+	if current, err = fetch(CurrentVersion); err != nil {
+		return nil, nil, err
 	}
 	return previous, current, nil
 }

@@ -8,6 +8,8 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 // Run waits for the informers' caches, runs workers until ctx ends, then
@@ -94,4 +96,19 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 		c.queue.Forget(key)
 	}
 	return true
+}
+
+// Sync runs one gather–decide–apply pass for key now, outside the queue, as
+// a worker would (the queue's retry count for key is its attempt). A host
+// that drives its own queue calls it; so do tests. It returns an error only
+// for a failure worth a retry.
+func (c *Controller) Sync(ctx context.Context, key cache.ObjectName) error {
+	return c.sync(ctx, key, c.queue.NumRequeues(key))
+}
+
+// RepoReadiness returns what the controller's gate says of the repo of key
+// now: its Ready endpoints, and how many not-ready → ready transitions the
+// gate has seen. A host can show it; tests wait on it.
+func (c *Controller) RepoReadiness(key cache.ObjectName) (informers.Readiness, uint64, error) {
+	return c.gate.Readiness(key)
 }

@@ -54,29 +54,20 @@ const (
 // maxMessage bounds the message annotation; error chains from HTTP can be long.
 const maxMessage = 1024
 
-// fail records Failed, the phase that failed and why.
-func (c *Controller) fail(ctx context.Context, u Upgrade, phase Phase, msg string) error {
-	return c.record(ctx, u, Outcome{State: StateFailed, Phase: phase, Message: msg})
-}
-
-// setState records state and message on the Upgrade with a merge patch that
-// touches only the two annotations, and emits an Event. A patch, not an
-// update, because Harvester's controller writes the same object. The patch
-// carries the resourceVersion the decision was made on, so a decision taken
-// on a stale cache fails with a conflict instead of overwriting a newer state;
-// the key comes back once the cache has caught up (errStale).
-func (c *Controller) setState(ctx context.Context, u Upgrade, s State, msg string) error {
-	return c.record(ctx, u, Outcome{State: s, Message: msg})
-}
-
 // errStale says a write was refused because the cache was behind: the sync
 // is repeated on fresh state, without spending a retry.
 var errStale = errors.New("upgrade changed since it was read")
 
-// record is setState with further annotations written in the same patch, so
-// a reader never sees a final state without its summary. The failed phase is
-// written with Failed and removed (a JSON null in the merge patch) with any
-// other state.
+// record writes an Outcome on the Upgrade: state and message with a merge
+// patch that touches only the cleanup's annotations, and an Event. A patch,
+// not an update, because Harvester's controller writes the same object. The
+// patch carries the resourceVersion the decision was made on, so a decision
+// taken on a stale cache fails with a conflict instead of overwriting a
+// newer state; the key comes back once the cache has caught up (errStale).
+//
+// Further annotations go in the same patch as the state, so a reader never
+// sees a final state without its summary. The failed phase is written with
+// Failed and removed (a JSON null in the merge patch) with any other state.
 func (c *Controller) record(ctx context.Context, u Upgrade, o Outcome) error {
 	// Messages carry text from the repo and the runtime: escaped before it
 	// reaches an annotation, an Event and so a person's terminal.

@@ -109,21 +109,18 @@ func (g *Gate) readiness(key cache.ObjectName, seen *discoveryv1.EndpointSlice, 
 	if err != nil {
 		return Readiness{}, fmt.Errorf("list EndpointSlices in %s: %w", key.Namespace, err)
 	}
-	var mine []*discoveryv1.EndpointSlice
+	candidates := make([]*discoveryv1.EndpointSlice, 0, len(all)+1)
 	for _, s := range all {
-		if seen != nil && s.Name == seen.Name {
-			continue
-		}
-		if n, ok := UpgradeOf(s); ok && n == key.Name {
-			mine = append(mine, s)
+		if seen == nil || s.Name != seen.Name {
+			candidates = append(candidates, s)
 		}
 	}
 	if seen != nil && !gone {
-		if n, ok := g.upgradeKey(seen); ok && n == key {
-			mine = append(mine, seen)
+		if k, ok := g.upgradeKey(seen); ok && k == key {
+			candidates = append(candidates, seen)
 		}
 	}
-	return ReadinessOf(mine), nil
+	return RepoReadiness(candidates, key.Name), nil
 }
 
 func (g *Gate) sliceChanged(old, cur any, deleted bool) {

@@ -1,0 +1,85 @@
+package cleanup
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// PreviewOptions say which Upgrade to preview and how to reach its repo;
+// they mirror the controller's Options for one upgrade.
+type PreviewOptions struct {
+	Namespace, Name string
+	// Selector picks the repo's EndpointSlices (DefaultSelector).
+	Selector    labels.Selector
+	RepoAddress RepoAddress
+	Policy      Policy
+}
+
+// Preview computes the plan the controller would write for one live
+// Upgrade, on the controller's own path: the same readiness of the same
+// slices, the same Decide, the same fetch and the same planner. It only
+// reads (one GET, one LIST, two list requests; no write of any kind) and
+// asks the repo nothing unless Decide would fetch. The Upgrade need not be
+// Completed, and its cleanup state is ignored: the preview answers "what
+// would be planned now", also while the upgrade runs and after a failure.
+func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, fetcher ListFetcher, o PreviewOptions) (Plan, Upgrade, error) {
+	if o.Selector == nil {
+		return Plan{}, Upgrade{}, errors.New("preview: selector is nil")
+	}
+	if !o.Policy.set {
+		return Plan{}, Upgrade{}, errors.New("preview: policy is not set; build it with NewPolicy")
+	}
+	obj, err := dyn.Resource(informers.UpgradeGVR).Namespace(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+	if err != nil {
+		return Plan{}, Upgrade{}, fmt.Errorf("get Upgrade %s/%s: %w", o.Namespace, o.Name, err)
+	}
+	u, err := UpgradeFromUnstructured(obj)
+	if err != nil {
+		return Plan{}, Upgrade{}, err
+	}
+	list, err := kube.DiscoveryV1().EndpointSlices(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector.String()})
+	if err != nil {
+		return Plan{}, u, fmt.Errorf("list EndpointSlices in %s: %w", o.Namespace, err)
+	}
+	slices := make([]*discoveryv1.EndpointSlice, len(list.Items))
+	for i := range list.Items {
+		slices[i] = &list.Items[i]
+	}
+	a := Decide(previewSnapshot(u, informers.RepoReadiness(slices, u.Name)), DecideOptions{RepoAddress: o.RepoAddress})
+	switch {
+	case a.Kind == ActRecord && a.Outcome.State == StateWaitingForRepo:
+		return Plan{}, u, fmt.Errorf("repo %s%s has no Ready endpoint; nothing to fetch (%d EndpointSlices in %s match selector %q)",
+			informers.RepoServicePrefix, u.Name, len(slices), o.Namespace, o.Selector.String())
+	case a.Kind != ActFetch:
+		return Plan{}, u, fmt.Errorf("upgrade %s/%s: %s", u.Namespace, u.Name, cmp.Or(a.Outcome.Message, a.Why))
+	}
+	previous, current, err := fetchLists(ctx, fetcher, a.Target, u.PreviousVersion, nil)
+	if err != nil {
+		return Plan{}, u, err
+	}
+	return ComputePlan(previous, current, o.Policy), u, nil
+}
+
+// previewSnapshot is u as the controller would see it on completion, before
+// any cleanup state: Completed, latest, no state annotations, no plan.
+func previewSnapshot(u Upgrade, r informers.Readiness) Snapshot {
+	u.Completed = true
+	u.Labels = maps.Clone(u.Labels)
+	if u.Labels == nil {
+		u.Labels = map[string]string{}
+	}
+	u.Labels[LatestUpgradeLabel] = "true"
+	u.Annotations = nil
+	return Snapshot{Found: true, Upgrade: u, Plan: PlanSeen{Presence: PlanAbsent}, Repo: r}
+}
