@@ -19,8 +19,8 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -81,11 +81,10 @@ func TestDryRunPlansAsThePreviewShows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := f.namespace
-	slice := demoSlice(ns, 8080)
-	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
-	upgrade := demoUpgradeObject(ns)
-	setCompleted(upgrade)
+	slice := planSlice(planUpgrade, "127.0.0.1", 8080, true)
+	upgrade := planUpgradeObject("v1.4.2")
+	upgrade.SetUID("6d0c1d84-6c77-4a4c-9a8e-1f3f0b1c2d3e")
+	upgrade.SetLabels(map[string]string{cleanup.LatestUpgradeLabel: "true"})
 	kube := kubefake.NewClientset(slice)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade)
@@ -94,13 +93,13 @@ func TestDryRunPlansAsThePreviewShows(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- runStandalone(ctx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}, fetcher: advListFetcher{previous, current}})
+		done <- standalone.Run(ctx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}, Fetcher: advListFetcher{previous, current}}, f.Settings)
 	}()
 	defer func() { cancel(); <-done }()
 
 	var images string
 	err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, cleanup.PlanConfigMapName(demoUpgrade), metav1.GetOptions{})
+		cm, err := kube.CoreV1().ConfigMaps(planNS).Get(ctx, cleanup.PlanConfigMapName(planUpgrade), metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}

@@ -1,7 +1,8 @@
 // Command upgrade-image-cleanup plans the removal of the container images a
 // Harvester upgrade leaves behind, as soon as the upgrade's repo has a Ready
-// endpoint. With --demo it plays a single-node upgrade against an in-memory
-// cluster and a local repo.
+// endpoint, and runs it on the nodes. Its `plan` subcommand previews a plan.
+// The demo is a program of its own (cmd/upgrade-image-cleanup-demo), so this
+// binary links no fake clientset.
 package main
 
 import (
@@ -11,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -22,16 +21,15 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run returns the exit code: 0 when the demo succeeds or the controller shuts
-// down on a signal, 1 when the controller or demo fails, 2 for bad flags.
+// run returns the exit code: 0 when the controller shuts down on a signal,
+// 1 when it fails, 2 for bad flags.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "plan" {
 		return runPlan(args[1:], stdout, stderr)
@@ -44,21 +42,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "upgrade-image-cleanup: %v\n", err)
 		return 2
 	}
-	logger, flush, err := newLogger(f.logFormat, f.verbosity, stderr)
+	logger, flush, err := standalone.NewLogger(f.logFormat, f.verbosity, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "upgrade-image-cleanup: %v\n", err)
 		return 2
 	}
 	defer flush()
-	ctx, stop := onSignals(klog.NewContext(context.Background(), logger))
+	ctx, stop := standalone.OnSignals(klog.NewContext(context.Background(), logger))
 	defer stop()
 
-	if f.demo {
-		err = runDemo(ctx, f, stdout)
-	} else {
-		err = runController(ctx, f)
-	}
-	if err != nil {
+	if err := runController(ctx, f); err != nil {
 		logger.Error(err, "Exiting")
 		return 1
 	}
@@ -89,7 +82,7 @@ func runController(ctx context.Context, f flags) error {
 	if err := checkPermissions(pingCtx, kube, requiredPermissions(f)); err != nil {
 		return err
 	}
-	return runStandalone(ctx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}})
+	return standalone.Run(ctx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}}, f.Settings)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -114,45 +107,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	// controller's own traffic is a few requests per upgrade.
 	cfg.QPS, cfg.Burst = 20, 40
 	return cfg, nil
-}
-
-// options turns validated flags into controller options.
-func (f flags) options() (cleanup.Options, error) {
-	o := cleanup.DefaultOptions()
-	o.Namespace = f.namespace
-	o.Selector = f.selector
-	o.RepoAddress = cleanup.RepoAddress(f.repoAddress)
-	p, err := cleanup.NewPolicy(cleanup.DefaultRetain(), f.exclude)
-	if err != nil {
-		return cleanup.Options{}, fmt.Errorf("--exclude: %w", err)
-	}
-	// The remover's rules, with or without --dry-run: a plan written in a
-	// dry run is the one a later run executes.
-	o.Policy = p.WithRules(imagematch.Rules{OtherRegistries: f.removal.MatchOtherRegistries})
-	o.ShutdownTimeout = f.shutdownTimeout
-	return o, nil
-}
-
-// onSignals returns a context that the first SIGINT or SIGTERM cancels: the
-// controller stops taking work and lets items in flight finish
-// (--shutdown-timeout). A second signal exits at once, for a person who does
-// not want to wait.
-func onSignals(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(parent)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-sigs:
-		case <-ctx.Done():
-			return
-		}
-		klog.FromContext(parent).Info("Signal received; shutting down (a second signal exits at once)")
-		cancel()
-		<-sigs
-		klog.FromContext(parent).Info("Second signal; exiting now")
-		klog.Flush()
-		os.Exit(1)
-	}()
-	return ctx, func() { signal.Stop(sigs); cancel() }
 }

@@ -3,17 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -37,6 +32,8 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--resync", "0s"}, "--resync"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
+		// The demo is cmd/upgrade-image-cleanup-demo now.
+		{[]string{"--demo"}, "flag provided but not defined: -demo"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -57,48 +54,8 @@ func TestExcludeFlagCollectsPatterns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(f.exclude, " "); got != "a/* b/* c:*" {
+	if got := strings.Join(f.Exclude, " "); got != "a/* b/* c:*" {
 		t.Errorf("exclude = %q", got)
-	}
-}
-
-// TestDemo runs the README's first command, with no outage so it is quick,
-// and checks the story it tells.
-func TestDemo(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--demo", "--demo-outage", "0s"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`state WaitingForRepo`),
-		regexp.MustCompile(`repo endpoint 127\.0\.0\.1:\d+ is Ready`),
-		regexp.MustCompile(`state Planned: 91 images of v1\.4\.2 planned`),
-		regexp.MustCompile(`requests to the repo before it was Ready: 0\n`),
-		regexp.MustCompile(`requests in all: +2 `),
-		regexp.MustCompile(`images kept: +7 still in the current list, 4 on the retain list, 0 excluded`),
-		// Removal on the two simulated nodes: each keeps what is unsafe to remove.
-		regexp.MustCompile(`state Removing: removing on 2 nodes`),
-		regexp.MustCompile(`harvester-node-0 +succeeded: removed 90, failed 0, kept in-use 1,`),
-		regexp.MustCompile(`harvester-node-1 +succeeded: removed 88, failed 0, kept not-present 1, pinned 1, still-needed 1,`),
-		regexp.MustCompile(`state Succeeded: 2 of 2 nodes succeeded`),
-		regexp.MustCompile(`image-cleanup-plan-completed: "true"`),
-	} {
-		if !want.MatchString(out) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
-}
-
-// TestDemoDryRun stops at Planned and creates no Job.
-func TestDemoDryRun(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--demo", "--demo-outage", "0s", "--dry-run"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
-	if !strings.Contains(out, "state Planned") || strings.Contains(out, "Removing") || strings.Contains(out, "starts the remover") {
-		t.Errorf("a dry run went past Planned:\n%s", out)
 	}
 }
 
@@ -145,57 +102,5 @@ func TestUnreachableAPIServerFailsFast(t *testing.T) {
 	}
 	if want := "API server http://" + addr + " is unreachable"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q does not say %q", stderr.String(), want)
-	}
-}
-
-func TestHealthEndpoints(t *testing.T) {
-	f, err := parseFlags([]string{"--dry-run", "--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"}, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var why atomic.Value
-	why.Store("informer caches not synced")
-	// Port 0 picks free ports; serve logs them, so ask it for fixed ones instead.
-	for _, addr := range []*string{&f.metricsAddr, &f.healthAddr} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		*addr = l.Addr().String()
-		l.Close()
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "probe_total", Help: "A metric to find."}))
-	stop, err := serve(context.Background(), f, reg, func() string { return why.Load().(string) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	get := func(url string) (int, string) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, _ := get("http://" + f.healthAddr + "/healthz"); code != 200 {
-		t.Errorf("/healthz = %d, want 200 while alive", code)
-	}
-	if code, body := get("http://" + f.healthAddr + "/readyz"); code != 503 || !strings.Contains(body, "not synced") {
-		t.Errorf("/readyz = %d %q, want 503 saying why", code, body)
-	}
-	why.Store("")
-	if code, _ := get("http://" + f.healthAddr + "/readyz"); code != 200 {
-		t.Errorf("/readyz = %d, want 200 once ready", code)
-	}
-	if code, body := get("http://" + f.metricsAddr + "/metrics"); code != 200 || !strings.Contains(body, "probe_total 0") {
-		t.Errorf("/metrics = %d %q", code, body)
-	}
-	// A busy port names its flag.
-	if _, err := serve(context.Background(), f, reg, func() string { return "" }); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
-		t.Errorf("serve on a busy port = %v, want an error naming --metrics-addr", err)
 	}
 }

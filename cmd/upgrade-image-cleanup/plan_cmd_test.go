@@ -30,15 +30,22 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
+// The demo's lists as files, for the offline mode: the one copy, in
+// internal/repotest (repotest.Lists).
 const (
-	planPreviousFile = "testdata/images-lists-archive/v1.4.2/image_list_all.txt"
-	planCurrentFile  = "testdata/images-lists-archive/current/image_list_all.txt"
+	planPreviousFile = "../../internal/repotest/images-lists-archive/v1.4.2/image_list_all.txt"
+	planCurrentFile  = "../../internal/repotest/images-lists-archive/current/image_list_all.txt"
 )
+
+// demoPlan is the plan of the demo's lists under the default policy: the
+// plan the controller writes in the demo (cmd/upgrade-image-cleanup-demo).
+func demoPlan() (cleanup.Plan, error) { return repotest.ListsPlan(cleanup.DefaultOptions().Policy) }
 
 // runPlanOK runs the subcommand and fails the test unless it exits 0.
 func runPlanOK(t *testing.T, args ...string) string {
@@ -327,7 +334,8 @@ func planSlice(upgrade, addr string, port int32, ready bool) *discoveryv1.Endpoi
 	}
 }
 
-// planFakeFetcher serves the demo lists from testdata and records each request.
+// planFakeFetcher serves the demo lists (repotest.Lists) and records each
+// request.
 type planFakeFetcher struct {
 	mu    sync.Mutex
 	calls []planFetchCall
@@ -347,7 +355,7 @@ func (f *planFakeFetcher) FetchList(_ context.Context, t cleanup.Target, version
 	if err := f.fail[version]; err != nil {
 		return nil, err
 	}
-	return readListFile("testdata/images-lists-archive/" + version + "/image_list_all.txt")
+	return repotest.ReadList(version)
 }
 
 func (f *planFakeFetcher) Calls() []planFetchCall {
@@ -440,7 +448,7 @@ func TestPlanLiveReadyRepo(t *testing.T) {
 func TestPlanLiveOverHTTP(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
-	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(os.DirFS("testdata/images-lists-archive")))
+	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(repotest.Lists()))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = append(got, r.Host+" "+r.URL.Path)

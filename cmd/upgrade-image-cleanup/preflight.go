@@ -34,16 +34,16 @@ func (p permission) String() string {
 // instead of as a stuck informer later.
 func requiredPermissions(f flags) []permission {
 	var ps []permission
-	for _, p := range cleanup.Permissions(!f.dryRun) {
+	for _, p := range cleanup.Permissions(!f.DryRun) {
 		ns := ""
 		if p.Namespaced {
-			ns = f.namespace
+			ns = f.Namespace
 		}
 		ps = append(ps, permission{p.Verb, p.Group, p.Resource, ns})
 	}
-	if f.leaderElect {
+	if f.LeaderElect {
 		for _, v := range leasePermissions {
-			ps = append(ps, permission{v, "coordination.k8s.io", "leases", f.leaderElectNamespace})
+			ps = append(ps, permission{v, "coordination.k8s.io", "leases", f.LeaderElectNamespace})
 		}
 	}
 	return ps

@@ -2,7 +2,6 @@ package harvesterhost
 
 import (
 	"net"
-	"os"
 	"testing"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
@@ -15,14 +14,15 @@ type testRepo struct {
 
 func (r testRepo) requests() []repotest.Request { return r.Requests() }
 
-// serveLists serves the demo's lists on 127.0.0.1 until the test ends.
+// serveLists serves the demo's lists (repotest.Lists) on 127.0.0.1 until the
+// test ends.
 func serveLists(t *testing.T) testRepo {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := repotest.Serve(l, os.DirFS("../../cmd/upgrade-image-cleanup/testdata/images-lists-archive"))
+	r := repotest.Serve(l, repotest.Lists())
 	t.Cleanup(func() { _ = r.Close() })
 	return testRepo{Repo: r, port: int32(l.Addr().(*net.TCPAddr).Port)}
 }

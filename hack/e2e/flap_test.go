@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -319,7 +318,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func serveRecording(t *testing.T, l net.Listener, intercept func(n int, w http.ResponseWriter, req *http.Request) bool) *recordingRepo {
 	t.Helper()
 	r := &recordingRepo{}
-	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(os.DirFS(listsDir)))
+	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(repotest.Lists()))
 	r.srv = &http.Server{
 		ReadHeaderTimeout: 5 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

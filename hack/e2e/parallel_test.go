@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,17 +37,18 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 	defer cancel()
 
 	// Upgrade A: the demo lists, from v1.4.2.
-	a := parallelUpgrade{name: uniqueName("hvst-upgrade-a"), previous: "v1.4.2", dir: listsDir}
+	a := parallelUpgrade{name: uniqueName("hvst-upgrade-a"), previous: repotest.PreviousVersion, lists: repotest.Lists()}
 	// Upgrade B: a small pair of lists from v1.3.9, in short and full forms.
-	b := parallelUpgrade{name: uniqueName("hvst-upgrade-b"), previous: "v1.3.9", dir: t.TempDir()}
-	writeArchiveList(t, b.dir, b.previous,
+	bDir := t.TempDir()
+	b := parallelUpgrade{name: uniqueName("hvst-upgrade-b"), previous: "v1.3.9", lists: os.DirFS(bDir)}
+	writeArchiveList(t, bDir, b.previous,
 		"rancher/harvester:v1.3.9",
 		"docker.io/rancher/harvester-webhook:v1.3.9",
 		"longhornio/longhorn-manager:v1.6.9",
 		"rancher/harvester-upgrade:v1.3.9", // retained by default
 		"docker.io/library/busybox:1.36",   // still in the current list
 	)
-	writeArchiveList(t, b.dir, cleanup.CurrentVersion,
+	writeArchiveList(t, bDir, cleanup.CurrentVersion,
 		"rancher/harvester:v1.5.0",
 		"rancher/harvester-webhook:v1.5.0",
 		"longhornio/longhorn-manager:v1.8.1",
@@ -60,7 +62,7 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 
 	for i, u := range []*parallelUpgrade{&a, &b} {
 		u.host = newTestHost(t, 27+i)
-		u.repo = repotest.Serve(u.host.listen(t, 8080), os.DirFS(u.dir))
+		u.repo = repotest.Serve(u.host.listen(t, 8080), u.lists)
 		t.Cleanup(func() { _ = u.repo.Close() })
 		createRepo(t, ctx, u.name, u.host, 8080)
 	}
@@ -96,8 +98,8 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 	}
 
 	// Each plan holds its own diff and belongs to its own Upgrade.
-	aPrev, aCur := parseArchiveList(t, a.dir, a.previous), parseArchiveList(t, a.dir, cleanup.CurrentVersion)
-	bAll := append(parseArchiveList(t, b.dir, b.previous), parseArchiveList(t, b.dir, cleanup.CurrentVersion)...)
+	aPrev, aCur := parseArchiveList(t, a.lists, a.previous), parseArchiveList(t, a.lists, cleanup.CurrentVersion)
+	bAll := append(parseArchiveList(t, b.lists, b.previous), parseArchiveList(t, b.lists, cleanup.CurrentVersion)...)
 	for _, u := range []*parallelUpgrade{&a, &b} {
 		u.load(t, ctx)
 	}
@@ -209,9 +211,11 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 
 // parallelUpgrade is one of the two upgrades and its repo.
 type parallelUpgrade struct {
-	name, previous, dir string
-	host                *testHost
-	repo                *repotest.Repo
+	name, previous string
+	// lists is the repo's archive: <version>/image_list_all.txt.
+	lists fs.FS
+	host  *testHost
+	repo  *repotest.Repo
 
 	// read once both are Removing
 	uid  types.UID
@@ -249,14 +253,15 @@ func writeArchiveList(t *testing.T, dir, version string, images ...string) {
 }
 
 // parseArchiveList reads one list of an archive, normalised as plans are.
-func parseArchiveList(t *testing.T, dir, version string) []string {
+func parseArchiveList(t *testing.T, archive fs.FS, version string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, version, "image_list_all.txt"))
+	name := repotest.ListFile(version)
+	f, err := archive.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	list, err := imagelist.Parse(f, f.Name())
+	list, err := imagelist.Parse(f, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,22 +3,19 @@
 package e2e
 
 import (
+	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
 )
 
-// listsDir holds the demo's image lists, laid out as the repo's archive.
-const listsDir = "../../cmd/upgrade-image-cleanup/testdata/images-lists-archive"
-
-// serveRepo serves the demo's image lists on l until the test ends.
+// serveRepo serves the demo's image lists (repotest.Lists) on l until the
+// test ends.
 func serveRepo(t *testing.T, l net.Listener) *repotest.Repo {
 	t.Helper()
-	r := repotest.Serve(l, os.DirFS(listsDir))
+	r := repotest.Serve(l, repotest.Lists())
 	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
@@ -26,7 +23,7 @@ func serveRepo(t *testing.T, l net.Listener) *repotest.Repo {
 // readList returns the lines of one of the demo lists.
 func readList(t *testing.T, version string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(listsDir, version, "image_list_all.txt"))
+	b, err := fs.ReadFile(repotest.Lists(), repotest.ListFile(version))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package standalone
 
 import (
 	"context"
@@ -16,8 +16,9 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// leaseName is the Lease the replicas compete for.
-const leaseName = "upgrade-image-cleanup"
+// LeaseName is the Lease the replicas compete for, in
+// Settings.LeaderElectNamespace.
+const LeaseName = "upgrade-image-cleanup"
 
 // Election timing, client-go's usual values: a dead leader is replaced
 // within about 15 s, and a leader that cannot renew for 10 s stops working
@@ -40,7 +41,9 @@ type election struct {
 	done    chan error
 }
 
-func newElection(ctx context.Context, kube kubernetes.Interface, f flags) (*election, error) {
+// newElection prepares an election for the Lease in namespace; run takes
+// part in it.
+func newElection(ctx context.Context, kube kubernetes.Interface, namespace string) (*election, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		return nil, fmt.Errorf("leader election identity: %w", err)
@@ -50,7 +53,7 @@ func newElection(ctx context.Context, kube kubernetes.Interface, f flags) (*elec
 	e := &election{done: make(chan error, 1)}
 	e.elector, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: f.leaderElectNamespace, Name: leaseName},
+			LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: LeaseName},
 			Client:     kube.CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 		},
@@ -60,7 +63,7 @@ func newElection(ctx context.Context, kube kubernetes.Interface, f flags) (*elec
 		// Released on a clean stop, so the next leader starts at once
 		// instead of waiting for the lease to expire.
 		ReleaseOnCancel: true,
-		Name:            leaseName,
+		Name:            LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
 				e.started.Store(true)

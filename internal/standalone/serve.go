@@ -1,4 +1,4 @@
-package main
+package standalone
 
 import (
 	"context"
@@ -30,10 +30,10 @@ func readiness(c *cleanup.Controller, leader func() string) func() string {
 	}
 }
 
-// serve starts the metrics and health endpoints that f asks for. The
-// listeners are opened here, so a busy port fails the start with its flag's
-// name; the returned func shuts them down.
-func serve(ctx context.Context, f flags, reg *prometheus.Registry, notReady func() string) (func(), error) {
+// serve starts the metrics and health endpoints on the addresses given ("":
+// off). The listeners are opened here, so a busy port fails the start with
+// its flag's name; the returned func shuts them down.
+func serve(ctx context.Context, metricsAddr, healthAddr string, reg *prometheus.Registry, notReady func() string) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
 		for _, s := range servers {
@@ -73,17 +73,17 @@ func serve(ctx context.Context, f flags, reg *prometheus.Registry, notReady func
 		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})
-	if f.metricsAddr != "" && f.metricsAddr == f.healthAddr {
+	if metricsAddr != "" && metricsAddr == healthAddr {
 		metrics.Handle("/healthz", health)
 		metrics.Handle("/readyz", health)
-		err := start("--metrics-addr", f.metricsAddr, metrics)
+		err := start("--metrics-addr", metricsAddr, metrics)
 		return stop, err
 	}
-	if err := start("--metrics-addr", f.metricsAddr, metrics); err != nil {
+	if err := start("--metrics-addr", metricsAddr, metrics); err != nil {
 		stop()
 		return func() {}, err
 	}
-	if err := start("--health-addr", f.healthAddr, health); err != nil {
+	if err := start("--health-addr", healthAddr, health); err != nil {
 		stop()
 		return func() {}, err
 	}

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,39 +23,36 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
-// demoLists holds a realistic pair of image lists, laid out as the repo's
-// images-lists-archive.
-//
-//go:embed testdata/images-lists-archive
-var demoLists embed.FS
-
 const (
-	demoUpgrade  = "hvst-upgrade-demo"
-	demoPrevious = "v1.4.2"
+	demoUpgrade = "hvst-upgrade-demo"
+	// demoPrevious is the version the upgrade comes from: the older of
+	// repotest.Lists, which the repo serves and the nodes hold.
+	demoPrevious = repotest.PreviousVersion
 	// demoTimeout bounds each wait of the demo beyond the outage it plays.
 	demoTimeout = 30 * time.Second
 )
 
 // runDemo plays the single-node story: the upgrade completes while the repo's
-// endpoint is not Ready; after --demo-outage it becomes Ready; the plan is
+// endpoint is not Ready; after --outage it becomes Ready; the plan is
 // written; then (unless --dry-run) each simulated node's Job removes it.
 // Same controller, in-memory cluster, real HTTP repo on 127.0.0.1.
-func runDemo(ctx context.Context, f flags, out io.Writer) error {
-	if f.removal.RemoverImage == "" {
-		f.removal.RemoverImage = "example.invalid/image-remover:demo" // never pulled: the nodes are simulated
-	}
+func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
+	s := standalone.DefaultSettings()
+	s.DryRun = f.dryRun
+	s.MetricsAddr, s.HealthAddr = f.metricsAddr, f.healthAddr
+	s.Removal.RemoverImage = "example.invalid/image-remover:demo" // never pulled: the nodes are simulated
 	tl := &timeline{out: out, start: time.Now()}
 	repo, err := startDemoRepo()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	ns := f.namespace
+	ns := s.Namespace
 
 	slice := demoSlice(ns, repo.port)
 	upgrade := demoUpgradeObject(ns)
@@ -77,7 +71,7 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 	// deferred wait below can receive from it.
 	done := make(chan error, 1)
 	go func() {
-		done <- runStandalone(runCtx, standalone{kube: kube, dynamic: dyn, flags: f, clock: clock.RealClock{}})
+		done <- standalone.Run(runCtx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}}, s)
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()
@@ -92,9 +86,9 @@ func runDemo(ctx context.Context, f flags, out io.Writer) error {
 		return err
 	}
 
-	tl.printf("... the repo stays down for %v; the controller makes no request and burns no retry", f.demoOutage)
+	tl.printf("... the repo stays down for %v; the controller makes no request and burns no retry", f.outage)
 	select {
-	case <-time.After(f.demoOutage):
+	case <-time.After(f.outage):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -192,7 +186,7 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
-	expected, err := demoPlan()
+	expected, err := repotest.ListsPlan(cleanup.DefaultOptions().Policy)
 	if err != nil {
 		return err
 	}
@@ -230,24 +224,6 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	return nil
 }
 
-// demoPlan computes the plan from the embedded lists with the default policy.
-func demoPlan() (cleanup.Plan, error) {
-	var lists [2][]reference.Named
-	for i, v := range []string{demoPrevious, cleanup.CurrentVersion} {
-		name := "testdata/images-lists-archive/" + v + "/image_list_all.txt"
-		file, err := demoLists.Open(name)
-		if err != nil {
-			return cleanup.Plan{}, err
-		}
-		lists[i], err = imagelist.Parse(file, name)
-		file.Close()
-		if err != nil {
-			return cleanup.Plan{}, err
-		}
-	}
-	return cleanup.ComputePlan(lists[0], lists[1], cleanup.DefaultOptions().Policy), nil
-}
-
 // timeline prints lines stamped with the time since the demo started; the
 // simulated nodes print on it too.
 type timeline struct {
@@ -263,7 +239,7 @@ func (t *timeline) printf(format string, args ...any) {
 	fmt.Fprintf(t.out, "%+8.3fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// demoRepo is a real HTTP server on 127.0.0.1 that serves the embedded lists
+// demoRepo is a real HTTP server on 127.0.0.1 that serves repotest's lists
 // as the upgrade repo does and records every request.
 type demoRepo struct {
 	*repotest.Repo
@@ -276,11 +252,7 @@ func startDemoRepo() (*demoRepo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for the demo repo: %w", err)
 	}
-	archive, err := fs.Sub(demoLists, "testdata/images-lists-archive")
-	if err != nil {
-		return nil, err
-	}
-	return &demoRepo{Repo: repotest.Serve(l, archive), addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}, nil
+	return &demoRepo{Repo: repotest.Serve(l, repotest.Lists()), addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}, nil
 }
 
 func (r *demoRepo) base() string { return "http://" + r.addr }

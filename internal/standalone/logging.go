@@ -1,4 +1,4 @@
-package main
+package standalone
 
 import (
 	"flag"
@@ -13,9 +13,10 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// newLogger builds the zap logger and makes it klog's too, so client-go's own
-// lines come out in the same format. verbosity v enables logr's V(v) lines.
-func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func(), error) {
+// NewLogger builds the zap logger, writing to w, and makes it klog's too, so
+// client-go's own lines come out in the same format. verbosity v enables
+// logr's V(v) lines. The returned func flushes both.
+func NewLogger(format string, verbosity int, w io.Writer) (logr.Logger, func(), error) {
 	var enc zapcore.Encoder
 	switch format {
 	case "json":

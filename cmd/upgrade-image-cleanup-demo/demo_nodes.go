@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -182,7 +184,7 @@ type demoRuntime struct {
 func newDemoRuntime(node int) *demoRuntime {
 	rt := &demoRuntime{images: map[string]remover.Image{}}
 	for _, v := range []string{demoPrevious, cleanup.CurrentVersion} {
-		b, err := demoLists.ReadFile("testdata/images-lists-archive/" + v + "/image_list_all.txt")
+		b, err := fs.ReadFile(repotest.Lists(), repotest.ListFile(v))
 		if err != nil {
 			panic(err) // embedded at build time
 		}
