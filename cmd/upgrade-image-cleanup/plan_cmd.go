@@ -8,19 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/distribution/reference"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
@@ -29,7 +25,6 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 // Output formats of the plan subcommand.
@@ -263,90 +258,19 @@ func readListFile(name string) ([]reference.Named, error) {
 	return list, nil
 }
 
-// liveOptions say which Upgrade to plan for and how to reach its repo; they
-// mirror the controller's Options for one upgrade.
-type liveOptions struct {
-	Namespace string
-	Name      string
-	// Selector picks the repo's EndpointSlices (cleanup.DefaultSelector).
-	Selector    labels.Selector
-	RepoAddress cleanup.RepoAddress
-	Policy      cleanup.Policy
-}
+// liveOptions say which Upgrade to plan for and how to reach its repo.
+type liveOptions = cleanup.PreviewOptions
 
-// planLive computes the plan the controller would write for one live Upgrade,
-// the way its reconcile does: read the Upgrade, check its previousVersion,
-// require a Ready repo endpoint, fetch the previous then the current list
-// from it, and compute. It only reads (one GET, one LIST; no write of any
-// kind), and makes no request to the repo unless an endpoint is Ready and the
-// version is safe to put in a URL. The Upgrade need not be Completed yet, so
-// the plan can be previewed while the upgrade runs.
+// planLive computes the plan the controller would write for one live
+// Upgrade through cleanup.Preview: the controller's own slice selection,
+// Decide, fetch and planner, so the preview cannot drift from what the
+// controller does. It only reads.
 func planLive(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, fetcher cleanup.ListFetcher, o liveOptions) (plan cleanup.Plan, previousVersion string, err error) {
-	if o.Selector == nil {
-		return cleanup.Plan{}, "", errors.New("selector is nil")
-	}
-	obj, err := dyn.Resource(informers.UpgradeGVR).Namespace(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
-	if err != nil {
-		return cleanup.Plan{}, "", fmt.Errorf("get Upgrade %s/%s: %w", o.Namespace, o.Name, err)
-	}
-	u, err := cleanup.UpgradeFromUnstructured(obj)
+	plan, u, err := cleanup.Preview(ctx, kube, dyn, fetcher, o)
 	if err != nil {
 		return cleanup.Plan{}, "", err
 	}
-	if err := cleanup.ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
-		return cleanup.Plan{}, "", fmt.Errorf("upgrade %s/%s: cannot fetch image lists: %w", u.Namespace, u.Name, err)
-	}
-
-	list, err := kube.DiscoveryV1().EndpointSlices(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector.String()})
-	if err != nil {
-		return cleanup.Plan{}, "", fmt.Errorf("list EndpointSlices in %s: %w", o.Namespace, err)
-	}
-	// The same slices the controller's gate merges: selected, and belonging
-	// to this upgrade by label or Service name.
-	var mine []*discoveryv1.EndpointSlice
-	for i := range list.Items {
-		if n, ok := informers.UpgradeOf(&list.Items[i]); ok && n == u.Name {
-			mine = append(mine, &list.Items[i])
-		}
-	}
-	svc := informers.RepoServicePrefix + u.Name
-	ready := informers.ReadinessOf(mine)
-	if !ready.Ready() {
-		return cleanup.Plan{}, "", fmt.Errorf("repo %s has no Ready endpoint; nothing to fetch (%d of its EndpointSlices in %s match selector %q)",
-			svc, len(mine), o.Namespace, o.Selector.String())
-	}
-
-	target := planTarget(u.Name, u.Namespace, ready, o.RepoAddress)
-	previous, err := fetcher.FetchList(ctx, target, u.PreviousVersion)
-	if err != nil {
-		return cleanup.Plan{}, "", fmt.Errorf("fetch %s list: %w", u.PreviousVersion, err)
-	}
-	current, err := fetcher.FetchList(ctx, target, cleanup.CurrentVersion)
-	if err != nil {
-		return cleanup.Plan{}, "", fmt.Errorf("fetch %s list: %w", cleanup.CurrentVersion, err)
-	}
-	// HTTPFetcher already refuses empty lists; another ListFetcher might not.
-	for _, l := range []struct {
-		version string
-		list    []reference.Named
-	}{{u.PreviousVersion, previous}, {cleanup.CurrentVersion, current}} {
-		if len(l.list) == 0 {
-			return cleanup.Plan{}, "", fmt.Errorf("fetch %s list: %w", l.version, cleanup.ErrEmptyList)
-		}
-	}
-	return cleanup.ComputePlan(previous, current, o.Policy), u.PreviousVersion, nil
-}
-
-// planTarget picks where to dial as the controller's first attempt does: the
-// first Ready endpoint with the Service's name as Host header, or the
-// Service's DNS name. ready must be Ready.
-func planTarget(name, namespace string, ready informers.Readiness, addr cleanup.RepoAddress) cleanup.Target {
-	svc := informers.RepoServicePrefix + name + "." + namespace
-	if addr == cleanup.RepoAddressService {
-		return cleanup.Target{BaseURL: "http://" + svc}
-	}
-	ep := ready.Endpoints[0]
-	return cleanup.Target{BaseURL: "http://" + net.JoinHostPort(ep.Address, strconv.Itoa(int(ep.Port))), Host: svc}
+	return plan, u.PreviousVersion, nil
 }
 
 // planReport is the plan as printed. Its JSON field names are part of the

@@ -30,7 +30,8 @@ type PreviewOptions struct {
 // Upgrade, on the controller's own path: the same readiness of the same
 // slices, the same Decide, the same fetch and the same planner. It only
 // reads (one GET, one LIST, two list requests; no write of any kind) and
-// asks the repo nothing unless Decide would fetch. The Upgrade need not be
+// asks the repo nothing unless Decide would fetch; a previous version no URL
+// can carry is refused before the LIST. The Upgrade need not be
 // Completed, and its cleanup state is ignored: the preview answers "what
 // would be planned now", also while the upgrade runs and after a failure.
 func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, fetcher ListFetcher, o PreviewOptions) (Plan, Upgrade, error) {
@@ -48,19 +49,28 @@ func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 	if err != nil {
 		return Plan{}, Upgrade{}, err
 	}
+	// Decide first on what is known without the repo: a version no URL
+	// can carry is refused before anything else is asked.
+	s := previewSnapshot(u)
+	opts := DecideOptions{RepoAddress: o.RepoAddress}
+	if a := Decide(s, opts); a.Kind == ActRecord && a.Outcome.State == StateFailed {
+		return Plan{}, u, fmt.Errorf("upgrade %s/%s: %s", u.Namespace, u.Name, a.Outcome.Message)
+	}
 	list, err := kube.DiscoveryV1().EndpointSlices(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector.String()})
 	if err != nil {
 		return Plan{}, u, fmt.Errorf("list EndpointSlices in %s: %w", o.Namespace, err)
 	}
-	slices := make([]*discoveryv1.EndpointSlice, len(list.Items))
+	all := make([]*discoveryv1.EndpointSlice, len(list.Items))
 	for i := range list.Items {
-		slices[i] = &list.Items[i]
+		all[i] = &list.Items[i]
 	}
-	a := Decide(previewSnapshot(u, informers.RepoReadiness(slices, u.Name)), DecideOptions{RepoAddress: o.RepoAddress})
+	mine := informers.RepoSlices(all, u.Name)
+	s.Repo = informers.ReadinessOf(mine)
+	a := Decide(s, opts)
 	switch {
 	case a.Kind == ActRecord && a.Outcome.State == StateWaitingForRepo:
-		return Plan{}, u, fmt.Errorf("repo %s%s has no Ready endpoint; nothing to fetch (%d EndpointSlices in %s match selector %q)",
-			informers.RepoServicePrefix, u.Name, len(slices), o.Namespace, o.Selector.String())
+		return Plan{}, u, fmt.Errorf("repo %s%s has no Ready endpoint; nothing to fetch (%d of its EndpointSlices in %s match selector %q)",
+			informers.RepoServicePrefix, u.Name, len(mine), o.Namespace, o.Selector.String())
 	case a.Kind != ActFetch:
 		return Plan{}, u, fmt.Errorf("upgrade %s/%s: %s", u.Namespace, u.Name, cmp.Or(a.Outcome.Message, a.Why))
 	}
@@ -72,8 +82,9 @@ func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 }
 
 // previewSnapshot is u as the controller would see it on completion, before
-// any cleanup state: Completed, latest, no state annotations, no plan.
-func previewSnapshot(u Upgrade, r informers.Readiness) Snapshot {
+// any cleanup state: Completed, latest, no state annotations, no plan; the
+// repo's readiness is still to be read.
+func previewSnapshot(u Upgrade) Snapshot {
 	u.Completed = true
 	u.Labels = maps.Clone(u.Labels)
 	if u.Labels == nil {
@@ -81,5 +92,5 @@ func previewSnapshot(u Upgrade, r informers.Readiness) Snapshot {
 	}
 	u.Labels[LatestUpgradeLabel] = "true"
 	u.Annotations = nil
-	return Snapshot{Found: true, Upgrade: u, Plan: PlanSeen{Presence: PlanAbsent}, Repo: r}
+	return Snapshot{Found: true, Upgrade: u, Plan: PlanSeen{Presence: PlanAbsent}}
 }

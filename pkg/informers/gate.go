@@ -120,7 +120,7 @@ func (g *Gate) readiness(key cache.ObjectName, seen *discoveryv1.EndpointSlice, 
 			candidates = append(candidates, seen)
 		}
 	}
-	return RepoReadiness(candidates, key.Name), nil
+	return ReadinessOf(RepoSlices(candidates, key.Name)), nil
 }
 
 func (g *Gate) sliceChanged(old, cur any, deleted bool) {

@@ -113,16 +113,15 @@ func UpgradeOf(s *discoveryv1.EndpointSlice) (name string, ok bool) {
 	return "", false
 }
 
-// RepoReadiness is the readiness of upgrade's repo from slices that may
-// hold other Services' slices too: only those UpgradeOf ties to upgrade
-// count. The gate and a one-off reader (the plan preview) share it, so both
-// pick the same slices.
-func RepoReadiness(slices []*discoveryv1.EndpointSlice, upgrade string) Readiness {
+// RepoSlices picks, from slices that may hold other Services' slices too,
+// those UpgradeOf ties to upgrade. The gate and a one-off reader (the plan
+// preview) share it, so both pick the same slices.
+func RepoSlices(slices []*discoveryv1.EndpointSlice, upgrade string) []*discoveryv1.EndpointSlice {
 	var mine []*discoveryv1.EndpointSlice
 	for _, s := range slices {
 		if n, ok := UpgradeOf(s); ok && n == upgrade {
 			mine = append(mine, s)
 		}
 	}
-	return ReadinessOf(mine)
+	return mine
 }
