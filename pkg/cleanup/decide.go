@@ -137,28 +137,19 @@ func failed(phase Phase, msg, why string) Action {
 
 // Decide returns what to do next for one upgrade's cleanup.
 func Decide(s Snapshot, o DecideOptions) Action {
-	u := s.Upgrade
-	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
 	switch {
 	case s.Malformed != nil:
 		return nothing("the Upgrade is malformed: " + s.Malformed.Error())
 	case !s.Found:
 		return nothing("no such Upgrade")
-	case !u.Completed:
-		return nothing("the upgrade is not Completed")
-	case u.Labels[LatestUpgradeLabel] != "true":
-		return nothing("not the latest upgrade") // Harvester acts only on the latest; so do we
-	case state == StateSucceeded:
-		return nothing("the cleanup succeeded")
-	case u.Annotations[HarvesterDoneAnnotation] == "true":
-		return nothing("Harvester's own cleanup ran")
-	case state == StatePlanned || state == StateRemoving:
+	}
+	if why := settled(s.Upgrade); why != "" {
+		return nothing(why)
+	}
+	u := s.Upgrade
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	if state == StatePlanned || state == StateRemoving {
 		return decideExecute(s)
-	case state == StateFailed && phase != "" && phase != PhaseFetch:
-		// The plan could not be stored or trusted, or the removal failed:
-		// the repo coming and going says nothing about that; only a person
-		// re-arms it (by removing the state annotation).
-		return nothing("failed in phase " + string(phase) + "; only a person re-arms it")
 	}
 	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
 		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "the previous version cannot be put in a URL")
@@ -171,7 +162,7 @@ func Decide(s Snapshot, o DecideOptions) Action {
 	case PlanForeign:
 		return failed(PhasePlan, s.Plan.Foreign.Error(), "a ConfigMap the Upgrade does not own holds the plan's place")
 	case PlanOwned:
-		if state == StateFailed && phase == "" {
+		if state == StateFailed && phase == "" && s.Tried == nil {
 			return nothing("failed after planning, recorded by a version that wrote no phase")
 		}
 		return decidePlanned(s)
@@ -204,6 +195,29 @@ func Decide(s Snapshot, o DecideOptions) Action {
 		return recordState(StateWaitingForRepo, msg, "the repo has no Ready endpoint")
 	}
 	return Action{Kind: ActFetch, Why: "the repo is Ready", Target: RepoTarget(u, s.Repo, s.Attempt, o.RepoAddress)}
+}
+
+// settled says why nothing the plan or the repo could say makes the cleanup
+// act on u; "" when they might. gather reads neither for a settled Upgrade:
+// Harvester keeps every past Upgrade, and each resync must not cost a GET.
+func settled(u Upgrade) string {
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	switch {
+	case !u.Completed:
+		return "the upgrade is not Completed"
+	case u.Labels[LatestUpgradeLabel] != "true":
+		return "not the latest upgrade" // Harvester acts only on the latest; so do we
+	case state == StateSucceeded:
+		return "the cleanup succeeded"
+	case u.Annotations[HarvesterDoneAnnotation] == "true":
+		return "Harvester's own cleanup ran"
+	case state == StateFailed && phase != "" && phase != PhaseFetch:
+		// The plan could not be stored or trusted, or the removal failed:
+		// the repo coming and going says nothing about that; only a person
+		// re-arms it (by removing the state annotation).
+		return "failed in phase " + string(phase) + "; only a person re-arms it"
+	}
+	return ""
 }
 
 // decidePlanned records Planned for a written plan, with the plan's digest,

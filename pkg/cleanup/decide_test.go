@@ -368,6 +368,52 @@ func TestDecideOnWhatTheFetchDid(t *testing.T) {
 	s = snapshot(StateWaitingForRepo, "", true, PlanOwned)
 	s.Tried = &Tried{Epoch: 1}
 	checkAction(t, Decide(s, tableOpts), doPlanned)
+	// Also when an older version's Failed (no phase) was re-armed and this
+	// sync's fetch wrote the plan: the plan is not one that failed.
+	s = snapshot(StateFailed, "", true, PlanOwned)
+	s.Epoch, s.FailedIn, s.FailedInKnown, s.Tried = 2, 1, true, &Tried{Epoch: 2}
+	checkAction(t, Decide(s, tableOpts), doPlanned)
+}
+
+// TestSettledUpgradesNeedNothingMore: for an Upgrade the cleanup will not
+// act on, gather reads neither the plan nor the repo; Decide must not need
+// them. The snapshots here carry no plan presence and no readiness at all.
+func TestSettledUpgradesNeedNothingMore(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Upgrade)
+	}{
+		{"not Completed", func(u *Upgrade) { u.Completed = false }},
+		{"not latest", func(u *Upgrade) { u.Labels = nil }},
+		{"Succeeded", func(u *Upgrade) { u.Annotations[StateAnnotation] = string(StateSucceeded) }},
+		{"Harvester's cleanup ran", func(u *Upgrade) { u.Annotations[HarvesterDoneAnnotation] = "true" }},
+		{"Failed in phase plan", func(u *Upgrade) {
+			u.Annotations[StateAnnotation], u.Annotations[FailedPhaseAnnotation] = string(StateFailed), string(PhasePlan)
+		}},
+		{"Failed in phase removal", func(u *Upgrade) {
+			u.Annotations[StateAnnotation], u.Annotations[FailedPhaseAnnotation] = string(StateFailed), string(PhaseRemoval)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := snapshot("", "", false, "")
+			tt.modify(&s.Upgrade)
+			if settled(s.Upgrade) == "" {
+				t.Fatal("settled says the cleanup may act")
+			}
+			checkAction(t, Decide(s, tableOpts), doNothing)
+		})
+	}
+	for _, st := range []State{"", StateWaitingForRepo, StatePlanned, StateRemoving} {
+		if why := settled(snapshot(st, "", true, PlanAbsent).Upgrade); why != "" {
+			t.Errorf("state %q: settled says %q; the plan and the repo decide", st, why)
+		}
+	}
+	for _, p := range []Phase{"", PhaseFetch} {
+		if why := settled(snapshot(StateFailed, p, true, PlanAbsent).Upgrade); why != "" {
+			t.Errorf("Failed in phase %q: settled says %q; the repo re-arms it", p, why)
+		}
+	}
 }
 
 // TestDecideTarget: where a fetch dials.

@@ -10,8 +10,8 @@ import (
 // gather reads everything Decide needs about key into one Snapshot: the
 // Upgrade from the cache, the plan ConfigMap (one GET: a plan written a
 // moment ago must be seen), the repo's readiness from the gate, and what
-// this process remembers of earlier failures. tried is this sync's own
-// fetch, if it made one.
+// this process remembers of earlier failures; for a settled Upgrade, only
+// the Upgrade. tried is this sync's own fetch, if it made one.
 func (c *Controller) gather(ctx context.Context, key workqueue.Key, attempt int, tried *Tried) (Snapshot, error) {
 	s := Snapshot{Attempt: attempt, Tried: tried}
 	u, found, err := c.upgrades.Get(key)
@@ -23,6 +23,9 @@ func (c *Controller) gather(ctx context.Context, key workqueue.Key, attempt int,
 		return s, nil
 	}
 	s.Found, s.Upgrade = true, u
+	if settled(u) != "" {
+		return s, nil // Decide needs nothing more
+	}
 	if s.Plan, err = c.seePlan(ctx, u); err != nil {
 		return Snapshot{}, err
 	}

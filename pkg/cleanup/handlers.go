@@ -100,11 +100,12 @@ func (c *Controller) enqueueJobUpgrade(obj any) {
 		obj = t.Obj
 	}
 	j, ok := obj.(*batchv1.Job)
-	if !ok || !RemovalSelector().Matches(labels.Set(j.Labels)) || j.Labels[informers.UpgradeLabel] == "" ||
-		(c.opts.Namespace != "" && j.Namespace != c.opts.Namespace) {
+	if !ok || !RemovalSelector().Matches(labels.Set(j.Labels)) || j.Labels[informers.UpgradeLabel] == "" {
 		return
 	}
-	c.queue.Add(cache.ObjectName{Namespace: j.Namespace, Name: j.Labels[informers.UpgradeLabel]})
+	if key := (cache.ObjectName{Namespace: j.Namespace, Name: j.Labels[informers.UpgradeLabel]}); c.ours(key) {
+		c.queue.Add(key)
+	}
 }
 
 // nodeChanged reacts only to what changes the target set: the node's labels
@@ -129,20 +130,23 @@ func (c *Controller) enqueueRemovals() {
 	}
 }
 
-// enqueueUpgrade enqueues an Upgrade of the controller's namespace; a
-// shared Upgrade informer may carry others, and they are not ours. This is
-// the one place Upgrade keys are filtered: the gate filters the slices, Jobs
-// are listed in the namespace.
+// ours reports whether key is in the controller's namespace: shared
+// informers may carry others, and they are not ours. Keys are filtered where
+// they enter (the event handlers, Sync); the gate filters its slices, and
+// removals are listed in the namespace.
+func (c *Controller) ours(key cache.ObjectName) bool {
+	return c.opts.Namespace == "" || key.Namespace == c.opts.Namespace
+}
+
 func (c *Controller) enqueueUpgrade(obj any) {
 	key, err := cache.DeletionHandlingObjectToName(obj)
 	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("upgrade event: %w", err))
 		return
 	}
-	if c.opts.Namespace != "" && key.Namespace != c.opts.Namespace {
-		return
+	if c.ours(key) {
+		c.queue.Add(key)
 	}
-	c.queue.Add(key)
 }
 
 // HasSynced reports whether every informer the controller uses has been

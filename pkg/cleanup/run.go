@@ -100,9 +100,13 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 
 // Sync runs one gather–decide–apply pass for key now, outside the queue, as
 // a worker would (the queue's retry count for key is its attempt). A host
-// that drives its own queue calls it; so do tests. It returns an error only
-// for a failure worth a retry.
+// that drives its own queue calls it; so do tests. A key outside
+// Options.Namespace is not the controller's: nothing is done. It returns an
+// error only for a failure worth a retry.
 func (c *Controller) Sync(ctx context.Context, key cache.ObjectName) error {
+	if !c.ours(key) {
+		return nil
+	}
 	return c.sync(ctx, key, c.queue.NumRequeues(key))
 }
 
