@@ -4,25 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -31,8 +24,8 @@ import (
 const (
 	demoUpgrade = "hvst-upgrade-demo"
 	// demoPrevious is the version the upgrade comes from: the older of
-	// repotest.Lists, which the repo serves and the nodes hold.
-	demoPrevious = repotest.PreviousVersion
+	// cleanuptest.Lists, which the repo serves and the nodes hold.
+	demoPrevious = cleanuptest.PreviousVersion
 	// demoTimeout bounds each wait of the demo beyond the outage it plays.
 	demoTimeout = 30 * time.Second
 )
@@ -47,18 +40,25 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	s.MetricsAddr, s.HealthAddr = f.metricsAddr, f.healthAddr
 	s.Removal.RemoverImage = "example.invalid/image-remover:demo" // never pulled: the nodes are simulated
 	tl := &timeline{out: out, start: time.Now()}
-	repo, err := startDemoRepo()
+	// A real HTTP server on 127.0.0.1 serving the lists as the upgrade repo
+	// does, recording every request.
+	repo, err := cleanuptest.ServeLists()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
 	ns := s.Namespace
 
-	slice := demoSlice(ns, repo.port)
-	upgrade := demoUpgradeObject(ns)
-	kube := kubefake.NewClientset(append([]runtime.Object{slice}, demoNodeObjects()...)...)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade)
+	// The repo Service's EndpointSlice, its one endpoint not Ready yet, and
+	// the Upgrade, still running.
+	slice := cleanuptest.RepoSlice(demoUpgrade).Namespace(ns).Address(repo.IP()).Port(repo.Port()).Ready(false).Obj()
+	upgrade := cleanuptest.Upgrade(demoUpgrade).Namespace(ns).PreviousVersion(demoPrevious).
+		Condition("Completed", "Unknown").Condition("RepoReady", "True")
+	objs := []runtime.Object{upgrade.Obj(), slice}
+	for _, n := range demoNodeNames {
+		objs = append(objs, cleanuptest.Node(n))
+	}
+	kube, dyn := cleanuptest.NewClients(objs...)
 	upgrades := dyn.Resource(informers.UpgradeGVR).Namespace(ns)
 	w, err := upgrades.Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -76,9 +76,8 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	}()
 	defer func() { cancel(); <-done }()
 
-	tl.printf("repo %s serves the lists at %s; its endpoint is not Ready (the repo VM is still booting)", informers.RepoServicePrefix+demoUpgrade, repo.base())
-	setCompleted(upgrade)
-	if _, err := upgrades.Update(ctx, upgrade, metav1.UpdateOptions{}); err != nil {
+	tl.printf("repo %s serves the lists at %s; its endpoint is not Ready (the repo VM is still booting)", informers.RepoServicePrefix+demoUpgrade, repo.URL())
+	if _, err := upgrades.Update(ctx, upgrade.Completed(true).Obj(), metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("complete demo upgrade: %w", err)
 	}
 	tl.printf("upgrade %s/%s is Completed", ns, demoUpgrade)
@@ -92,14 +91,14 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
+	cleanuptest.SetReady(slice, true)
 	// Taken before the write: the controller may see the Ready slice and
 	// fetch before Update returns here.
 	readyAt := time.Now()
 	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("mark repo Ready: %w", err)
 	}
-	tl.printf("repo endpoint %s is Ready", repo.addr)
+	tl.printf("repo endpoint %s is Ready", repo.Addr())
 	final := cleanup.StateSucceeded
 	stopNodes := func() {}
 	if f.dryRun {
@@ -181,12 +180,12 @@ func waitForState(ctx context.Context, w watch.Interface, tl *timeline, done <-c
 
 // printSummary checks the written plan against one computed from the same
 // lists, and prints what the demo showed.
-func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapInterface, repo *demoRepo, readyAt time.Time) error {
+func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapInterface, repo *cleanuptest.HTTPRepo, readyAt time.Time) error {
 	cm, err := cms.Get(ctx, cleanup.PlanConfigMapName(demoUpgrade), metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
-	expected, err := repotest.ListsPlan(cleanup.DefaultOptions().Policy)
+	expected, err := cleanuptest.ListsPlan(cleanup.DefaultOptions().Policy)
 	if err != nil {
 		return err
 	}
@@ -210,7 +209,7 @@ func printSummary(ctx context.Context, out io.Writer, cms typedcorev1.ConfigMapI
 	if len(reqs) > 0 {
 		fmt.Fprintf(out, "  Ready to first request:                  %v\n", reqs[0].At.Sub(readyAt).Round(100*time.Microsecond))
 	}
-	fmt.Fprintf(out, "  requests in all:                         %d (%s)\n", len(reqs), repo.paths())
+	fmt.Fprintf(out, "  requests in all:                         %d (%s)\n", len(reqs), paths(reqs))
 	fmt.Fprintf(out, "  images planned for removal:              %d, in ConfigMap %s/%s key %s\n", len(written), cm.Namespace, cm.Name, cleanup.PlanKey)
 	for i, img := range written {
 		if i == 5 {
@@ -239,84 +238,11 @@ func (t *timeline) printf(format string, args ...any) {
 	fmt.Fprintf(t.out, "%+8.3fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// demoRepo is a real HTTP server on 127.0.0.1 that serves repotest's lists
-// as the upgrade repo does and records every request.
-type demoRepo struct {
-	*repotest.Repo
-	addr string
-	port int32
-}
-
-func startDemoRepo() (*demoRepo, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen for the demo repo: %w", err)
-	}
-	return &demoRepo{Repo: repotest.Serve(l, repotest.Lists()), addr: l.Addr().String(), port: int32(l.Addr().(*net.TCPAddr).Port)}, nil
-}
-
-func (r *demoRepo) base() string { return "http://" + r.addr }
-
-func (r *demoRepo) paths() string {
+// paths lists the requests as "GET <path>".
+func paths(reqs []cleanuptest.Request) string {
 	var p []string
-	for _, q := range r.Requests() {
+	for _, q := range reqs {
 		p = append(p, "GET "+q.Path)
 	}
 	return strings.Join(p, ", ")
-}
-
-// demoSlice is the repo Service's EndpointSlice as the EndpointSlice
-// controller writes it, with Harvester's labels copied from the Service; its
-// one endpoint is not Ready yet.
-func demoSlice(ns string, port int32) *discoveryv1.EndpointSlice {
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      informers.RepoServicePrefix + demoUpgrade + "-x7k2p",
-			Namespace: ns,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName:    informers.RepoServicePrefix + demoUpgrade,
-				informers.UpgradeLabel:          demoUpgrade,
-				informers.UpgradeComponentLabel: "repo",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{"127.0.0.1"},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)},
-		}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-}
-
-// demoUpgradeObject is an Upgrade shaped as Harvester writes it, still running.
-func demoUpgradeObject(ns string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": informers.UpgradeGVR.GroupVersion().String(),
-		"kind":       informers.UpgradeKind,
-		"metadata": map[string]any{
-			"name":      demoUpgrade,
-			"namespace": ns,
-			"uid":       "6d0c1d84-6c77-4a4c-9a8e-1f3f0b1c2d3e",
-			"labels":    map[string]any{cleanup.LatestUpgradeLabel: "true"},
-		},
-		"spec": map[string]any{"version": "v1.5.0"},
-		"status": map[string]any{
-			"previousVersion": demoPrevious,
-			"conditions": []any{
-				map[string]any{"type": "Completed", "status": "Unknown"},
-				map[string]any{"type": "RepoReady", "status": "True"},
-			},
-		},
-	}}
-	return u
-}
-
-func setCompleted(u *unstructured.Unstructured) {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		if m := c.(map[string]any); m["type"] == "Completed" {
-			m["status"] = "True"
-		}
-	}
-	_ = unstructured.SetNestedSlice(u.Object, conds, "status", "conditions")
 }

@@ -6,20 +6,17 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"io/fs"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -38,14 +35,6 @@ const (
 	demoLocalTag  = "registry.local/ops/fleet-agent:pinned-by-ops"
 	demoNotPulled = "quay.io/jetstack/cert-manager-cainjector:v1.15.3"
 )
-
-func demoNodeObjects() []runtime.Object {
-	var out []runtime.Object
-	for _, n := range demoNodeNames {
-		out = append(out, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"harvesterhci.io/managed": "true"}}})
-	}
-	return out
-}
 
 // demoNodes plays the Job controller and the kubelet of each node: for every
 // removal Job it runs the remover against that node's simulated runtime, then
@@ -123,27 +112,10 @@ func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
 	if err != nil {
 		return err
 	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-7xk2q", Namespace: d.ns, Labels: map[string]string{batchv1.JobNameLabel: j.Name}},
-		Spec:       j.Spec.Template.Spec,
-		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
-			Name:  j.Spec.Template.Spec.Containers[0].Name,
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: string(msg)}},
-		}}},
-	}
-	if _, err := d.kube.CoreV1().Pods(d.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return err
-	}
 	// Said before the Job's status is written: that write lets the
 	// controller finish, and the timeline reads in order.
 	d.tl.printf("node %s: %s", node, describeResult(report.Result))
-	j = j.DeepCopy()
-	j.Status.Succeeded = 1
-	j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "Completed"})
-	if _, err := d.kube.BatchV1().Jobs(d.ns).UpdateStatus(ctx, j, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	return nil
+	return cleanuptest.FinishJob(ctx, d.kube, j, true, string(msg))
 }
 
 func describeResult(r remover.Result) string {
@@ -184,11 +156,11 @@ type demoRuntime struct {
 func newDemoRuntime(node int) *demoRuntime {
 	rt := &demoRuntime{images: map[string]remover.Image{}}
 	for _, v := range []string{demoPrevious, cleanup.CurrentVersion} {
-		b, err := fs.ReadFile(repotest.Lists(), repotest.ListFile(v))
+		lines, err := cleanuptest.ListLines(v)
 		if err != nil {
 			panic(err) // embedded at build time
 		}
-		for _, ref := range strings.Fields(string(b)) {
+		for _, ref := range lines {
 			if node == 1 && ref == demoNotPulled {
 				continue
 			}

@@ -10,32 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/reference"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/clock"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
-
-// advListFetcher serves fixed lists.
-type advListFetcher struct{ previous, current string }
-
-func (f advListFetcher) FetchList(_ context.Context, _ cleanup.Target, version string) ([]reference.Named, error) {
-	text := f.previous
-	if version == cleanup.CurrentVersion {
-		text = f.current
-	}
-	return imagelist.Parse(strings.NewReader(text), version)
-}
 
 // TestDryRunPlansAsThePreviewShows holds the
 // README's promises:
@@ -56,15 +39,15 @@ func (f advListFetcher) FetchList(_ context.Context, _ cleanup.Target, version s
 // preview's plan, [docker.io/rancher/foo:v1]. Before the fix: empty (kept as
 // same-path-and-tag-on-another-registry).
 func TestDryRunPlansAsThePreviewShows(t *testing.T) {
-	const previous, current = "docker.io/rancher/foo:v1\n", "registry.rancher.com/rancher/foo:v1\n"
+	const previous, current = "docker.io/rancher/foo:v1", "registry.rancher.com/rancher/foo:v1"
 
 	// The preview, as an operator runs it.
 	dir := t.TempDir()
 	prevFile, curFile := filepath.Join(dir, "previous.txt"), filepath.Join(dir, "current.txt")
-	if err := os.WriteFile(prevFile, []byte(previous), 0o644); err != nil {
+	if err := os.WriteFile(prevFile, []byte(previous+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(curFile, []byte(current), 0o644); err != nil {
+	if err := os.WriteFile(curFile, []byte(current+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pf, err := parsePlanFlags([]string{"--previous", prevFile, "--current", curFile, "--match-other-registries=false"}, io.Discard)
@@ -81,19 +64,14 @@ func TestDryRunPlansAsThePreviewShows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slice := planSlice(planUpgrade, "127.0.0.1", 8080, true)
-	upgrade := planUpgradeObject("v1.4.2")
-	upgrade.SetUID("6d0c1d84-6c77-4a4c-9a8e-1f3f0b1c2d3e")
-	upgrade.SetLabels(map[string]string{cleanup.LatestUpgradeLabel: "true"})
-	kube := kubefake.NewClientset(slice)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade)
+	kube, dyn := cleanuptest.NewClients(planUpgradeObject("v1.4.2"), planSlice(planUpgrade, "127.0.0.1", 8080, true))
+	repo := cleanuptest.NewRepo(map[string][]string{"v1.4.2": {previous}, cleanup.CurrentVersion: {current}})
 
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- standalone.Run(ctx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}, Fetcher: advListFetcher{previous, current}}, f.Settings)
+		done <- standalone.Run(ctx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}, Fetcher: repo}, f.Settings)
 	}()
 	defer func() { cancel(); <-done }()
 

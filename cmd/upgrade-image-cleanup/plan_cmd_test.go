@@ -6,46 +6,37 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/distribution/reference"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/utils/ptr"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 // The demo's lists as files, for the offline mode: the one copy, in
-// internal/repotest (repotest.Lists).
+// internal/cleanuptest (cleanuptest.Lists).
 const (
-	planPreviousFile = "../../internal/repotest/images-lists-archive/v1.4.2/image_list_all.txt"
-	planCurrentFile  = "../../internal/repotest/images-lists-archive/current/image_list_all.txt"
+	planPreviousFile = "../../internal/cleanuptest/images-lists-archive/v1.4.2/image_list_all.txt"
+	planCurrentFile  = "../../internal/cleanuptest/images-lists-archive/current/image_list_all.txt"
 )
 
 // demoPlan is the plan of the demo's lists under the default policy: the
 // plan the controller writes in the demo (cmd/upgrade-image-cleanup-demo).
-func demoPlan() (cleanup.Plan, error) { return repotest.ListsPlan(cleanup.DefaultOptions().Policy) }
+func demoPlan() (cleanup.Plan, error) { return cleanuptest.ListsPlan(cleanup.DefaultOptions().Policy) }
 
 // runPlanOK runs the subcommand and fails the test unless it exits 0.
 func runPlanOK(t *testing.T, args ...string) string {
@@ -295,73 +286,30 @@ current-context: x
 
 // The live tests' upgrade, as Harvester writes it.
 const (
-	planNS      = "harvester-system"
+	planNS      = cleanuptest.Namespace
 	planUpgrade = "hvst-upgrade-plan"
 )
 
 func planUpgradeObject(previousVersion string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": informers.UpgradeGVR.GroupVersion().String(),
-		"kind":       informers.UpgradeKind,
-		"metadata":   map[string]any{"name": planUpgrade, "namespace": planNS},
-		"spec":       map[string]any{"version": "v1.5.0"},
-		"status": map[string]any{
-			"previousVersion": previousVersion,
-			"conditions":      []any{map[string]any{"type": "Completed", "status": "True"}},
-		},
-	}}
+	return cleanuptest.Upgrade(planUpgrade).PreviousVersion(previousVersion).Obj()
 }
 
 // planSlice is a repo EndpointSlice of upgrade with one endpoint at addr:port;
 // it carries only the Service-name label, so it belongs to upgrade by name,
 // and Harvester's component label, so the default selector picks it.
 func planSlice(upgrade, addr string, port int32, ready bool) *discoveryv1.EndpointSlice {
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      informers.RepoServicePrefix + upgrade + "-abcde",
-			Namespace: planNS,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName:    informers.RepoServicePrefix + upgrade,
-				informers.UpgradeComponentLabel: "repo",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{addr},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)},
-		}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	return cleanuptest.RepoSlice(upgrade).ByServiceName().Address(addr).Port(port).Ready(ready).Obj()
+}
+
+// planFetcher serves the demo lists (cleanuptest.Lists) and records each
+// call.
+func planFetcher(t *testing.T) *cleanuptest.Repo {
+	t.Helper()
+	lists, err := cleanuptest.RealisticLists()
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// planFakeFetcher serves the demo lists (repotest.Lists) and records each
-// request.
-type planFakeFetcher struct {
-	mu    sync.Mutex
-	calls []planFetchCall
-	// fail, when set, is returned for that version.
-	fail map[string]error
-}
-
-type planFetchCall struct {
-	Target  cleanup.Target
-	Version string
-}
-
-func (f *planFakeFetcher) FetchList(_ context.Context, t cleanup.Target, version string) ([]reference.Named, error) {
-	f.mu.Lock()
-	f.calls = append(f.calls, planFetchCall{t, version})
-	f.mu.Unlock()
-	if err := f.fail[version]; err != nil {
-		return nil, err
-	}
-	return repotest.ReadList(version)
-}
-
-func (f *planFakeFetcher) Calls() []planFetchCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
+	return cleanuptest.NewRepo(lists)
 }
 
 type planLiveFixture struct {
@@ -370,11 +318,8 @@ type planLiveFixture struct {
 }
 
 func newPlanLiveFixture(upgrade *unstructured.Unstructured, objs ...runtime.Object) planLiveFixture {
-	return planLiveFixture{
-		kube: kubefake.NewClientset(objs...),
-		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"}, upgrade),
-	}
+	kube, dyn := cleanuptest.NewClients(append([]runtime.Object{upgrade}, objs...)...)
+	return planLiveFixture{kube: kube, dyn: dyn}
 }
 
 func planLiveOptions(addr cleanup.RepoAddress) liveOptions {
@@ -420,7 +365,7 @@ func TestPlanLiveReadyRepo(t *testing.T) {
 				planSlice(planUpgrade, "10.52.0.17", 8080, true),
 				// Another upgrade's repo: not ours, not dialed.
 				planSlice("other", "10.52.0.99", 80, true))
-			fetcher := &planFakeFetcher{}
+			fetcher := planFetcher(t)
 			plan, previous, err := planLive(context.Background(), fx.kube, fx.dyn, fetcher, planLiveOptions(tt.addr))
 			if err != nil {
 				t.Fatal(err)
@@ -433,7 +378,7 @@ func TestPlanLiveReadyRepo(t *testing.T) {
 				t.Errorf("previous %q, plan %d to remove, %d kept; want v1.4.2 and the demo's plan (%d, %d)",
 					previous, len(plan.Remove), len(plan.Kept), len(want.Remove), len(want.Kept))
 			}
-			wantCalls := []planFetchCall{{tt.want, "v1.4.2"}, {tt.want, cleanup.CurrentVersion}}
+			wantCalls := []cleanuptest.Call{{Target: tt.want, Version: "v1.4.2"}, {Target: tt.want, Version: cleanup.CurrentVersion}}
 			if got := fetcher.Calls(); !slices.Equal(got, wantCalls) {
 				t.Errorf("fetches = %+v, want %+v", got, wantCalls)
 			}
@@ -446,23 +391,13 @@ func TestPlanLiveReadyRepo(t *testing.T) {
 // against a local repo: the endpoint's address is dialed, with the Service's
 // name as Host, previous list first.
 func TestPlanLiveOverHTTP(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(repotest.Lists()))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = append(got, r.Host+" "+r.URL.Path)
-		mu.Unlock()
-		files.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host, portStr, err := net.SplitHostPort(srv.Listener.Addr().String())
+	repo, err := cleanuptest.ServeLists()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, _ := strconv.Atoi(portStr)
+	defer repo.Close()
 
-	fx := newPlanLiveFixture(planUpgradeObject("v1.4.2"), planSlice(planUpgrade, host, int32(port), true))
+	fx := newPlanLiveFixture(planUpgradeObject("v1.4.2"), planSlice(planUpgrade, repo.IP(), repo.Port(), true))
 	plan, _, err := planLive(context.Background(), fx.kube, fx.dyn, cleanup.NewHTTPFetcher(cleanup.DefaultFetcherOptions()), planLiveOptions(cleanup.RepoAddressEndpoint))
 	if err != nil {
 		t.Fatal(err)
@@ -472,8 +407,10 @@ func TestPlanLiveOverHTTP(t *testing.T) {
 	}
 	svc := "upgrade-repo-" + planUpgrade + "." + planNS
 	want := []string{svc + " " + cleanup.ListPath("v1.4.2"), svc + " " + cleanup.ListPath(cleanup.CurrentVersion)}
-	mu.Lock()
-	defer mu.Unlock()
+	var got []string
+	for _, q := range repo.Requests() {
+		got = append(got, q.Host+" "+q.Path)
+	}
 	if !slices.Equal(got, want) {
 		t.Errorf("repo requests = %v, want %v", got, want)
 	}
@@ -521,7 +458,7 @@ func TestPlanLiveRefusesBeforeFetching(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newPlanLiveFixture(tt.upgrade, tt.slices...)
-			fetcher := &planFakeFetcher{}
+			fetcher := planFetcher(t)
 			_, _, err := planLive(context.Background(), fx.kube, fx.dyn, fetcher, planLiveOptions(cleanup.RepoAddressEndpoint))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
@@ -543,7 +480,7 @@ func TestPlanLiveFailures(t *testing.T) {
 		fx := newPlanLiveFixture(planUpgradeObject("v1.4.2"))
 		o := planLiveOptions(cleanup.RepoAddressEndpoint)
 		o.Name = "missing"
-		_, _, err := planLive(context.Background(), fx.kube, fx.dyn, &planFakeFetcher{}, o)
+		_, _, err := planLive(context.Background(), fx.kube, fx.dyn, planFetcher(t), o)
 		if err == nil || !strings.Contains(err.Error(), "get Upgrade "+planNS+"/missing") {
 			t.Errorf("err = %v", err)
 		}
@@ -551,7 +488,13 @@ func TestPlanLiveFailures(t *testing.T) {
 	t.Run("previous fetch fails: no second request", func(t *testing.T) {
 		fx := newPlanLiveFixture(planUpgradeObject("v1.4.2"), planSlice(planUpgrade, "10.52.0.17", 8080, true))
 		boom := errors.New("GET http://10.52.0.17:8080/...: 500 Internal Server Error")
-		fetcher := &planFakeFetcher{fail: map[string]error{"v1.4.2": boom}}
+		fetcher := planFetcher(t)
+		fetcher.OnFetch(func(_ context.Context, _ int, version string) error {
+			if version == "v1.4.2" {
+				return boom
+			}
+			return nil
+		})
 		_, _, err := planLive(context.Background(), fx.kube, fx.dyn, fetcher, planLiveOptions(cleanup.RepoAddressEndpoint))
 		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "fetch v1.4.2 list") {
 			t.Errorf("err = %v", err)
@@ -563,23 +506,15 @@ func TestPlanLiveFailures(t *testing.T) {
 	})
 	t.Run("empty current list", func(t *testing.T) {
 		fx := newPlanLiveFixture(planUpgradeObject("v1.4.2"), planSlice(planUpgrade, "10.52.0.17", 8080, true))
-		fetcher := &planEmptyCurrentFetcher{}
+		// An empty current list, as a ListFetcher other than HTTPFetcher
+		// might answer.
+		fetcher := planFetcher(t)
+		fetcher.SetList(cleanup.CurrentVersion, nil)
 		_, _, err := planLive(context.Background(), fx.kube, fx.dyn, fetcher, planLiveOptions(cleanup.RepoAddressEndpoint))
 		if !errors.Is(err, cleanup.ErrEmptyList) {
 			t.Errorf("err = %v, want ErrEmptyList", err)
 		}
 	})
-}
-
-// planEmptyCurrentFetcher answers an empty current list, as a ListFetcher other
-// than HTTPFetcher might.
-type planEmptyCurrentFetcher struct{ planFakeFetcher }
-
-func (f *planEmptyCurrentFetcher) FetchList(ctx context.Context, t cleanup.Target, version string) ([]reference.Named, error) {
-	if version == cleanup.CurrentVersion {
-		return nil, nil
-	}
-	return f.planFakeFetcher.FetchList(ctx, t, version)
 }
 
 // The preview keeps what the remover would take for a current image: the

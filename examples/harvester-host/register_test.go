@@ -6,20 +6,14 @@ import (
 	"testing"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
@@ -47,34 +41,22 @@ func (h *hostInformer) RunWithContext(ctx context.Context) {
 // informer (unfiltered, all namespaces, as a shared factory hands it out)
 // drives the cleanup to a plan, and only the host ever runs it.
 func TestHostInformerDrivesThePipeline(t *testing.T) {
-	const ns, upgrade = "harvester-system", "hvst-upgrade-host1"
-	repo := serveLists(t)
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: "upgrade-repo-" + upgrade + "-x", Namespace: ns, Labels: map[string]string{
-			discoveryv1.LabelServiceName: "upgrade-repo-" + upgrade, informers.UpgradeComponentLabel: "repo",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}}},
-		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(repo.port)}},
+	const ns, upgrade = cleanuptest.Namespace, "hvst-upgrade-host1"
+	repo, err := cleanuptest.ServeLists()
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = repo.Close() })
+	slice := cleanuptest.RepoSlice(upgrade).Namespace(ns).ByServiceName().Address(repo.IP()).Port(repo.Port()).Ready(false).Obj()
 	other := slice.DeepCopy() // a slice in another namespace the host's informer also holds
 	other.Namespace, other.Name = "default", "unrelated"
-	kube := kubefake.NewClientset(slice, other)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"},
-		&unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-			"metadata": map[string]any{"name": upgrade, "namespace": ns, "uid": "u-1", "labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
-			"status": map[string]any{"previousVersion": "v1.4.2", "conditions": []any{
-				map[string]any{"type": "Completed", "status": "True"},
-			}},
-		}})
+	kube, dyn := cleanuptest.NewClients(cleanuptest.Upgrade(upgrade).Namespace(ns).Obj(), slice, other)
 
 	slices := &hostInformer{SharedIndexInformer: discoveryinformers.NewEndpointSliceInformer(kube, "", 0, cache.Indexers{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := &Management{ClientSet: kube, RestConfig: &rest.Config{Host: "https://harvester.invalid"}, EndpointSlices: slices}
-	err := register(ctx, m, Options{HCIMode: true, Namespace: ns}, func(*rest.Config) (dynamic.Interface, error) { return dyn, nil })
+	err = register(ctx, m, Options{HCIMode: true, Namespace: ns}, func(*rest.Config) (dynamic.Interface, error) { return dyn, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +76,10 @@ func TestHostInformerDrivesThePipeline(t *testing.T) {
 		}
 	}
 	poll("WaitingForRepo", func() bool { return state() == string(cleanup.StateWaitingForRepo) })
-	if n := len(repo.requests()); n != 0 {
+	if n := len(repo.Requests()); n != 0 {
 		t.Fatalf("%d requests before the repo was Ready", n)
 	}
-	slice.Endpoints[0].Conditions.Ready = ptr.To(true)
+	cleanuptest.SetReady(slice, true)
 	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +88,7 @@ func TestHostInformerDrivesThePipeline(t *testing.T) {
 	if err != nil || cm.Data[cleanup.PlanKey] == "" {
 		t.Fatalf("plan ConfigMap: %v %v", cm, err)
 	}
-	if n := len(repo.requests()); n != 2 {
+	if n := len(repo.Requests()); n != 2 {
 		t.Errorf("%d requests to the repo, want 2", n)
 	}
 	if n := slices.runs.Load(); n != 1 {

@@ -17,20 +17,14 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
 const benchNS = cleanup.DefaultNamespace
@@ -60,35 +54,11 @@ func newClients(kubeconfig string) (*clients, error) {
 	return c, nil
 }
 
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
 // prepareCluster installs what the controller needs on a bare control
 // plane: the Upgrade CRD from deploy/, the namespace and a Node for the repo
 // pod (the EndpointSlice controller looks the node up).
 func prepareCluster(ctx context.Context, c *clients, root string) error {
-	f, err := os.Open(filepath.Join(root, "deploy/crd/crd-upgrades.yaml"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	crd := &unstructured.Unstructured{}
-	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&crd.Object); err != nil {
-		return fmt.Errorf("decode the Upgrade CRD: %w", err)
-	}
-	if _, err := c.dynamic.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create the Upgrade CRD: %w", err)
-	}
-	if _, err := c.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace: %w", err)
-	}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"harvesterhci.io/managed": "true"}}}
-	if _, err := c.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create node: %w", err)
-	}
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := c.dynamic.Resource(informers.UpgradeGVR).Namespace(benchNS).List(ctx, metav1.ListOptions{Limit: 1})
-		return err == nil, nil
-	})
+	return cleanuptest.PrepareCluster(ctx, c.kube, c.dynamic, filepath.Join(root, cleanuptest.CRDPath), benchNS, "node1")
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.

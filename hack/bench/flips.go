@@ -17,13 +17,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/testhost"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -300,31 +299,20 @@ func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch
 	// As in Harvester: the Upgrade exists first, then its repo; the upgrade
 	// completes while the repo is still not Ready.
 	res := c.dynamic.Resource(informers.UpgradeGVR).Namespace(benchNS)
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-		"metadata": map[string]any{"name": upgrade, "namespace": benchNS, "labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
-		"spec":     map[string]any{"version": "v1.5.0"},
-	}}
+	u := cleanuptest.Upgrade(upgrade).Namespace(benchNS).PreviousVersion(version).Obj()
+	// The API server keeps no status on create: it is written below.
 	created, err := res.Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		return Flip{}, fmt.Errorf("create Upgrade: %w", err)
 	}
 	svcName := informers.RepoServicePrefix + upgrade
-	sel := map[string]string{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: "repo"}
-	svcLabels := map[string]string{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: "repo", "harvesterhci.io/creator": "harvester"}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: svcName, Namespace: benchNS, Labels: svcLabels},
-		Spec: corev1.ServiceSpec{Selector: sel,
-			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}}},
-	}
+	svc := cleanuptest.RepoService(upgrade, port)
+	svc.Namespace = benchNS
 	if _, err := c.kube.CoreV1().Services(benchNS).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return Flip{}, fmt.Errorf("create Service: %w", err)
 	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: svcName + "-7d9f8", Namespace: benchNS, Labels: sel},
-		Spec: corev1.PodSpec{NodeName: "node1",
-			Containers: []corev1.Container{{Name: "repo", Image: "registry.invalid/repo:bench", Ports: []corev1.ContainerPort{{ContainerPort: port}}}}},
-	}
+	pod := cleanuptest.RepoPod(upgrade, "node1", port)
+	pod.Namespace = benchNS
 	pod, err = c.kube.CoreV1().Pods(benchNS).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return Flip{}, fmt.Errorf("create Pod: %w", err)
@@ -332,10 +320,7 @@ func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch
 	if pod, err = writePodReady(ctx, c, pod, h, false); err != nil {
 		return Flip{}, err
 	}
-	created.Object["status"] = map[string]any{
-		"previousVersion": version,
-		"conditions":      []any{map[string]any{"type": "Completed", "status": "True"}},
-	}
+	created.Object["status"] = u.Object["status"]
 	if _, err := res.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		return Flip{}, fmt.Errorf("complete Upgrade: %w", err)
 	}

@@ -16,21 +16,15 @@ import (
 	"github.com/distribution/reference"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	kubefake "k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -286,34 +280,9 @@ func (f *simFetcher) FetchList(_ context.Context, t cleanup.Target, version stri
 
 const simNS = cleanup.DefaultNamespace
 
+// simSlice is upgrade's repo slice, its endpoint Ready or not.
 func simSlice(upgrade string, ready bool) *discoveryv1.EndpointSlice {
-	return &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: informers.RepoServicePrefix + upgrade + "-abcde", Namespace: simNS,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName:    informers.RepoServicePrefix + upgrade,
-				informers.UpgradeLabel:          upgrade,
-				informers.UpgradeComponentLabel: "repo",
-			},
-		},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{"10.52.0.17"},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)},
-		}},
-		Ports: []discoveryv1.EndpointPort{{Port: ptr.To[int32](80), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}
-}
-
-func simUpgrade(name string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-		"metadata": map[string]any{"name": name, "namespace": simNS, "uid": "uid-" + name,
-			"labels": map[string]any{cleanup.LatestUpgradeLabel: "true"}},
-		"spec": map[string]any{"version": "v1.5.0"},
-		"status": map[string]any{"previousVersion": "v1.4.2",
-			"conditions": []any{map[string]any{"type": "Completed", "status": "True"}}},
-	}}
+	return cleanuptest.RepoSlice(upgrade).Namespace(simNS).Ready(ready).Obj()
 }
 
 func simLists() (previous, current []reference.Named, err error) {
@@ -345,35 +314,24 @@ func simulateOurs(outages []time.Duration, watchDelay func() time.Duration) (our
 	var out oursOutcome
 	ctx, cancel := context.WithCancel(klog.NewContext(signalled, logr.Discard()))
 	defer cancel()
-	kube := kubefake.NewClientset()
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{informers.UpgradeGVR: "UpgradeList"})
-	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	env := cleanuptest.NewEnv(ctx)
+	// Events are dropped: a thousand outages would fill any buffer.
+	env.Recorder = &record.FakeRecorder{}
 	prev, cur, err := simLists()
 	if err != nil {
 		return out, err
 	}
+	clk := env.Clock
 	fetcher := &simFetcher{clk: clk, previous: prev, current: cur,
 		readyAt: map[string]time.Time{}, calls: map[string][]simCall{}, first: map[string]chan simCall{}}
-	opts := cleanup.DefaultOptions()
-	sliceInf := informers.NewEndpointSliceInformer(kube, opts.Namespace, opts.Selector, 0)
-	upgradeInf := informers.NewUpgradeInformer(dyn, opts.Namespace, 0)
-	c, err := cleanup.New(cleanup.Config{
-		KubeClient: kube, DynamicClient: dyn,
-		EndpointSlices: sliceInf, Upgrades: upgradeInf,
-		Recorder: &record.FakeRecorder{}, Clock: clk, Fetcher: fetcher,
-		Registerer: prometheus.NewRegistry(), Options: opts,
-	})
-	if err != nil {
+	if _, err := env.NewController(cleanuptest.WithFetcher(fetcher), cleanuptest.WithRegistry(prometheus.NewRegistry())); err != nil {
 		return out, err
 	}
-	go sliceInf.Run(ctx.Done())
-	go upgradeInf.Run(ctx.Done())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, 2) }()
-	if !cache.WaitForCacheSync(ctx.Done(), c.HasSynced) {
-		return out, errors.New("caches did not sync")
+	if err := env.Start(); err != nil {
+		return out, err
 	}
+	stop := env.Run(2)
+	kube, dyn, upgradeInf := env.Kube, env.Dynamic, env.Upgrades
 	state := func(name string) string {
 		obj, ok, _ := upgradeInf.GetIndexer().GetByKey(simNS + "/" + name)
 		if !ok {
@@ -394,7 +352,7 @@ func simulateOurs(outages []time.Duration, watchDelay func() time.Duration) (our
 		if _, err := kube.DiscoveryV1().EndpointSlices(simNS).Create(ctx, simSlice(name, false), metav1.CreateOptions{}); err != nil {
 			return out, err
 		}
-		if _, err := dyn.Resource(informers.UpgradeGVR).Namespace(simNS).Create(ctx, simUpgrade(name), metav1.CreateOptions{}); err != nil {
+		if _, err := dyn.Resource(informers.UpgradeGVR).Namespace(simNS).Create(ctx, cleanuptest.Upgrade(name).Namespace(simNS).Obj(), metav1.CreateOptions{}); err != nil {
 			return out, err
 		}
 		if err := waitState(name, cleanup.StateWaitingForRepo); err != nil {
@@ -432,6 +390,5 @@ func simulateOurs(outages []time.Duration, watchDelay func() time.Duration) (our
 		}
 	}
 	fetcher.mu.Unlock()
-	cancel()
-	return out, <-done
+	return out, stop()
 }

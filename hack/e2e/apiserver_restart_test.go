@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -36,7 +37,7 @@ func TestAPIServerKilledWhileWaiting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	upgrade := uniqueName("hvst-upgrade")
-	pod := repoPodName(upgrade)
+	pod := cleanuptest.RepoPodName(upgrade)
 	h := newTestHost(t, 11)
 	r := serveRepo(t, h.listen(t, 8080))
 	createRepo(t, ctx, upgrade, h, 8080)
@@ -62,7 +63,7 @@ func TestAPIServerKilledWhileWaiting(t *testing.T) {
 		}
 		t.Logf("kube-controller-manager proven working (new slice, garbage collection) %v after the test", time.Since(start).Round(time.Millisecond))
 	})
-	dumpOnFailure(t, upgrade, repotestRequests(r))
+	dumpOnFailure(t, upgrade, r.String)
 
 	killedAt := time.Now()
 	if err := localCluster("kill-apiserver"); err != nil {

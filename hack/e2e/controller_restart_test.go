@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -33,13 +34,13 @@ func TestControllerKilledMidRemoval(t *testing.T) {
 	jobs := recordCreations(t, ctx, jobsGVR, informers.UpgradeLabel+"="+upgrade)
 	plans := recordCreations(t, ctx, configMapsGVR, informers.UpgradeLabel+"="+upgrade)
 	createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
-	dumpOnFailure(t, upgrade, repotestRequests(r))
+	dumpOnFailure(t, upgrade, r.String)
 	args := []string{"--remover-image", removerImage}
 	first := startController(t, "first", args...)
 
 	waitState(t, ctx, upgrade, cleanup.StateWaitingForRepo, 30*time.Second)
 	readyAt := time.Now()
-	setPodReady(t, ctx, repoPodName(upgrade), h, true)
+	setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 	waitState(t, ctx, upgrade, cleanup.StateRemoving, 30*time.Second)
 	planBefore := checkOnePlan(t, ctx, upgrade, plans)
 	before := checkJobsPerNode(t, ctx, upgrade)

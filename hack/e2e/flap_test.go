@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -28,7 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -45,7 +44,7 @@ func TestFlappingRepoDuringFetch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	upgrade := uniqueName("hvst-upgrade")
-	pod := repoPodName(upgrade)
+	pod := cleanuptest.RepoPodName(upgrade)
 	h := newTestHost(t, 10)
 
 	// The first request flips the pod to not Ready, waits until the real
@@ -136,10 +135,10 @@ func TestFlappingRepoDuringFetch(t *testing.T) {
 	}
 
 	// The controller decides from its caches why the fetch failed: the
-	// repo went away, so it logs that and spends no retry.
+	// repo went away, so it logs that decision and spends no retry.
 	waitFor(t, ctx, "the controller to handle the failed fetch", 30*time.Second, func(context.Context) (bool, error) {
 		log := ctl.log()
-		return strings.Contains(log, "Fetch failed after the repo went not ready") || strings.Contains(log, "Sync failed"), nil
+		return strings.Contains(log, "the fetch failed after the repo went not ready") || strings.Contains(log, "Sync failed"), nil
 	})
 	if strings.Contains(ctl.log(), "Sync failed") {
 		t.Errorf("the controller spent a retry on a failure caused by the repo going away (log says \"Sync failed\")")
@@ -157,7 +156,7 @@ func TestFlappingRepoDuringFetch(t *testing.T) {
 	})
 	switch {
 	case err == nil:
-	case strings.Contains(ctl.log(), "Fetch failed after the repo went not ready"):
+	case strings.Contains(ctl.log(), "the fetch failed after the repo went not ready"):
 		t.Errorf("the controller logged that the fetch failed because the repo went not ready, but the Upgrade "+
 			"does not say so: state %q, message %q; want WaitingForRepo, message starting %q "+
 			"(the state was WaitingForRepo before the fetch and stayed so, and the controller does not rewrite the "+
@@ -198,7 +197,7 @@ func TestFlappingRepoDuringFetch(t *testing.T) {
 			t.Errorf("request %d (%s) came while the pod was not Ready", i+1, q.Path)
 		}
 	}
-	if reqs[0].Status != statusHungUp {
+	if reqs[0].Status != cleanuptest.StatusHungUp {
 		t.Errorf("the first request was answered (%d); the test meant to hang up", reqs[0].Status)
 	}
 
@@ -267,115 +266,6 @@ var (
 	configMapsGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 )
 
-// repoPodName is the name createRepo gives the repo's Pod.
-func repoPodName(upgrade string) string { return "upgrade-repo-" + upgrade + "-7d9f8" }
-
-// statusHungUp marks a request the handler answered by closing the connection.
-const statusHungUp = -1
-
-// recordedRequest is one request a recordingRepo received.
-type recordedRequest struct {
-	At     time.Time
-	Path   string
-	Status int // statusHungUp when the handler closed the connection
-}
-
-// recordingRepo serves the demo lists as repotest.Repo does, but lets the
-// test take over any request, and records each one with what it got.
-type recordingRepo struct {
-	srv *http.Server
-
-	mu   sync.Mutex
-	reqs []recordedRequest
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	w.status = statusHungUp
-	return w.ResponseWriter.(http.Hijacker).Hijack()
-}
-
-// serveRecording serves on l until the test ends. intercept sees each
-// request with its 1-based number and returns true when it answered it.
-func serveRecording(t *testing.T, l net.Listener, intercept func(n int, w http.ResponseWriter, req *http.Request) bool) *recordingRepo {
-	t.Helper()
-	r := &recordingRepo{}
-	files := http.StripPrefix(cleanup.ArchivePath, http.FileServerFS(repotest.Lists()))
-	r.srv = &http.Server{
-		ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			at := time.Now()
-			r.mu.Lock()
-			r.reqs = append(r.reqs, recordedRequest{At: at, Path: req.URL.Path})
-			n := len(r.reqs)
-			r.mu.Unlock()
-			sw := &statusWriter{ResponseWriter: w}
-			if intercept == nil || !intercept(n, sw, req) {
-				files.ServeHTTP(sw, req)
-			}
-			r.mu.Lock()
-			r.reqs[n-1].Status = sw.status
-			r.mu.Unlock()
-		}),
-	}
-	go func() { _ = r.srv.Serve(l) }()
-	t.Cleanup(func() { _ = r.srv.Close() })
-	return r
-}
-
-// Requests returns the requests so far, in order of arrival.
-func (r *recordingRepo) Requests() []recordedRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
-}
-
-func (r *recordingRepo) String() string {
-	return formatRequests(r.Requests())
-}
-
-func formatRequests(reqs []recordedRequest) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d requests", len(reqs))
-	for i, q := range reqs {
-		status := fmt.Sprint(q.Status)
-		if q.Status == statusHungUp {
-			status = "hung up"
-		}
-		fmt.Fprintf(&b, "\n  %d. %s %s -> %s", i+1, q.At.Format(time.StampMicro), q.Path, status)
-	}
-	return b.String()
-}
-
-// repotestRequests formats a repotest.Repo's log as serveRecording's.
-func repotestRequests(r *repotest.Repo) func() string {
-	return func() string {
-		var reqs []recordedRequest
-		for _, q := range r.Requests() {
-			reqs = append(reqs, recordedRequest{At: q.At, Path: q.Path, Status: http.StatusOK})
-		}
-		return formatRequests(reqs)
-	}
-}
-
 // flipNotReady writes the repo pod's status as not Ready, as a kubelet would
 // when the repo's readiness probe fails, and waits until the EndpointSlice
 // controller has published the endpoint as not ready. It returns errors
@@ -392,20 +282,7 @@ func flipNotReady(ctx context.Context, upgrade, pod string, h *testHost) error {
 
 // writePodReady is setPodReady for goroutines other than the test's.
 func writePodReady(ctx context.Context, name string, h *testHost, ready bool) error {
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	now := metav1.Now()
-	patch, err := json.Marshal(map[string]any{"status": corev1.PodStatus{
-		Phase:  corev1.PodRunning,
-		PodIP:  h.PodIP,
-		PodIPs: []corev1.PodIP{{IP: h.PodIP}},
-		Conditions: []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
-		},
-	}})
+	patch, err := json.Marshal(map[string]any{"status": h.PodStatus(ready)})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
@@ -44,7 +45,7 @@ func TestUpgradeDeletedMidRun(t *testing.T) {
 			p := startController(t, "controller", "--remover-image", removerImage)
 			createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
 			dumpCleanupObjectsOnFailure(t, upgrade)
-			setPodReady(t, ctx, "upgrade-repo-"+upgrade+"-7d9f8", h, true)
+			setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 
 			awaitCleanupState(t, ctx, upgrade, cleanup.StateRemoving, 30*time.Second)
 			u, err := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns).Get(ctx, upgrade, metav1.GetOptions{})

@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
@@ -38,7 +39,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		return false, nil
 	})
 	createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
-	setPodReady(t, ctx, "upgrade-repo-"+upgrade+"-7d9f8", h, true)
+	setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 	waitFor(t, ctx, "state Removing", 30*time.Second, func(ctx context.Context) (bool, error) {
 		return upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation] == string(cleanup.StateRemoving), nil
 	})

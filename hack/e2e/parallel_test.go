@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -37,7 +37,7 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 	defer cancel()
 
 	// Upgrade A: the demo lists, from v1.4.2.
-	a := parallelUpgrade{name: uniqueName("hvst-upgrade-a"), previous: repotest.PreviousVersion, lists: repotest.Lists()}
+	a := parallelUpgrade{name: uniqueName("hvst-upgrade-a"), previous: cleanuptest.PreviousVersion, lists: cleanuptest.Lists()}
 	// Upgrade B: a small pair of lists from v1.3.9, in short and full forms.
 	bDir := t.TempDir()
 	b := parallelUpgrade{name: uniqueName("hvst-upgrade-b"), previous: "v1.3.9", lists: os.DirFS(bDir)}
@@ -62,7 +62,7 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 
 	for i, u := range []*parallelUpgrade{&a, &b} {
 		u.host = newTestHost(t, 27+i)
-		u.repo = repotest.Serve(u.host.listen(t, 8080), u.lists)
+		u.repo = cleanuptest.ServeRepo(u.host.listen(t, 8080), u.lists, nil)
 		t.Cleanup(func() { _ = u.repo.Close() })
 		createRepo(t, ctx, u.name, u.host, 8080)
 	}
@@ -215,7 +215,7 @@ type parallelUpgrade struct {
 	// lists is the repo's archive: <version>/image_list_all.txt.
 	lists fs.FS
 	host  *testHost
-	repo  *repotest.Repo
+	repo  *cleanuptest.HTTPRepo
 
 	// read once both are Removing
 	uid  types.UID
@@ -224,7 +224,7 @@ type parallelUpgrade struct {
 	jobs map[string]*batchv1.Job
 }
 
-func (u *parallelUpgrade) pod() string { return "upgrade-repo-" + u.name + "-7d9f8" }
+func (u *parallelUpgrade) pod() string { return cleanuptest.RepoPodName(u.name) }
 
 // load reads the upgrade's uid, plan and Jobs.
 func (u *parallelUpgrade) load(t *testing.T, ctx context.Context) {
@@ -255,7 +255,7 @@ func writeArchiveList(t *testing.T, dir, version string, images ...string) {
 // parseArchiveList reads one list of an archive, normalised as plans are.
 func parseArchiveList(t *testing.T, archive fs.FS, version string) []string {
 	t.Helper()
-	name := repotest.ListFile(version)
+	name := cleanuptest.ListFile(version)
 	f, err := archive.Open(name)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
@@ -66,10 +67,10 @@ func TestPlanGuards(t *testing.T) {
 			jobs := recordCreations(t, ctx, jobsGVR, informers.UpgradeLabel+"="+upgrade)
 			plans := recordCreations(t, ctx, configMapsGVR, informers.UpgradeLabel+"="+upgrade)
 			createCompletedUpgrade(t, ctx, upgrade, "v1.4.2")
-			dumpOnFailure(t, upgrade, repotestRequests(repo))
+			dumpOnFailure(t, upgrade, repo.String)
 			startController(t, "controller", "--remover-image", removerImage)
 
-			setPodReady(t, ctx, repoPodName(upgrade), h, true)
+			setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 			waitState(t, ctx, upgrade, cleanup.StateRemoving, 30*time.Second)
 			running := checkJobsPerNode(t, ctx, upgrade)
 			if a := upgradeAnnotations(t, ctx, upgrade); !strings.HasPrefix(a[cleanup.PlanDigestAnnotation], "sha256:") {
@@ -90,10 +91,10 @@ func TestPlanGuards(t *testing.T) {
 			}
 
 			// The repo restarts: that re-arms only a fetch failure.
-			if err := flipNotReady(ctx, upgrade, repoPodName(upgrade), h); err != nil {
+			if err := flipNotReady(ctx, upgrade, cleanuptest.RepoPodName(upgrade), h); err != nil {
 				t.Fatal(err)
 			}
-			setPodReady(t, ctx, repoPodName(upgrade), h, true)
+			setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 			waitRepoSliceReady(t, ctx, upgrade)
 			holdsFalseFor(t, ctx, "a change of the Failed state, a fetch, a new plan or a new Job", 5*time.Second, func(ctx context.Context) (bool, error) {
 				a, err := annotationsOf(ctx, upgrade)

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
@@ -55,7 +56,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	}
 	defer w.Stop()
 	readyAt := time.Now()
-	setPodReady(t, ctx, "upgrade-repo-"+upgrade+"-7d9f8", h, true)
+	setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 	var planAt time.Time
 	for planAt.IsZero() {
 		select {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -21,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
@@ -116,7 +116,7 @@ func TestRepoErrors(t *testing.T) {
 			stall := make(chan struct{})
 			t.Cleanup(func() { close(stall) })
 			prevPath, curPath := cleanup.ListPath(previous), cleanup.ListPath(cleanup.CurrentVersion)
-			repo := serveHitRepo(t, h.listen(t, 8080), map[string]http.Handler{
+			repo := serveRoutes(t, h.listen(t, 8080), map[string]http.Handler{
 				prevPath: tc.previousList(stall),
 				curPath: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 					w.Header().Set("Content-Type", "text/plain")
@@ -124,7 +124,7 @@ func TestRepoErrors(t *testing.T) {
 				}),
 			})
 			createRepo(t, ctx, upgrade, h, 8080)
-			setPodReady(t, ctx, "upgrade-repo-"+upgrade+"-7d9f8", h, true)
+			setPodReady(t, ctx, cleanuptest.RepoPodName(upgrade), h, true)
 			waitRepoSliceReady(t, ctx, upgrade)
 			created := time.Now()
 			createCompletedUpgrade(t, ctx, upgrade, previous)
@@ -155,26 +155,26 @@ func TestRepoErrors(t *testing.T) {
 
 			// No more requests once Failed: the count must stay at the cap.
 			holdsFalseFor(t, ctx, fmt.Sprintf("more than %d requests for the previous list", attempts), 5*time.Second, func(context.Context) (bool, error) {
-				return repo.count(prevPath) > attempts, nil
+				return repo.Count(prevPath) > attempts, nil
 			})
-			if n := repo.count(prevPath); n != attempts {
-				t.Errorf("%d requests for the previous list, want exactly %d: %v", n, attempts, repo.requests())
+			if n := repo.Count(prevPath); n != attempts {
+				t.Errorf("%d requests for the previous list, want exactly %d: %v", n, attempts, repo.Requests())
 			}
 			// The previous list is fetched first; its failure makes no second request.
-			if n := repo.count(curPath); n != 0 {
+			if n := repo.Count(curPath); n != 0 {
 				t.Errorf("%d requests for the current list after the previous one failed, want 0", n)
 			}
-			if reqs := repo.requests(); len(reqs) != attempts {
+			if reqs := repo.Requests(); len(reqs) != attempts {
 				t.Errorf("the repo got %d requests in all, want %d: %v", len(reqs), attempts, reqs)
 			}
 			if s := upgradeAnnotations(t, ctx, upgrade)[cleanup.StateAnnotation]; s != string(cleanup.StateFailed) {
 				t.Errorf("state %q after the failure, want it to stay Failed", s)
 			}
 			assertNoPlanNoJobs(t, ctx, upgrade)
-			reqs := repo.requests()
+			reqs := repo.Requests()
 			var gaps []string
 			for i := 1; i < len(reqs); i++ {
-				gaps = append(gaps, reqs[i].at.Sub(reqs[i-1].at).Round(100*time.Millisecond).String())
+				gaps = append(gaps, reqs[i].At.Sub(reqs[i-1].At).Round(100*time.Millisecond).String())
 			}
 			t.Logf("Failed %v after the Upgrade was created; gaps between requests %v; message: %q",
 				failedAt.Sub(created).Round(100*time.Millisecond), gaps, msg)
@@ -182,56 +182,18 @@ func TestRepoErrors(t *testing.T) {
 	}
 }
 
-// pathHit is one request a recorded repo received.
-type pathHit struct {
-	at   time.Time
-	path string
-}
-
-func (r pathHit) String() string { return r.at.Format("15:04:05.000") + " " + r.path }
-
-// hitRepo is a repo with a handler per path (404 elsewhere) that
-// records every request before answering it.
-type hitRepo struct {
-	mu   sync.Mutex
-	reqs []pathHit
-}
-
-func (r *hitRepo) requests() []pathHit {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]pathHit(nil), r.reqs...)
-}
-
-func (r *hitRepo) count(path string) int {
-	n := 0
-	for _, q := range r.requests() {
-		if q.path == path {
-			n++
-		}
-	}
-	return n
-}
-
-// serveHitRepo serves routes on l until the test ends.
-func serveHitRepo(t *testing.T, l net.Listener, routes map[string]http.Handler) *hitRepo {
+// serveRoutes serves a handler per path (404 elsewhere) on l until the test
+// ends, recording every request.
+func serveRoutes(t *testing.T, l net.Listener, routes map[string]http.Handler) *cleanuptest.HTTPRepo {
 	t.Helper()
-	r := &hitRepo{}
-	srv := &http.Server{
-		ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			r.mu.Lock()
-			r.reqs = append(r.reqs, pathHit{at: time.Now(), path: req.URL.Path})
-			r.mu.Unlock()
-			if h, ok := routes[req.URL.Path]; ok {
-				h.ServeHTTP(w, req)
-				return
-			}
-			http.NotFound(w, req)
-		}),
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	r := cleanuptest.ServeRepo(l, nil, func(_ int, w http.ResponseWriter, req *http.Request) bool {
+		h, ok := routes[req.URL.Path]
+		if ok {
+			h.ServeHTTP(w, req)
+		}
+		return ok
+	})
+	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
 

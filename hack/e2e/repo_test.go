@@ -3,19 +3,24 @@
 package e2e
 
 import (
-	"io/fs"
 	"net"
-	"strings"
 	"testing"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/repotest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 )
 
-// serveRepo serves the demo's image lists (repotest.Lists) on l until the
+// serveRepo serves the demo's image lists (cleanuptest.Lists) on l until the
 // test ends.
-func serveRepo(t *testing.T, l net.Listener) *repotest.Repo {
+func serveRepo(t *testing.T, l net.Listener) *cleanuptest.HTTPRepo {
 	t.Helper()
-	r := repotest.Serve(l, repotest.Lists())
+	return serveRecording(t, l, nil)
+}
+
+// serveRecording serves the demo's image lists on l until the test ends,
+// letting intercept (when not nil) take over any request.
+func serveRecording(t *testing.T, l net.Listener, intercept cleanuptest.Intercept) *cleanuptest.HTTPRepo {
+	t.Helper()
+	r := cleanuptest.ServeRepo(l, cleanuptest.Lists(), intercept)
 	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
@@ -23,9 +28,9 @@ func serveRepo(t *testing.T, l net.Listener) *repotest.Repo {
 // readList returns the lines of one of the demo lists.
 func readList(t *testing.T, version string) []string {
 	t.Helper()
-	b, err := fs.ReadFile(repotest.Lists(), repotest.ListFile(version))
+	lines, err := cleanuptest.ListLines(version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Fields(string(b))
+	return lines
 }

@@ -1,6 +1,10 @@
 package cleanup
 
-import "context"
+import (
+	"context"
+
+	"k8s.io/client-go/tools/cache"
+)
 
 // Test hooks for the external tests (package cleanup_test): the queue's
 // step-by-step processing, which no host needs.
@@ -14,8 +18,20 @@ func (c *Controller) QueueLen() int { return c.queue.Len() }
 // QueueShuttingDown reports whether Run has stopped intake.
 func (c *Controller) QueueShuttingDown() bool { return c.queue.ShuttingDown() }
 
-// ShutDownQueue stops the queue of a controller whose Run never ran.
-func (c *Controller) ShutDownQueue() { c.queue.ShutDown() }
+// NumRequeues is how many retries the queue has counted for key.
+func (c *Controller) NumRequeues(key cache.ObjectName) int { return c.queue.NumRequeues(key) }
 
-// MaxRetries is the controller's retry cap.
-func (c *Controller) MaxRetries() int { return c.opts.MaxRetries }
+// Enqueue adds key to the queue, as an event handler would.
+func (c *Controller) Enqueue(key cache.ObjectName) { c.queue.Add(key) }
+
+// TakeNextKey takes the next queued key off the queue without processing
+// it; false when the queue is shutting down.
+func (c *Controller) TakeNextKey() (cache.ObjectName, bool) {
+	key, quit := c.queue.Get()
+	if quit {
+		return cache.ObjectName{}, false
+	}
+	c.queue.Done(key)
+	c.queue.Forget(key)
+	return key, true
+}

@@ -1,7 +1,6 @@
-package cleanup
+package cleanup_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,31 +10,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clienttesting "k8s.io/client-go/testing"
 
-	"github.com/distribution/reference"
-
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
-
-// wantFailed checks state Failed, the phase recorded with it and that the
-// message names what went wrong.
-func (f *fixture) wantFailed(phase Phase, msgHas ...string) {
-	f.t.Helper()
-	a := f.annotations()
-	if State(a[StateAnnotation]) != StateFailed || Phase(a[FailedPhaseAnnotation]) != phase {
-		f.t.Fatalf("state %q phase %q (message %q), want Failed in phase %s", a[StateAnnotation], a[FailedPhaseAnnotation], a[MessageAnnotation], phase)
-	}
-	for _, s := range msgHas {
-		if !strings.Contains(a[MessageAnnotation], s) {
-			f.t.Errorf("message %q does not say %q", a[MessageAnnotation], s)
-		}
-	}
-}
 
 // A fetch fails its retries; the repo restarts; the re-armed sync writes the
 // plan but the Planned patch does not land. The next sync must converge to
@@ -43,50 +27,49 @@ func (f *fixture) wantFailed(phase Phase, msgHas ...string) {
 // failure waiting for a person forever.
 func TestWrittenPlanAfterFetchFailureConvergesToPlanned(t *testing.T) {
 	var armed, refused atomic.Bool
-	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)},
-		withDynamicReactor("patch", "upgrades", func(a clienttesting.Action) (bool, runtime.Object, error) {
-			if armed.Load() && !refused.Load() && strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), string(StatePlanned)) {
+	f := newFixture(t, objects(upgrade(), true),
+		cleanuptest.WithDynamicReactor("patch", "upgrades", func(a clienttesting.Action) (bool, runtime.Object, error) {
+			if armed.Load() && !refused.Load() && strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), string(cleanup.StatePlanned)) {
 				refused.Store(true)
 				return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
 			}
 			return false, nil, nil
 		}))
-	f.waitRepoReady(true)
-	f.fetcher.respond = func(int, string) error { return errors.New("connection reset by peer") }
-	for f.state() != StateFailed {
+	f.WaitRepoReady(true)
+	f.Repo.OnFetch(failEveryFetch(errors.New("connection reset by peer")))
+	for f.State() != cleanup.StateFailed {
 		f.next()
 	}
-	f.wantFailed(PhaseFetch, "connection reset by peer")
-	f.fetcher.respond = nil
+	f.WantFailed(cleanup.PhaseFetch, "connection reset by peer")
+	f.Repo.OnFetch(nil)
 
 	armed.Store(true)
-	f.restartRepo()
-	f.settle()
-	if err := f.c.sync(f.ctx, testKey, 0); err == nil || !refused.Load() {
+	f.RestartRepo()
+	if err := f.SyncNow(); err == nil || !refused.Load() {
 		t.Fatalf("sync = %v, refused = %v: want the Planned write refused", err, refused.Load())
 	}
-	if _, ok := f.planConfigMap(); !ok {
+	if _, ok := f.PlanConfigMap(); !ok {
 		t.Fatal("the plan was not written")
 	}
-	f.wantFailed(PhaseFetch)
-	fetches := len(f.fetcher.recorded())
+	f.WantFailed(cleanup.PhaseFetch)
+	fetches := len(f.Repo.Calls())
 
-	if err := f.syncNow(); err != nil {
+	if err := f.SyncNow(); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.state(); got != StatePlanned {
-		t.Fatalf("state = %q (message %q), want Planned from the written plan", got, f.annotations()[MessageAnnotation])
+	if got := f.State(); got != cleanup.StatePlanned {
+		t.Fatalf("state = %q (message %q), want Planned from the written plan", got, f.Annotations()[cleanup.MessageAnnotation])
 	}
-	if n := len(f.fetcher.recorded()); n != fetches {
+	if n := len(f.Repo.Calls()); n != fetches {
 		t.Errorf("%d more fetches; the written plan stands", n-fetches)
 	}
-	a := f.annotations()
-	if _, ok := a[FailedPhaseAnnotation]; ok {
-		t.Errorf("failed phase %q left beside Planned", a[FailedPhaseAnnotation])
+	a := f.Annotations()
+	if _, ok := a[cleanup.FailedPhaseAnnotation]; ok {
+		t.Errorf("failed phase %q left beside Planned", a[cleanup.FailedPhaseAnnotation])
 	}
-	cm, _ := f.planConfigMap()
-	if a[PlanDigestAnnotation] == "" || a[PlanDigestAnnotation] != cm.Annotations[PlanDigestAnnotation] {
-		t.Errorf("upgrade digest %q, plan digest %q: Planned must record the plan's digest", a[PlanDigestAnnotation], cm.Annotations[PlanDigestAnnotation])
+	cm, _ := f.PlanConfigMap()
+	if a[cleanup.PlanDigestAnnotation] == "" || a[cleanup.PlanDigestAnnotation] != cm.Annotations[cleanup.PlanDigestAnnotation] {
+		t.Errorf("upgrade digest %q, plan digest %q: Planned must record the plan's digest", a[cleanup.PlanDigestAnnotation], cm.Annotations[cleanup.PlanDigestAnnotation])
 	}
 }
 
@@ -95,26 +78,26 @@ func TestWrittenPlanAfterFetchFailureConvergesToPlanned(t *testing.T) {
 // re-arms it: no new plan, no new Job.
 func TestDeletedPlanStaysFailedThroughRepoRestarts(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"})
-	f.syncRemoval()
-	if f.state() != StateRemoving {
-		t.Fatalf("state = %s, want Removing", f.state())
+	f.SyncRemoval()
+	if f.State() != cleanup.StateRemoving {
+		t.Fatalf("state = %s, want Removing", f.State())
 	}
-	if err := f.kube.CoreV1().ConfigMaps(testNS).Delete(f.ctx, PlanConfigMapName(testUpgrade), metav1.DeleteOptions{}); err != nil {
+	if err := f.Kube.CoreV1().ConfigMaps(testNS).Delete(f.Ctx, cleanup.PlanConfigMapName(testUpgrade), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.syncRemoval()
-	f.wantFailed(PhaseRemoval, "is gone")
+	f.SyncRemoval()
+	f.WantFailed(cleanup.PhaseRemoval, "is gone")
 
-	f.setRepoReady(false)
-	f.syncRemoval()
-	f.restartRepo()
-	f.syncRemoval()
-	f.wantFailed(PhaseRemoval)
-	f.wantNoFetch()
-	if _, ok := f.planConfigMap(); ok {
+	f.SetRepoReady(false)
+	f.SyncRemoval()
+	f.RestartRepo()
+	f.SyncRemoval()
+	f.WantFailed(cleanup.PhaseRemoval)
+	f.WantNoFetch()
+	if _, ok := f.PlanConfigMap(); ok {
 		t.Error("a new plan was written")
 	}
-	if n := f.jobCreates(); n != 1 {
+	if n := f.Creates("jobs"); n != 1 {
 		t.Errorf("Job creates = %d, want the first one only", n)
 	}
 }
@@ -139,58 +122,47 @@ func TestOnlyTheOwnedUnchangedPlanRuns(t *testing.T) {
 		{
 			name: "images changed after planning",
 			change: func(_ map[string]string, cm *corev1.ConfigMap) {
-				cm.Data[PlanKey] += "docker.io/rancher/harvester:v1.5.0\n"
+				cm.Data[cleanup.PlanKey] += "docker.io/rancher/harvester:v1.5.0\n"
 			},
 			wantMsg: []string{"changed after it was planned"},
 		},
 		{
 			name: "images and the ConfigMap's digest changed together",
 			change: func(_ map[string]string, cm *corev1.ConfigMap) {
-				cm.Data[PlanKey] = "docker.io/rancher/harvester:v1.5.0\n"
-				cm.Annotations[PlanDigestAnnotation] = "sha256:" + strings.Repeat("0", 64)
+				cm.Data[cleanup.PlanKey] = "docker.io/rancher/harvester:v1.5.0\n"
+				cm.Annotations[cleanup.PlanDigestAnnotation] = "sha256:" + strings.Repeat("0", 64)
 			},
 			wantMsg: []string{"changed after it was planned"},
 		},
 		{
 			name: "consistent ConfigMap, but not the plan the upgrade recorded",
 			change: func(u map[string]string, _ *corev1.ConfigMap) {
-				u[PlanDigestAnnotation] = "sha256:" + strings.Repeat("1", 64)
+				u[cleanup.PlanDigestAnnotation] = "sha256:" + strings.Repeat("1", 64)
 			},
 			wantMsg: []string{"the upgrade recorded"},
 		},
 		{
 			name: "no keep list",
 			change: func(_ map[string]string, cm *corev1.ConfigMap) {
-				delete(cm.Data, KeepKey)
+				delete(cm.Data, cleanup.KeepKey)
 			},
 			wantMsg: []string{"has no key keep.txt"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := map[string]string{}
-			u, cm := plannedUpgrade(t, nil)
-			for k, v := range u.GetAnnotations() {
-				a[k] = v
-			}
-			tt.change(a, cm)
-			u.SetAnnotations(a)
 			f := newRemovalFixture(t, 1, []string{"node-a"})
-			// Replace the fixture's own plan and Upgrade with the changed ones.
-			if _, err := f.kube.CoreV1().ConfigMaps(testNS).Update(f.ctx, cm, metav1.UpdateOptions{}); err != nil {
+			// Change the fixture's own plan and Upgrade.
+			cm, _ := f.PlanConfigMap()
+			a := f.Annotations()
+			tt.change(a, cm)
+			if _, err := f.Kube.CoreV1().ConfigMaps(testNS).Update(f.Ctx, cm, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			cur, err := f.dyn.Resource(informers.UpgradeGVR).Namespace(testNS).Get(f.ctx, testUpgrade, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur.SetAnnotations(a)
-			if _, err := f.dyn.Resource(informers.UpgradeGVR).Namespace(testNS).Update(f.ctx, cur, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			f.syncRemoval()
-			f.wantFailed(PhasePlan, append([]string{"plan ConfigMap " + testNS + "/" + PlanConfigMapName(testUpgrade)}, tt.wantMsg...)...)
-			if n := f.jobCreates(); n != 0 {
+			f.UpdateUpgrade(func(u *unstructured.Unstructured) { u.SetAnnotations(a) })
+			f.SyncRemoval()
+			f.WantFailed(cleanup.PhasePlan, append([]string{"plan ConfigMap " + testNS + "/" + cleanup.PlanConfigMapName(testUpgrade)}, tt.wantMsg...)...)
+			if n := f.Creates("jobs"); n != 0 {
 				t.Errorf("%d Jobs created for a plan that must not run", n)
 			}
 		})
@@ -208,12 +180,12 @@ func TestRefusedPlanFailsAtOnce(t *testing.T) {
 	}{
 		{
 			name:    "invalid",
-			refuse:  apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, PlanConfigMapName(testUpgrade), field.ErrorList{field.TooLong(field.NewPath("data"), "", 1<<20)}),
+			refuse:  apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, cleanup.PlanConfigMapName(testUpgrade), field.ErrorList{field.TooLong(field.NewPath("data"), "", 1<<20)}),
 			wantMsg: "is invalid",
 		},
 		{
 			name:    "forbidden",
-			refuse:  apierrors.NewForbidden(gr, PlanConfigMapName(testUpgrade), errors.New("no RBAC rule")),
+			refuse:  apierrors.NewForbidden(gr, cleanup.PlanConfigMapName(testUpgrade), errors.New("no RBAC rule")),
 			wantMsg: "forbidden",
 		},
 		{
@@ -224,22 +196,22 @@ func TestRefusedPlanFailsAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)},
-				withKubeReactor("create", "configmaps", func(clienttesting.Action) (bool, runtime.Object, error) {
+			f := newFixture(t, objects(upgrade(), true),
+				cleanuptest.WithKubeReactor("create", "configmaps", func(clienttesting.Action) (bool, runtime.Object, error) {
 					return true, nil, tt.refuse
 				}))
-			f.waitRepoReady(true)
+			f.WaitRepoReady(true)
 			f.next()
-			f.wantFailed(PhasePlan, "create plan ConfigMap", tt.wantMsg)
-			if n := f.c.queue.NumRequeues(testKey); n != 0 {
+			f.WantFailed(cleanup.PhasePlan, "create plan ConfigMap", tt.wantMsg)
+			if n := f.requeues(); n != 0 {
 				t.Errorf("NumRequeues = %d: a refusal is not retried", n)
 			}
 			// A resync does not fetch again: the failure waits for a person.
-			fetches := len(f.fetcher.recorded())
-			if err := f.syncNow(); err != nil {
+			fetches := len(f.Repo.Calls())
+			if err := f.SyncNow(); err != nil {
 				t.Fatal(err)
 			}
-			if n := len(f.fetcher.recorded()); n != fetches {
+			if n := len(f.Repo.Calls()); n != fetches {
 				t.Errorf("a resync fetched %d more times", n-fetches)
 			}
 		})
@@ -247,39 +219,35 @@ func TestRefusedPlanFailsAtOnce(t *testing.T) {
 }
 
 func TestPlanTooLargeForAConfigMapFailsAtOnce(t *testing.T) {
-	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(true)})
+	f := newFixture(t, objects(upgrade(), true))
 	var big []string
 	for i := range 12000 {
 		big = append(big, fmt.Sprintf("registry.example.com/some/long/repository/path/component-%06d:v1.2.3-build20260101", i))
 	}
-	f.c.fetcher = listFetcherFunc(func(version string) []string {
-		if version == CurrentVersion {
-			return testCurrent
-		}
-		return big
-	})
-	f.waitRepoReady(true)
+	f.Repo.SetList(cleanuptest.PreviousVersion, big)
+	f.WaitRepoReady(true)
 	f.next()
-	f.wantFailed(PhasePlan, "over the ConfigMap limit")
-	if _, ok := f.planConfigMap(); ok {
+	f.WantFailed(cleanup.PhasePlan, "over the ConfigMap limit")
+	if _, ok := f.PlanConfigMap(); ok {
 		t.Error("a plan was written")
 	}
-	if n := f.c.queue.NumRequeues(testKey); n != 0 {
+	if n := f.requeues(); n != 0 {
 		t.Errorf("NumRequeues = %d: a plan too large is not retried", n)
 	}
 }
 
 func TestUpgradeNameTooLongForALabelFailsAtOnce(t *testing.T) {
 	// 64 characters: a valid object name, not a valid label value.
-	u := testUpgradeObject(true, nil)
-	upg, err := UpgradeFromUnstructured(u)
-	if err != nil {
-		t.Fatal(err)
+	name := "hvst-upgrade-" + strings.Repeat("x", 51)
+	f := newFixture(t, []runtime.Object{cleanuptest.Upgrade(name).Obj(), cleanuptest.RepoSlice(name).Obj()})
+	f.WaitRepoReady(true)
+	f.next()
+	f.WantFailed(cleanup.PhasePlan, informers.UpgradeLabel)
+	if n := f.Controller.NumRequeues(f.Key); n != 0 {
+		t.Errorf("NumRequeues = %d: a name that cannot be a label value is not retried", n)
 	}
-	upg.Name = "hvst-upgrade-" + strings.Repeat("x", 51)
-	_, err = planConfigMap(upg, Plan{Remove: []string{"docker.io/rancher/a:1"}, Keep: []string{"docker.io/rancher/b:1"}})
-	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), informers.UpgradeLabel) {
-		t.Fatalf("planConfigMap = %v, want a permanent error naming the label %s", err, informers.UpgradeLabel)
+	if _, ok := f.PlanConfigMap(); ok {
+		t.Error("a plan was written")
 	}
 }
 
@@ -287,35 +255,27 @@ func TestUpgradeNameTooLongForALabelFailsAtOnce(t *testing.T) {
 // is Failed at once, naming the Job and the node.
 func TestRefusedJobFailsAtOnce(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"},
-		withKubeReactor("create", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
+		cleanuptest.WithKubeReactor("create", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
 			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "x", errors.New("denied by policy"))
 		}))
-	f.syncRemoval()
-	f.wantFailed(PhaseRemoval, "create Job", "node-a", "denied by policy")
-	if jobs := f.jobsByNode(); len(jobs) != 0 {
+	f.SyncRemoval()
+	f.WantFailed(cleanup.PhaseRemoval, "create Job", "node-a", "denied by policy")
+	if jobs := f.RemovalJobs(); len(jobs) != 0 {
 		t.Errorf("jobs = %v", jobs)
 	}
-}
-
-// listFetcherFunc serves lists by version, for tests that need other lists
-// than the fake fetcher's.
-type listFetcherFunc func(version string) []string
-
-func (l listFetcherFunc) FetchList(_ context.Context, _ Target, version string) ([]reference.Named, error) {
-	return imagelist.Parse(strings.NewReader(strings.Join(l(version), "\n")), version)
 }
 
 // An Upgrade Failed by a version that recorded no phase, with its plan
 // written, failed after planning: it waits for a person, as it did then.
 func TestFailedWithoutPhaseAfterPlanningWaitsForAPerson(t *testing.T) {
-	u, cm := plannedUpgrade(t, map[string]string{StateAnnotation: string(StateFailed), MessageAnnotation: "1 of 2 nodes succeeded"})
-	f := newFixture(t, u, []runtime.Object{testSlice(true), cm})
-	f.waitRepoReady(true)
-	if err := f.syncNow(); err != nil {
+	u, cm := plannedUpgrade(t, map[string]string{cleanup.StateAnnotation: string(cleanup.StateFailed), cleanup.MessageAnnotation: "1 of 2 nodes succeeded"})
+	f := newFixture(t, []runtime.Object{u, repoSlice(true).Obj(), cm})
+	f.WaitRepoReady(true)
+	if err := f.SyncNow(); err != nil {
 		t.Fatal(err)
 	}
-	f.wantNoFetch()
-	if p := f.patches(); len(p) != 0 {
+	f.WantNoFetch()
+	if p := f.Patches(); len(p) != 0 {
 		t.Errorf("patched the Upgrade: %v", p)
 	}
 }

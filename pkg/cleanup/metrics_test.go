@@ -1,37 +1,62 @@
-package cleanup
+package cleanup_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
-func withRegistry(reg *prometheus.Registry) fixtureOption {
-	return func(c *Config) { c.Registerer = reg }
+// metricValue is the value of the counter name whose labels include the
+// given name=value pairs, in what reg gathers; 0 when it has none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			matches := true
+			for i := 0; i+1 < len(labelPairs); i += 2 {
+				matches = matches && labels[labelPairs[i]] == labelPairs[i+1]
+			}
+			if matches {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func TestMetricsOfAPlannedCleanup(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	f := newFixture(t, testUpgradeObject(true, nil), []runtime.Object{testSlice(false)}, withRegistry(reg))
-	f.waitRepoReady(false)
+	f := newFixture(t, objects(upgrade(), false), cleanuptest.WithRegistry(reg))
+	f.WaitRepoReady(false)
 	f.next()
-	f.setRepoReady(true)
-	f.clock.Step(1500 * time.Millisecond) // 1.5 s between Ready and the worker's first request
+	f.SetRepoReady(true)
+	f.Clock.Step(1500 * time.Millisecond) // 1.5 s between Ready and the worker's first request
 	f.next()
-	if f.state() != StatePlanned {
-		t.Fatalf("state = %s", f.state())
+	if f.State() != cleanup.StatePlanned {
+		t.Fatalf("state = %s", f.State())
 	}
-	if got := testutil.ToFloat64(f.c.metrics.listFetches.WithLabelValues(FetchSuccess)); got != 2 {
+	if got := metricValue(t, reg, "upgrade_image_cleanup_list_fetches_total", "result", cleanup.FetchSuccess); got != 2 {
 		t.Errorf("successful fetches = %v, want 2", got)
 	}
-	if got := testutil.ToFloat64(f.c.metrics.imagesPlanned); got != 2 {
+	if got := metricValue(t, reg, "upgrade_image_cleanup_images_planned_total"); got != 2 {
 		t.Errorf("images planned = %v, want 2", got)
 	}
 	// The histogram saw one Ready phase, 1.5 s long on the fake clock.
@@ -44,7 +69,7 @@ upgrade_image_cleanup_upgrades{state="Removing"} 0
 upgrade_image_cleanup_upgrades{state="Succeeded"} 0
 upgrade_image_cleanup_upgrades{state="WaitingForRepo"} 0
 `
-	f.settle()
+	f.Settle()
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "upgrade_image_cleanup_upgrades"); err != nil {
 		t.Error(err)
 	}
@@ -72,47 +97,30 @@ upgrade_image_cleanup_upgrades{state="WaitingForRepo"} 0
 	}
 }
 
-func TestMetricsCountFetchFailuresByResult(t *testing.T) {
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{&StatusError{StatusCode: 404, Status: "404 Not Found"}, FetchNotFound},
-		{&StatusError{StatusCode: 500, Status: "500 Internal Server Error"}, FetchHTTPError},
-		{invalidList{errors.New("line 3: not a reference")}, FetchInvalid},
-		{ErrEmptyList, FetchInvalid},
-		{errors.New("dial tcp: connection refused"), FetchNetworkError},
-		{nil, FetchSuccess},
-	}
-	for _, tt := range tests {
-		if got := fetchResult(tt.err); got != tt.want {
-			t.Errorf("fetchResult(%v) = %s, want %s", tt.err, got, tt.want)
-		}
-	}
-}
-
 func TestMetricsOfARemoval(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	f2 := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, withRegistry(reg))
-	f2.syncRemoval()
-	f2.finishJob("node-a", true, nodeResult)
-	f2.finishJob("node-b", true, remover.Result{Removed: 1, BytesReclaimed: 1e8, Skipped: map[remover.Reason]int{remover.ReasonPinned: 1}})
-	f2.syncRemoval()
-	if f2.state() != StateSucceeded {
-		t.Fatalf("state = %s", f2.state())
+	f2 := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, cleanuptest.WithRegistry(reg))
+	f2.SyncRemoval()
+	f2.FinishJob("node-a", true, nodeResult)
+	f2.FinishJob("node-b", true, remover.Result{Removed: 1, BytesReclaimed: 1e8, Skipped: map[remover.Reason]int{remover.ReasonPinned: 1}})
+	f2.SyncRemoval()
+	if f2.State() != cleanup.StateSucceeded {
+		t.Fatalf("state = %s", f2.State())
 	}
-	if got := testutil.ToFloat64(f2.c.metrics.imagesRemoved); got != 3 {
+	removed := func() float64 { return metricValue(t, reg, "upgrade_image_cleanup_images_removed_total") }
+	if got := removed(); got != 3 {
 		t.Errorf("removed = %v, want 3", got)
 	}
-	if got := testutil.ToFloat64(f2.c.metrics.bytesReclaimed); got != 4e8 {
+	if got := metricValue(t, reg, "upgrade_image_cleanup_bytes_reclaimed_total"); got != 4e8 {
 		t.Errorf("bytes = %v, want 4e8", got)
 	}
-	if got := testutil.ToFloat64(f2.c.metrics.imagesSkipped.WithLabelValues("in-use")) + testutil.ToFloat64(f2.c.metrics.imagesSkipped.WithLabelValues("pinned")); got != 2 {
+	skipped := "upgrade_image_cleanup_images_skipped_total"
+	if got := metricValue(t, reg, skipped, "reason", "in-use") + metricValue(t, reg, skipped, "reason", "pinned"); got != 2 {
 		t.Errorf("skipped = %v, want 2", got)
 	}
 	// A resync of the Succeeded upgrade counts nothing twice.
-	f2.syncRemoval()
-	if got := testutil.ToFloat64(f2.c.metrics.imagesRemoved); got != 3 {
+	f2.SyncRemoval()
+	if got := removed(); got != 3 {
 		t.Errorf("removed after resync = %v, want still 3", got)
 	}
 }

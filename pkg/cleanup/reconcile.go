@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/distribution/reference"
@@ -30,9 +31,14 @@ func (c *Controller) sync(ctx context.Context, key workqueue.Key, attempt int) e
 			return err
 		}
 		a := Decide(s, c.decideOptions())
-		if a.Kind == ActNothing {
+		switch {
+		case tried != nil && (tried.FetchErr != nil || tried.WriteErr != nil):
+			// What a failed fetch means is the decision an operator asks about.
+			logger.Info("Decided on a failed fetch", "action", a.Kind, "why", a.Why, "err", errors.Join(tried.FetchErr, tried.WriteErr))
+		case a.Kind == ActNothing:
 			logger.V(logDetail).Info("Nothing to do", "why", a.Why)
-		} else {
+		default:
+			// A recorded state logs its own line; a fetch, its plan.
 			logger.V(logDetail).Info("Decided", "action", a.Kind, "why", a.Why)
 		}
 		if tried, err = c.apply(ctx, s, a); tried == nil {

@@ -1,69 +1,13 @@
-package cleanup
+package cleanup_test
 
 import (
-	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"testing"
 
-	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
-
-// TestSummaryBoundedWhateverReasonsNodesReport holds the README's promise ("What
-// it writes" / Removal on the nodes):
-//
-//	"The summary stays under 64 KiB at any node count, so the Upgrade's
-//	annotations never outgrow the API server's 256 KiB limit"
-//
-// total.skipped is the union of every node's skipped reasons, read from
-// termination messages that each fit the kubelet's 4096 bytes. Reasons the
-// remover does not give must be folded into one (ReasonUnknown), or distinct
-// keys per node grow the total with the node count until the API server
-// refuses the annotation and the upgrade never leaves Removing. Before the
-// fix a result was taken as it was.
-//
-// Minimal input: 250 nodes, each Job complete with a termination message
-// {"removed":1,...,"skipped":{"<node>-r0":1,...,"<node>-r99":1}} (< 4 KiB).
-// Expected: summary <= 64 KiB. Before the fix: ~325 KB, over the API server's 256 KiB.
-func TestSummaryBoundedWhateverReasonsNodesReport(t *testing.T) {
-	var nodes []NodeSummary
-	for i := range 250 {
-		skipped := map[string]int{}
-		for j := range 100 {
-			skipped[fmt.Sprintf("n%03d-r%02d", i, j)] = 1
-		}
-		b, err := json.Marshal(map[string]any{"removed": 1, "failed": 0, "bytesReclaimed": 0, "skipped": skipped})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > remover.MaxTerminationMessage {
-			t.Fatalf("termination message is %d bytes, over the kubelet's limit", len(b))
-		}
-		r := remover.ResultFromTermination(string(b))
-		nodes = append(nodes, NodeSummary{Node: fmt.Sprintf("node-%03d", i), Outcome: NodeSucceeded, Job: JobName(testUpgrade, fmt.Sprint(i)), Result: &r})
-	}
-	out, err := summarize(Summary{Nodes: nodes}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := out.Annotations[SummaryAnnotation]
-	if len(s) > maxSummaryBytes {
-		t.Errorf("summary annotation is %d bytes, over the promised %d", len(s), maxSummaryBytes)
-	}
-	// The message as record writes it (escaped, cut to 1 KiB).
-	annotations := map[string]string{StateAnnotation: string(out.State), MessageAnnotation: imagelist.Truncate(imagelist.Printable(out.Message), maxMessage)}
-	for k, v := range out.Annotations {
-		annotations[k] = v
-	}
-	if err := apivalidation.ValidateAnnotationsSize(annotations); err != nil {
-		t.Errorf("the API server would refuse the final patch: %v", err)
-	}
-}
 
 // TestRemoverErrorInAResultIsEscaped holds the README's
 // promise (Removal on the nodes):
@@ -83,10 +27,10 @@ func TestSummaryBoundedWhateverReasonsNodesReport(t *testing.T) {
 // escaped. Before the fix: raw ESC and newline bytes.
 func TestRemoverErrorInAResultIsEscaped(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"})
-	f.syncRemoval()
-	f.finishJobWithMessage("node-a", false, `{"removed":0,"failed":0,"bytesReclaimed":0,"error":"\u001b[2J\u001b[31mboom\nsecond line"}`)
-	f.syncRemoval()
-	s := f.summary()
+	f.SyncRemoval()
+	f.FinishJobWithMessage("node-a", false, `{"removed":0,"failed":0,"bytesReclaimed":0,"error":"\u001b[2J\u001b[31mboom\nsecond line"}`)
+	f.SyncRemoval()
+	s := f.Summary()
 	if len(s.Nodes) != 1 {
 		t.Fatalf("summary %+v", s)
 	}
@@ -114,20 +58,20 @@ func TestRemoverErrorInAResultIsEscaped(t *testing.T) {
 // "counter cannot decrease in value".
 func TestNegativeCountsInATerminationMessage(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"})
-	f.syncRemoval()
-	f.finishJobWithMessage("node-a", true, `{"removed":-1,"failed":0,"bytesReclaimed":0}`)
+	f.SyncRemoval()
+	f.FinishJobWithMessage("node-a", true, `{"removed":-1,"failed":0,"bytesReclaimed":0}`)
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
 				t.Fatalf("sync panicked on a termination message with a negative count: %v", r)
 			}
 		}()
-		f.syncRemoval()
+		f.SyncRemoval()
 	}()
-	if f.state() != StateSucceeded {
-		t.Fatalf("state = %s, want Succeeded recorded", f.state())
+	if f.State() != cleanup.StateSucceeded {
+		t.Fatalf("state = %s, want Succeeded recorded", f.State())
 	}
-	if s := f.summary(); s.Total.Removed != 0 || s.Nodes[0].Result.Removed != 0 {
+	if s := f.Summary(); s.Total.Removed != 0 || s.Nodes[0].Result.Removed != 0 {
 		t.Errorf("summary %+v: a negative count must count as zero", s)
 	}
 }
@@ -145,19 +89,19 @@ func TestNegativeCountsInATerminationMessage(t *testing.T) {
 // total wraps to -2 and the Upgrade's message says "removed -2 images".
 func TestTotalsDoNotWrapBelowZero(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"})
-	f.syncRemoval()
+	f.SyncRemoval()
 	msg := `{"removed":` + strconv.Itoa(math.MaxInt) + `,"failed":0,"bytesReclaimed":0}`
-	f.finishJobWithMessage("node-a", true, msg)
-	f.finishJobWithMessage("node-b", true, msg)
-	f.syncRemoval()
-	if f.state() != StateSucceeded {
-		t.Fatalf("state = %s, want Succeeded", f.state())
+	f.FinishJobWithMessage("node-a", true, msg)
+	f.FinishJobWithMessage("node-b", true, msg)
+	f.SyncRemoval()
+	if f.State() != cleanup.StateSucceeded {
+		t.Fatalf("state = %s, want Succeeded", f.State())
 	}
-	s := f.summary()
+	s := f.Summary()
 	if s.Total.Removed < 0 {
 		t.Errorf("summary total removed = %d, below zero", s.Total.Removed)
 	}
-	if m := f.annotations()[MessageAnnotation]; strings.Contains(m, "removed -") {
+	if m := f.Annotations()[cleanup.MessageAnnotation]; strings.Contains(m, "removed -") {
 		t.Errorf("message %q counts below zero", m)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -152,14 +153,10 @@ func (f *gateFixture) expectReadiness(key cache.ObjectName, wantEndpoints []info
 }
 
 // repoSlice is a slice of the repo Service of upgrade, as the EndpointSlice
-// controller writes it: the Service's labels plus the service-name label.
+// controller writes it: the Service's labels plus the service-name label,
+// the upgrade named by the Service's name only.
 func repoSlice(name, upgrade string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
-	s := endpointSlice(name, discoveryv1.AddressTypeIPv4, http80(), eps...)
-	s.Labels = map[string]string{
-		informers.UpgradeComponentLabel: "repo",
-		discoveryv1.LabelServiceName:    informers.RepoServicePrefix + upgrade,
-	}
-	return s
+	return cleanuptest.RepoSlice(upgrade).Name(name).ByServiceName().Endpoints(eps...).Obj()
 }
 
 func upgradeKey(name string) cache.ObjectName {
