@@ -1,0 +1,98 @@
+package cleanup_test
+
+import (
+	"sync/atomic"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest/fixture"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+)
+
+// Found by review: the exported Sync is an entry point like the event
+// handlers, and keeps to Options.Namespace even when the host's Upgrade
+// informer (and its own queue) carry every namespace.
+func TestSyncKeepsToItsNamespace(t *testing.T) {
+	const other = "other"
+	u := cleanuptest.Upgrade("hvst-upgrade-elsewhere").Namespace(other)
+	slice := cleanuptest.RepoSlice("hvst-upgrade-elsewhere").Namespace(other).Ready(true)
+	env := cleanuptest.NewEnv(fixture.Context(t), u.Obj(), slice.Obj())
+	env.Upgrades = informers.NewUpgradeInformer(env.Dynamic, "", 0) // shared, all namespaces
+	env.EndpointSlices = informers.NewEndpointSliceInformer(env.Kube, "", env.Options.Selector, 0)
+	if _, err := env.NewController(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Controller.Sync(env.Ctx, cache.ObjectName{Namespace: other, Name: "hvst-upgrade-elsewhere"}); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	for _, a := range append(env.Dynamic.Actions(), env.Kube.Actions()...) {
+		if v := a.GetVerb(); v != "list" && v != "watch" {
+			t.Errorf("acted on a key outside namespace %s: %s %s in %s", env.Options.Namespace, v, a.GetResource().Resource, a.GetNamespace())
+		}
+	}
+	if calls := env.Repo.Calls(); len(calls) > 0 {
+		t.Errorf("fetched for a key outside its namespace: %+v", calls)
+	}
+}
+
+// Found by review: Harvester keeps every past Upgrade, and each is synced
+// on every resync. One the cleanup will not act on costs no request, and so
+// no error and no retry when the API server is away.
+func TestSettledUpgradeCostsNoRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		upgrade *cleanuptest.UpgradeWrapper
+	}{
+		{"not Completed", upgrade().Completed(false)},
+		{"not latest", upgrade().Latest(false)},
+		{"Succeeded", upgrade().State(cleanup.StateSucceeded)},
+		{"Harvester's cleanup ran", upgrade().Annotate(cleanup.HarvesterDoneAnnotation, "true")},
+		{"Failed in phase plan", upgrade().State(cleanup.StateFailed).Annotate(cleanup.FailedPhaseAnnotation, string(cleanup.PhasePlan))},
+		{"Failed in phase removal", upgrade().State(cleanup.StateFailed).Annotate(cleanup.FailedPhaseAnnotation, string(cleanup.PhaseRemoval))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gets atomic.Int32
+			f := newFixture(t, objects(tt.upgrade, true), cleanuptest.WithKubeReactor("get", "configmaps",
+				func(clienttesting.Action) (bool, runtime.Object, error) {
+					gets.Add(1)
+					return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+				}))
+			f.WaitRepoReady(true)
+			if err := f.SyncNow(); err != nil {
+				t.Errorf("sync: %v, want nothing to do", err)
+			}
+			if n := gets.Load(); n != 0 {
+				t.Errorf("%d plan GETs, want none", n)
+			}
+			f.WantNoFetch()
+		})
+	}
+}
+
+// Found by review: a Failed written by a version without phases is re-armed
+// by a new Ready phase like a fetch failure; the plan its fetch then writes
+// is recorded as Planned, not taken for a plan that failed.
+func TestLegacyFailedRearmedByTheRepoIsPlanned(t *testing.T) {
+	f := newFixture(t, objects(upgrade().State(cleanup.StateFailed).Annotate(cleanup.MessageAnnotation, "fetching failed 5 times"), true))
+	f.WaitRepoReady(true)
+	f.Controller.Enqueue(testKey)
+	f.next() // failed in this Ready phase: nothing
+	if got := f.State(); got != cleanup.StateFailed {
+		t.Fatalf("state = %q before the repo restarted, want Failed", got)
+	}
+	f.RestartRepo()
+	f.next()
+	if got := f.State(); got != cleanup.StatePlanned {
+		t.Fatalf("state = %q after the repo restarted, want Planned", got)
+	}
+}
