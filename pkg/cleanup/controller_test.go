@@ -24,42 +24,6 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
-func TestSyncDoesNothing(t *testing.T) {
-	tests := []struct {
-		name    string
-		upgrade *unstructured.Unstructured
-	}{
-		{name: "upgrade missing"},
-		{name: "upgrade not completed", upgrade: upgrade().Completed(false).Obj()},
-		{name: "not the latest upgrade", upgrade: upgrade().Latest(false).Obj()},
-		// Harvester acts only on the Upgrade labelled latest.
-		{name: "not labelled latest", upgrade: upgrade().Labels(nil).Obj()},
-		{name: "our state is Succeeded", upgrade: upgrade().State(cleanup.StateSucceeded).Obj()},
-		{name: "Harvester's cleanup completed", upgrade: upgrade().Annotate(cleanup.HarvesterDoneAnnotation, "true").Obj()},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// The repo is Ready: only the Upgrade keeps the controller from acting.
-			objs := []runtime.Object{repoSlice(true).Obj()}
-			if tt.upgrade != nil {
-				objs = append(objs, tt.upgrade)
-			}
-			f := newFixture(t, objs)
-			f.WaitRepoReady(true)
-			if err := f.Sync(testKey); err != nil {
-				t.Fatalf("sync: %v", err)
-			}
-			f.WantNoFetch()
-			if p := f.Patches(); len(p) > 0 {
-				t.Errorf("patched the Upgrade: %v", p)
-			}
-			if _, ok := f.PlanConfigMap(); ok {
-				t.Error("a plan ConfigMap was written")
-			}
-		})
-	}
-}
-
 func TestMalformedUpgradeIsSkipped(t *testing.T) {
 	u := upgrade().Obj()
 	u.Object["status"].(map[string]any)["conditions"] = "Completed"

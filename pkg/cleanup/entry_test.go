@@ -44,16 +44,19 @@ func TestSyncKeepsToItsNamespace(t *testing.T) {
 	}
 }
 
-// Found by review: Harvester keeps every past Upgrade, and each is synced
-// on every resync. One the cleanup will not act on costs no request, and so
-// no error and no retry when the API server is away.
+// Harvester keeps every past Upgrade, and each is synced on every resync.
+// One the cleanup will not act on, with its repo Ready, is left alone: no
+// fetch, no patch, no plan, and (found by review) no request at all, so no
+// error and no retry when the API server is away.
 func TestSettledUpgradeCostsNoRequest(t *testing.T) {
 	tests := []struct {
 		name    string
 		upgrade *cleanuptest.UpgradeWrapper
 	}{
+		{"upgrade missing", nil},
 		{"not Completed", upgrade().Completed(false)},
-		{"not latest", upgrade().Latest(false)},
+		{"labelled latest=false", upgrade().Latest(false)},
+		{"not labelled latest", upgrade().Labels(nil)},
 		{"Succeeded", upgrade().State(cleanup.StateSucceeded)},
 		{"Harvester's cleanup ran", upgrade().Annotate(cleanup.HarvesterDoneAnnotation, "true")},
 		{"Failed in phase plan", upgrade().State(cleanup.StateFailed).Annotate(cleanup.FailedPhaseAnnotation, string(cleanup.PhasePlan))},
@@ -62,19 +65,29 @@ func TestSettledUpgradeCostsNoRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var gets atomic.Int32
-			f := newFixture(t, objects(tt.upgrade, true), cleanuptest.WithKubeReactor("get", "configmaps",
+			objs := []runtime.Object{repoSlice(true).Obj()}
+			if tt.upgrade != nil {
+				objs = append(objs, tt.upgrade.Obj())
+			}
+			f := newFixture(t, objs, cleanuptest.WithKubeReactor("get", "configmaps",
 				func(clienttesting.Action) (bool, runtime.Object, error) {
 					gets.Add(1)
 					return true, nil, apierrors.NewServiceUnavailable("etcd is down")
 				}))
 			f.WaitRepoReady(true)
-			if err := f.SyncNow(); err != nil {
+			if err := f.Sync(testKey); err != nil {
 				t.Errorf("sync: %v, want nothing to do", err)
 			}
 			if n := gets.Load(); n != 0 {
 				t.Errorf("%d plan GETs, want none", n)
 			}
 			f.WantNoFetch()
+			if p := f.Patches(); len(p) > 0 {
+				t.Errorf("patched the Upgrade: %v", p)
+			}
+			if creates := f.Creates("configmaps"); creates > 0 {
+				t.Errorf("%d ConfigMaps created, want no plan", creates)
+			}
 		})
 	}
 }
