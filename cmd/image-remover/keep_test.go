@@ -11,6 +11,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -24,9 +25,9 @@ func writeFile(t *testing.T, name, content string) string {
 
 // parseTermination reads the termination log as a result: every exit
 // writes one.
-func parseTermination(t *testing.T, out outcome) remover.Result {
+func parseTermination(t *testing.T, out outcome) report.Result {
 	t.Helper()
-	r, err := remover.ParseResult(out.termination)
+	r, err := report.ParseResult(out.termination)
 	if err != nil {
 		t.Fatalf("termination log %q is not a result: %v", out.termination, err)
 	}
@@ -47,7 +48,7 @@ func TestKeepListKeepsImagesOfTheCurrentVersion(t *testing.T) {
 		t.Errorf("RemoveImage calls = %v: the image the keep list names was removed", srv.RemoveCalls())
 	}
 	r := parseTermination(t, out)
-	if r.Skipped[remover.ReasonInCurrentList] != 1 || r.Removed != 1 || r.Error != "" {
+	if r.Skipped[report.ReasonInCurrentList] != 1 || r.Removed != 1 || r.Error != "" {
 		t.Errorf("result = %+v, want 1 in-current-list, 1 removed", r)
 	}
 }
@@ -149,7 +150,7 @@ func TestEveryExitWritesAResult(t *testing.T) {
 	if out.code != exitUsage || !strings.Contains(r.Error, "line 2") || strings.Contains(r.Error, "\x1b") {
 		t.Errorf("exit %d, result %+v: want 2 and an escaped error naming line 2", out.code, r)
 	}
-	if back := remover.ResultFromTermination(string(out.termination)); !reflect.DeepEqual(back, r) {
+	if back := report.ResultFromTermination(string(out.termination)); !reflect.DeepEqual(back, r) {
 		t.Errorf("ResultFromTermination = %+v, want %+v", back, r)
 	}
 	out = runIn(t, &badPlan, "--runtime-endpoint", srv.Endpoint(), "--no-such-flag")

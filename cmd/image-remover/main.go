@@ -4,7 +4,7 @@
 // CRI socket mounted from the host.
 //
 // It logs JSON lines to stderr, one per decision; prints the full report as
-// one JSON object on stdout; and writes the result (remover.Result, JSON) to
+// one JSON object on stdout; and writes the result (report.Result, JSON) to
 // the termination log, where the controller reads it from the pod's status.
 //
 // Exit codes: 0 when it ran, even if some removals failed (they are in the
@@ -40,13 +40,14 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // Exit codes.
 const (
 	exitOK      = 0
 	exitRuntime = 1
-	exitUsage   = remover.ExitRefused
+	exitUsage   = report.ExitRefused
 )
 
 // maxConnectWait bounds the connect check: a runtime that does not answer
@@ -240,7 +241,7 @@ func readKeep(path string) ([]reference.Named, error) {
 // writeFailure writes a result whose Error is err to the termination log:
 // the controller reads every termination message as a result.
 func writeFailure(path string, err error) error {
-	msg, merr := remover.Result{Error: "image-remover: " + err.Error()}.TerminationMessage()
+	msg, merr := report.Result{Error: "image-remover: " + err.Error()}.TerminationMessage()
 	if merr != nil {
 		return merr
 	}

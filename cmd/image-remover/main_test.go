@@ -15,6 +15,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/fakecri"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 func id(c string) string { return "sha256:" + strings.Repeat(c, 64) }
@@ -119,13 +120,13 @@ func TestRemovesAndReports(t *testing.T) {
 		t.Errorf("RemoveImage calls = %v, want %v", calls, want)
 	}
 
-	want := remover.Result{
+	want := report.Result{
 		Removed:         2,
-		Skipped:         map[remover.Reason]int{remover.ReasonInUse: 1, remover.ReasonPinned: 1, remover.ReasonNotPresent: 1},
+		Skipped:         map[report.Reason]int{report.ReasonInUse: 1, report.ReasonPinned: 1, report.ReasonNotPresent: 1},
 		BytesReclaimed:  1000 + 3000 + 5000,
 		DanglingRemoved: 1,
 	}
-	got, err := remover.ParseResult(out.termination)
+	got, err := report.ParseResult(out.termination)
 	if err != nil {
 		t.Fatalf("termination log %q: %v", out.termination, err)
 	}
@@ -164,7 +165,7 @@ func TestRemovalFailureStillExitsZero(t *testing.T) {
 		t.Fatalf("exit code %d, want 0 (failures are in the result); stderr:\n%s", out.code, out.stderr)
 	}
 	assertNeverRemoved(t, srv)
-	got, err := remover.ParseResult(out.termination)
+	got, err := report.ParseResult(out.termination)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestOptions(t *testing.T) {
 		if calls := srv.RemoveCalls(); !reflect.DeepEqual(calls, []string{dangling.Id}) {
 			t.Errorf("RemoveImage calls = %v, want only the dangling image", calls)
 		}
-		if r, err := remover.ParseResult(out.termination); err != nil || r.DanglingRemoved != 1 || r.Removed != 0 {
+		if r, err := report.ParseResult(out.termination); err != nil || r.DanglingRemoved != 1 || r.Removed != 0 {
 			t.Errorf("result %+v, %v", r, err)
 		}
 	})
@@ -233,7 +234,7 @@ func TestRuntimeUnreachableExitsOne(t *testing.T) {
 	}
 	// A failed run writes a result whose Error says why, so that the
 	// controller can show it.
-	if r, err := remover.ParseResult(out.termination); err != nil || !strings.Contains(r.Error, sock) || r.Removed != 0 {
+	if r, err := report.ParseResult(out.termination); err != nil || !strings.Contains(r.Error, sock) || r.Removed != 0 {
 		t.Errorf("termination log %q: %+v, %v; want a result whose error names the socket", out.termination, r, err)
 	}
 	if out.stdout != "" {

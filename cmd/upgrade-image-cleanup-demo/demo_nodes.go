@@ -20,6 +20,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // The demo's two nodes. Node 0 still runs a container of one old image;
@@ -118,7 +119,7 @@ func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
 	return cleanuptest.FinishJob(ctx, d.kube, j, true, string(msg))
 }
 
-func describeResult(r remover.Result) string {
+func describeResult(r report.Result) string {
 	var skipped []string
 	for _, reason := range slices.Sorted(maps.Keys(r.Skipped)) {
 		skipped = append(skipped, fmt.Sprintf("%s %d", reason, r.Skipped[reason]))

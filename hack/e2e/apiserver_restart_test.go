@@ -22,7 +22,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestAPIServerKilledWhileWaiting: while the Upgrade waits for its repo, the
@@ -133,7 +133,7 @@ func TestAPIServerKilledWhileWaiting(t *testing.T) {
 	checkOnePlan(t, ctx, upgrade, plans)
 	js := checkJobsPerNode(t, ctx, upgrade)
 	for _, n := range nodeNames {
-		finishJob(t, ctx, js[n], remover.Result{Removed: 2})
+		finishJob(t, ctx, js[n], report.Result{Removed: 2})
 	}
 	waitState(t, ctx, upgrade, cleanup.StateSucceeded, 60*time.Second)
 	checkSucceeded(t, ctx, upgrade, 2)

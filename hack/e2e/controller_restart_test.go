@@ -14,7 +14,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestControllerKilledMidRemoval: the controller is killed with SIGKILL
@@ -56,7 +56,7 @@ func TestControllerKilledMidRemoval(t *testing.T) {
 
 	// One Job at a time, so the second process shows it is the one
 	// tracking them: the message counts the first finished Job.
-	finishJob(t, ctx, before[nodeNames[0]], remover.Result{Removed: 7})
+	finishJob(t, ctx, before[nodeNames[0]], report.Result{Removed: 7})
 	wantMsg := fmt.Sprintf("removing on %d nodes: 1 finished, %d running", len(nodeNames), len(nodeNames)-1)
 	waitFor(t, ctx, "the second controller to count the first finished Job", 30*time.Second, func(ctx context.Context) (bool, error) {
 		a, err := annotationsOf(ctx, upgrade)
@@ -69,7 +69,7 @@ func TestControllerKilledMidRemoval(t *testing.T) {
 		return a[cleanup.MessageAnnotation] == wantMsg, nil
 	})
 	for _, n := range nodeNames[1:] {
-		finishJob(t, ctx, before[n], remover.Result{Removed: 7})
+		finishJob(t, ctx, before[n], report.Result{Removed: 7})
 	}
 	waitState(t, ctx, upgrade, cleanup.StateSucceeded, 30*time.Second)
 	checkSucceeded(t, ctx, upgrade, 7)

@@ -30,7 +30,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestFlappingRepoDuringFetch: the repo pod goes not Ready while the
@@ -204,7 +204,7 @@ func TestFlappingRepoDuringFetch(t *testing.T) {
 	checkOnePlan(t, ctx, upgrade, plans)
 	js := checkJobsPerNode(t, ctx, upgrade)
 	for _, n := range nodeNames {
-		finishJob(t, ctx, js[n], remover.Result{Removed: 4})
+		finishJob(t, ctx, js[n], report.Result{Removed: 4})
 	}
 	waitState(t, ctx, upgrade, cleanup.StateSucceeded, 30*time.Second)
 	checkSucceeded(t, ctx, upgrade, 4)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestLeaderElectionHandsOver runs two replicas with --leader-elect: exactly
@@ -53,7 +53,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		t.Fatalf("%d Jobs before the handover, want %d", len(jobs), len(nodeNames))
 	}
 	for _, n := range nodeNames {
-		finishJob(t, ctx, jobs[n], remover.Result{Removed: 3})
+		finishJob(t, ctx, jobs[n], report.Result{Removed: 3})
 	}
 	// The killed leader did not release the Lease: the standby waits for it
 	// to expire (15 s), then finishes.

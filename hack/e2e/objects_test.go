@@ -19,7 +19,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 const ns = "harvester-system"
@@ -171,7 +171,7 @@ func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Durati
 // finishJob plays the Job controller and the kubelet for one removal Job: a
 // pod from the Job's template whose remover container terminated with r as
 // its message, then the Job's status as the Job controller writes it.
-func finishJob(t *testing.T, ctx context.Context, j *batchv1.Job, r remover.Result) {
+func finishJob(t *testing.T, ctx context.Context, j *batchv1.Job, r report.Result) {
 	t.Helper()
 	msg, err := r.TerminationMessage()
 	if err != nil {

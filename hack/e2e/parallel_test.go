@@ -23,7 +23,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestTwoUpgradesInParallel runs two upgrades at once, each with its own
@@ -171,14 +171,14 @@ func TestTwoUpgradesInParallel(t *testing.T) {
 
 	// Finishing A's Jobs finishes A only.
 	for _, n := range nodeNames {
-		finishJob(t, ctx, a.jobs[n], remover.Result{Removed: len(a.plan)})
+		finishJob(t, ctx, a.jobs[n], report.Result{Removed: len(a.plan)})
 	}
 	awaitCleanupState(t, ctx, a.name, cleanup.StateSucceeded, 30*time.Second)
 	holdsFalseFor(t, ctx, "upgrade B leaving Removing while its Jobs run", 3*time.Second, func(ctx context.Context) (bool, error) {
 		return upgradeAnnotations(t, ctx, b.name)[cleanup.StateAnnotation] != string(cleanup.StateRemoving), nil
 	})
 	for _, n := range nodeNames {
-		finishJob(t, ctx, b.jobs[n], remover.Result{Removed: len(b.plan)})
+		finishJob(t, ctx, b.jobs[n], report.Result{Removed: len(b.plan)})
 	}
 	awaitCleanupState(t, ctx, b.name, cleanup.StateSucceeded, 30*time.Second)
 

@@ -14,7 +14,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestPlanGuards: on a real API server, with its garbage collector, the
@@ -81,7 +81,7 @@ func TestPlanGuards(t *testing.T) {
 			tc.tamper(t, ctx, upgrade)
 			if tc.phase == cleanup.PhasePlan {
 				// A Job finishing brings the upgrade back to a sync.
-				finishJob(t, ctx, running[nodeNames[0]], remover.Result{Removed: 1})
+				finishJob(t, ctx, running[nodeNames[0]], report.Result{Removed: 1})
 			}
 			a := awaitCleanupState(t, ctx, upgrade, cleanup.StateFailed, 30*time.Second)
 			if cleanup.Phase(a[cleanup.FailedPhaseAnnotation]) != tc.phase || !strings.Contains(a[cleanup.MessageAnnotation], tc.msg) ||

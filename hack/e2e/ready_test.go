@@ -15,7 +15,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestSingleNodeUpgradeWaitsForReady plays the single-node story on a real
@@ -124,7 +124,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 			t.Errorf("Job %s owners = %+v, want the plan ConfigMap", j.Name, j.OwnerReferences)
 		}
 	}
-	result := remover.Result{Removed: len(planned), BytesReclaimed: 5e9, Skipped: map[remover.Reason]int{remover.ReasonInUse: 1}}
+	result := report.Result{Removed: len(planned), BytesReclaimed: 5e9, Skipped: map[report.Reason]int{report.ReasonInUse: 1}}
 	for _, n := range nodeNames {
 		finishJob(t, ctx, jobs[n], result)
 	}
@@ -139,7 +139,7 @@ func TestSingleNodeUpgradeWaitsForReady(t *testing.T) {
 	if err := json.Unmarshal([]byte(a[cleanup.SummaryAnnotation]), &s); err != nil {
 		t.Fatalf("summary: %v", err)
 	}
-	if len(s.Nodes) != 2 || s.Total.Removed != 2*len(planned) || s.Total.Skipped[remover.ReasonInUse] != 2 {
+	if len(s.Nodes) != 2 || s.Total.Removed != 2*len(planned) || s.Total.Skipped[report.ReasonInUse] != 2 {
 		t.Errorf("summary = %+v", s)
 	}
 	if again := removalJobs(t, ctx, upgrade); len(again) != len(nodeNames) {

@@ -95,7 +95,7 @@ func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1
 
 // FinishJob plays the Job controller and the kubelet for one removal Job:
 // the Job's pod, terminated with msg as the remover's termination message
-// (see remover.Result.TerminationMessage), then the Job's final status. It
+// (see report.Result.TerminationMessage), then the Job's final status. It
 // works against a fake clientset and a real API server alike (no kubelet
 // runs there either): the pod's status is written after the pod.
 func FinishJob(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job, complete bool, msg string) error {

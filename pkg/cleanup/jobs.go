@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // RemovalOptions configure the removal of a plan on the nodes.
@@ -158,7 +158,7 @@ func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: ptr.To(removerName),
 					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values:        []int32{remover.ExitRefused},
+					Values:        []int32{report.ExitRefused},
 				},
 			}}},
 			Template: corev1.PodTemplateSpec{

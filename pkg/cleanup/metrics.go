@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // Fetch results, the values of the result label of list fetches.
@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 	for _, r := range []string{FetchSuccess, FetchNotFound, FetchHTTPError, FetchInvalid, FetchNetworkError} {
 		m.listFetches.WithLabelValues(r)
 	}
-	for _, r := range []remover.Reason{remover.ReasonInUse, remover.ReasonPinned, remover.ReasonStillNeeded, remover.ReasonNotPresent} {
+	for _, r := range []report.Reason{report.ReasonInUse, report.ReasonPinned, report.ReasonStillNeeded, report.ReasonNotPresent} {
 		m.imagesSkipped.WithLabelValues(string(r))
 	}
 	return m, nil

@@ -10,7 +10,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // metricValue is the value of the counter name whose labels include the
@@ -102,7 +102,7 @@ func TestMetricsOfARemoval(t *testing.T) {
 	f2 := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, cleanuptest.WithRegistry(reg))
 	f2.SyncRemoval()
 	f2.FinishJob("node-a", true, nodeResult)
-	f2.FinishJob("node-b", true, remover.Result{Removed: 1, BytesReclaimed: 1e8, Skipped: map[remover.Reason]int{remover.ReasonPinned: 1}})
+	f2.FinishJob("node-b", true, report.Result{Removed: 1, BytesReclaimed: 1e8, Skipped: map[report.Reason]int{report.ReasonPinned: 1}})
 	f2.SyncRemoval()
 	if f2.State() != cleanup.StateSucceeded {
 		t.Fatalf("state = %s", f2.State())

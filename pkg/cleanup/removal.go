@@ -22,7 +22,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // SummaryAnnotation holds the per-node results of a finished removal, as JSON.
@@ -43,8 +43,8 @@ type NodeSummary struct {
 	Outcome string `json:"outcome"`
 	Job     string `json:"job,omitempty"`
 	// Message says why a node failed, or that its result could not be read.
-	Message string          `json:"message,omitempty"`
-	Result  *remover.Result `json:"result,omitempty"`
+	Message string         `json:"message,omitempty"`
+	Result  *report.Result `json:"result,omitempty"`
 }
 
 // Summary is the value of SummaryAnnotation. It is bounded at any node
@@ -61,7 +61,7 @@ type Summary struct {
 	// Outcomes counts the nodes by outcome, all of them.
 	Outcomes map[string]int `json:"outcomes,omitempty"`
 	// Total adds up the nodes' results (FailedImages left out).
-	Total remover.Result `json:"total"`
+	Total report.Result `json:"total"`
 }
 
 // Bounds of the summary annotation. The API server allows 256 KiB for all
@@ -227,7 +227,7 @@ func jobFailureMessage(j *batchv1.Job) string {
 	return "job failed"
 }
 
-func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.Result, error) {
+func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*report.Result, error) {
 	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
 	if j.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
@@ -251,7 +251,7 @@ func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.R
 			}
 			// Whatever the remover said, in any form and with any exit
 			// code, reaches the summary (escaped and cut).
-			r := remover.ResultFromTermination(cs.State.Terminated.Message)
+			r := report.ResultFromTermination(cs.State.Terminated.Message)
 			return &r, nil
 		}
 	}
@@ -262,7 +262,7 @@ func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*remover.R
 // when the share of counted nodes that succeeded reaches ratio, else Failed.
 func summarize(s Summary, ratio float64) (Outcome, error) {
 	succeeded, counted := 0, 0
-	skipped := map[remover.Reason]int{}
+	skipped := map[report.Reason]int{}
 	s.Outcomes = map[string]int{}
 	for _, n := range s.Nodes {
 		s.Outcomes[n.Outcome]++
@@ -367,7 +367,7 @@ func compactNode(n NodeSummary) NodeSummary {
 	return n
 }
 
-func sumCounts(m map[remover.Reason]int) int {
+func sumCounts(m map[report.Reason]int) int {
 	n := 0
 	for _, c := range m {
 		n += c
@@ -375,7 +375,7 @@ func sumCounts(m map[remover.Reason]int) int {
 	return n
 }
 
-func skippedDetail(m map[remover.Reason]int) string {
+func skippedDetail(m map[report.Reason]int) string {
 	if len(m) == 0 {
 		return ""
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 func TestJobNameIsABoundedUniqueLabel(t *testing.T) {
@@ -148,7 +148,7 @@ func TestRemovalJobSpec(t *testing.T) {
 	}
 }
 
-var nodeResult = remover.Result{Removed: 2, BytesReclaimed: 3e8, Skipped: map[remover.Reason]int{remover.ReasonInUse: 1}}
+var nodeResult = report.Result{Removed: 2, BytesReclaimed: 3e8, Skipped: map[report.Reason]int{report.ReasonInUse: 1}}
 
 func TestTwoNodesSucceed(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"})
@@ -177,7 +177,7 @@ func TestTwoNodesSucceed(t *testing.T) {
 		t.Fatalf("annotations = %v, want Succeeded and Harvester's annotation", a)
 	}
 	s := f.Summary()
-	if len(s.Nodes) != 2 || s.Total.Removed != 4 || s.Total.Skipped[remover.ReasonInUse] != 2 || s.Total.BytesReclaimed != 6e8 {
+	if len(s.Nodes) != 2 || s.Total.Removed != 4 || s.Total.Skipped[report.ReasonInUse] != 2 || s.Total.BytesReclaimed != 6e8 {
 		t.Errorf("summary = %+v", s)
 	}
 	for _, n := range s.Nodes {
@@ -199,7 +199,7 @@ func TestOneNodeFails(t *testing.T) {
 			f := newRemovalFixture(t, tt.ratio, []string{"node-a", "node-b"})
 			f.SyncRemoval()
 			f.FinishJob("node-a", true, nodeResult)
-			f.FinishJob("node-b", false, remover.Result{})
+			f.FinishJob("node-b", false, report.Result{})
 			f.SyncRemoval()
 			a := f.Annotations()
 			if cleanup.State(a[cleanup.StateAnnotation]) != tt.want {
@@ -333,7 +333,7 @@ func TestRemovalNeedsItsInformersAndImage(t *testing.T) {
 func TestRemovalFailureIsNotRearmedByTheRepo(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"})
 	f.SyncRemoval()
-	f.FinishJob("node-a", false, remover.Result{})
+	f.FinishJob("node-a", false, report.Result{})
 	f.SyncRemoval()
 	if f.State() != cleanup.StateFailed {
 		t.Fatalf("state = %s, want Failed", f.State())

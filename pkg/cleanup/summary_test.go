@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 const summaryUpgrade = "hvst-upgrade-abc12"
@@ -72,7 +72,7 @@ func TestAssessRemoval(t *testing.T) {
 }
 
 func TestSummarize(t *testing.T) {
-	ok := &remover.Result{Removed: 10, BytesReclaimed: 2e9, Skipped: map[remover.Reason]int{remover.ReasonInUse: 1}}
+	ok := &report.Result{Removed: 10, BytesReclaimed: 2e9, Skipped: map[report.Reason]int{report.ReasonInUse: 1}}
 	tests := []struct {
 		name      string
 		nodes     []NodeSummary
@@ -123,7 +123,7 @@ func TestSummaryStaysBoundedAtFiveHundredNodes(t *testing.T) {
 	var nodes []NodeSummary
 	for i := range 500 {
 		n := NodeSummary{Node: fmt.Sprintf("harvester-node-%03d-%s", i, strings.Repeat("n", 40)), Job: JobName(summaryUpgrade, fmt.Sprint(i)), Outcome: NodeSucceeded}
-		r := &remover.Result{Removed: 1, Failed: 200, BytesReclaimed: 10}
+		r := &report.Result{Removed: 1, Failed: 200, BytesReclaimed: 10}
 		for j := range 200 {
 			r.FailedImages = append(r.FailedImages, fmt.Sprintf("registry.example.com/%s/image-%d:v1: rpc error: code = DeadlineExceeded desc = %s", strings.Repeat("p", 100), j, strings.Repeat("e", 200)))
 		}
@@ -204,10 +204,10 @@ func TestSummaryBoundedWhateverReasonsNodesReport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b) > remover.MaxTerminationMessage {
+		if len(b) > report.MaxTerminationMessage {
 			t.Fatalf("termination message is %d bytes, over the kubelet's limit", len(b))
 		}
-		r := remover.ResultFromTermination(string(b))
+		r := report.ResultFromTermination(string(b))
 		nodes = append(nodes, NodeSummary{Node: fmt.Sprintf("node-%03d", i), Outcome: NodeSucceeded, Job: JobName(summaryUpgrade, fmt.Sprint(i)), Result: &r})
 	}
 	out, err := summarize(Summary{Nodes: nodes}, 1)

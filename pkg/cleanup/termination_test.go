@@ -44,7 +44,7 @@ func TestRemoverErrorInAResultIsEscaped(t *testing.T) {
 }
 
 // TestNegativeCountsInATerminationMessage: the controller reads the
-// termination message with `remover.ResultFromTermination`, which never
+// termination message with `report.ResultFromTermination`, which never
 // fails, and removal totals are counted once, when the final state is
 // written. Before the fix a negative count was taken as it was, summed
 // into the total and added to a Prometheus counter, which panics on a

@@ -43,6 +43,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 const (
@@ -169,15 +170,15 @@ func TestContainerd(t *testing.T) {
 		}
 		assertReport(t, rep, []reportLine{
 			{"docker.io/rancher/a:1", ActionRemoved, "", idOf(imgA), ""},
-			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/b:1", ActionSkipped, report.ReasonStillNeeded, idOf(imgB), stillNeeded},
 			{"docker.io/rancher/c:1", ActionRemoved, "", idOf(imgC), ""},
 			{"docker.io/rancher/c:1.0", ActionRemoved, "", idOf(imgC), ""},
-			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
-			{"docker.io/rancher/e:1", ActionSkipped, ReasonNotPresent, "", ""},
-			{"docker.io/rancher/missing:1", ActionSkipped, ReasonNotPresent, "", ""},
-		}, Result{
+			{"docker.io/rancher/d:1", ActionSkipped, report.ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/e:1", ActionSkipped, report.ReasonNotPresent, "", ""},
+			{"docker.io/rancher/missing:1", ActionSkipped, report.ReasonNotPresent, "", ""},
+		}, report.Result{
 			Removed:        2,
-			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 2},
+			Skipped:        map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1, report.ReasonNotPresent: 2},
 			BytesReclaimed: sizeOf(imgA) + sizeOf(imgC),
 		})
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgE, imgF, imgG)
@@ -189,16 +190,16 @@ func TestContainerd(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 		assertReport(t, rep, []reportLine{
-			{"docker.io/rancher/a:1", ActionSkipped, ReasonNotPresent, "", ""},
-			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
-			{"docker.io/rancher/c:1", ActionSkipped, ReasonNotPresent, "", ""},
-			{"docker.io/rancher/c:1.0", ActionSkipped, ReasonNotPresent, "", ""},
-			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/a:1", ActionSkipped, report.ReasonNotPresent, "", ""},
+			{"docker.io/rancher/b:1", ActionSkipped, report.ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/c:1", ActionSkipped, report.ReasonNotPresent, "", ""},
+			{"docker.io/rancher/c:1.0", ActionSkipped, report.ReasonNotPresent, "", ""},
+			{"docker.io/rancher/d:1", ActionSkipped, report.ReasonInUse, idOf(imgD), inUse},
 			{"docker.io/rancher/e:1", ActionRemoved, "", idOf(imgE), ""},
-			{"docker.io/rancher/missing:1", ActionSkipped, ReasonNotPresent, "", ""},
-		}, Result{
+			{"docker.io/rancher/missing:1", ActionSkipped, report.ReasonNotPresent, "", ""},
+		}, report.Result{
 			Removed:        1,
-			Skipped:        map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1, ReasonNotPresent: 4},
+			Skipped:        map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1, report.ReasonNotPresent: 4},
 			BytesReclaimed: sizeOf(imgE),
 		})
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgF, imgG)
@@ -213,17 +214,17 @@ func TestContainerd(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg, rep := runRemoverBinary(t, bin, term, "--plan", planFile, "--runtime-endpoint", "unix://"+ctd.sock)
-		res, err := ParseResult(msg)
+		res, err := report.ParseResult(msg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Result{Removed: 1, Skipped: map[Reason]int{ReasonStillNeeded: 1, ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
+		want := report.Result{Removed: 1, Skipped: map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
 		if !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s, want %+v", msg, want)
 		}
 		assertReport(t, rep, []reportLine{
-			{"docker.io/rancher/b:1", ActionSkipped, ReasonStillNeeded, idOf(imgB), stillNeeded},
-			{"docker.io/rancher/d:1", ActionSkipped, ReasonInUse, idOf(imgD), inUse},
+			{"docker.io/rancher/b:1", ActionSkipped, report.ReasonStillNeeded, idOf(imgB), stillNeeded},
+			{"docker.io/rancher/d:1", ActionSkipped, report.ReasonInUse, idOf(imgD), inUse},
 			{"docker.io/rancher/f:1", ActionRemoved, "", idOf(imgF), ""},
 		}, want)
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
@@ -245,15 +246,15 @@ func TestContainerd(t *testing.T) {
 		digest := imagelist.Digest(planText)
 		// The Job's flags.
 		msg, rep := runRemoverBinary(t, bin, term, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest, "--runtime-endpoint=unix://"+ctd.sock)
-		want := Result{Skipped: map[Reason]int{ReasonInCurrentList: 1}}
-		if res, err := ParseResult(msg); err != nil || !reflect.DeepEqual(res, want) {
+		want := report.Result{Skipped: map[report.Reason]int{report.ReasonInCurrentList: 1}}
+		if res, err := report.ParseResult(msg); err != nil || !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s (%v), want %+v", msg, err, want)
 		}
 		if rep.PlanDigest != digest {
 			t.Errorf("report's planDigest = %q, want %q", rep.PlanDigest, digest)
 		}
 		assertReport(t, rep, []reportLine{
-			{"docker.io/rancher/g:1", ActionSkipped, ReasonInCurrentList, idOf(imgG),
+			{"docker.io/rancher/g:1", ActionSkipped, report.ReasonInCurrentList, idOf(imgG),
 				"the new version ships registry.rancher.com/rancher/g:1 (" + string(imagematch.WhyOtherRegistry) + ")"},
 		}, want)
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
@@ -268,8 +269,8 @@ func TestContainerd(t *testing.T) {
 			t.Errorf("report's SandboxImage = %q, want %q", rep.SandboxImage, sandboxImage)
 		}
 		assertReport(t, rep, []reportLine{
-			{sandboxImage, ActionSkipped, ReasonPinned, idOf(sandbox), "the runtime's configured sandbox image (" + sandboxImage + "), which new pods need"},
-		}, Result{Skipped: map[Reason]int{ReasonPinned: 1}})
+			{sandboxImage, ActionSkipped, report.ReasonPinned, idOf(sandbox), "the runtime's configured sandbox image (" + sandboxImage + "), which new pods need"},
+		}, report.Result{Skipped: map[report.Reason]int{report.ReasonPinned: 1}})
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
 
@@ -295,9 +296,9 @@ func TestContainerd(t *testing.T) {
 			t.Errorf("report's SandboxImage = %q, want %q", rep.SandboxImage, newSandboxImage)
 		}
 		assertReport(t, rep, []reportLine{
-			{newSandboxImage, ActionSkipped, ReasonPinned, idOf(newSandbox), "the runtime's configured sandbox image (" + newSandboxImage + "), which new pods need"},
-			{sandboxImage, ActionSkipped, ReasonInUse, idOf(sandbox), "used by pod sandbox " + sid},
-		}, Result{Skipped: map[Reason]int{ReasonPinned: 1, ReasonInUse: 1}})
+			{newSandboxImage, ActionSkipped, report.ReasonPinned, idOf(newSandbox), "the runtime's configured sandbox image (" + newSandboxImage + "), which new pods need"},
+			{sandboxImage, ActionSkipped, report.ReasonInUse, idOf(sandbox), "used by pod sandbox " + sid},
+		}, report.Result{Skipped: map[report.Reason]int{report.ReasonPinned: 1, report.ReasonInUse: 1}})
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
 }
@@ -306,12 +307,12 @@ func TestContainerd(t *testing.T) {
 type reportLine struct {
 	ref     string
 	action  Action
-	reason  Reason
+	reason  report.Reason
 	imageID string
 	detail  string
 }
 
-func assertReport(t *testing.T, rep Report, lines []reportLine, res Result) {
+func assertReport(t *testing.T, rep Report, lines []reportLine, res report.Result) {
 	t.Helper()
 	var got []reportLine
 	for _, e := range rep.Images {

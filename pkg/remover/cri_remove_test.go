@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/fakecri"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 func imageMount(image string) *runtimeapi.Mount {
@@ -52,7 +53,7 @@ func TestCRIListContainersReportsImageVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNeverRemoved(t, srv, vol)
-	if e := rep.Images[0]; e.Action != ActionSkipped || e.Reason != ReasonInUse || e.Detail != "mounted as an image volume by container c1" {
+	if e := rep.Images[0]; e.Action != ActionSkipped || e.Reason != report.ReasonInUse || e.Detail != "mounted as an image volume by container c1" {
 		t.Errorf("report entry = %+v, want in use, mounted by c1", e)
 	}
 
@@ -86,11 +87,11 @@ func TestRunKeepsImagesOfTheCurrentList(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNeverRemoved(t, srv, foo)
-	want := Result{Removed: 1, BytesReclaimed: 20, Skipped: map[Reason]int{ReasonInCurrentList: 1}}
+	want := report.Result{Removed: 1, BytesReclaimed: 20, Skipped: map[report.Reason]int{report.ReasonInCurrentList: 1}}
 	if !reflect.DeepEqual(rep.Result, want) {
 		t.Errorf("Result = %+v, want %+v", rep.Result, want)
 	}
-	if e := rep.Images[1]; e.Reason != ReasonInCurrentList || !strings.Contains(e.Detail, "registry.rancher.com/rancher/foo:v1") {
+	if e := rep.Images[1]; e.Reason != report.ReasonInCurrentList || !strings.Contains(e.Detail, "registry.rancher.com/rancher/foo:v1") {
 		t.Errorf("report entry = %+v, want in-current-list naming the kept reference", e)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/fakecri"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // node is a scripted node: images and containers as containerd lists them
@@ -137,9 +138,9 @@ func TestRunThroughCRI(t *testing.T) {
 		t.Errorf("ListContainers filters = %v, want one call without a filter (all states)", f)
 	}
 
-	want := Result{
+	want := report.Result{
 		Removed:         3,
-		Skipped:         map[Reason]int{ReasonInUse: 2, ReasonPinned: 1, ReasonStillNeeded: 1, ReasonNotPresent: 1},
+		Skipped:         map[report.Reason]int{report.ReasonInUse: 2, report.ReasonPinned: 1, report.ReasonStillNeeded: 1, report.ReasonNotPresent: 1},
 		BytesReclaimed:  100 + 600 + 700 + 900,
 		DanglingRemoved: 1,
 	}
@@ -150,14 +151,14 @@ func TestRunThroughCRI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, err := ParseResult(msg); err != nil || !reflect.DeepEqual(back, want) {
+	if back, err := report.ParseResult(msg); err != nil || !reflect.DeepEqual(back, want) {
 		t.Errorf("termination message %s read back as %+v, %v", msg, back, err)
 	}
 
 	type line struct {
 		ref    string
 		action Action
-		reason Reason
+		reason report.Reason
 		id     string
 	}
 	var gotLines []line
@@ -168,12 +169,12 @@ func TestRunThroughCRI(t *testing.T) {
 		{"docker.io/rancher/both:1", ActionRemoved, "", multiAll.Id},
 		{"docker.io/rancher/both:1.0", ActionRemoved, "", multiAll.Id},
 		{"docker.io/rancher/free:1", ActionRemoved, "", free.Id},
-		{"docker.io/rancher/missing:1", ActionSkipped, ReasonNotPresent, ""},
-		{"docker.io/rancher/multi:1", ActionSkipped, ReasonStillNeeded, multiKeep.Id},
+		{"docker.io/rancher/missing:1", ActionSkipped, report.ReasonNotPresent, ""},
+		{"docker.io/rancher/multi:1", ActionSkipped, report.ReasonStillNeeded, multiKeep.Id},
 		{"docker.io/rancher/rewritten:1", ActionRemoved, "", rewritten.Id},
-		{"docker.io/rancher/used-by-tag:1", ActionSkipped, ReasonInUse, usedByTag.Id},
-		{"docker.io/rancher/used:1", ActionSkipped, ReasonInUse, inUse.Id},
-		{"registry.k8s.io/pause:3.6", ActionSkipped, ReasonPinned, pinned.Id},
+		{"docker.io/rancher/used-by-tag:1", ActionSkipped, report.ReasonInUse, usedByTag.Id},
+		{"docker.io/rancher/used:1", ActionSkipped, report.ReasonInUse, inUse.Id},
+		{"registry.k8s.io/pause:3.6", ActionSkipped, report.ReasonPinned, pinned.Id},
 		{"", ActionRemoved, "", dangling.Id},
 	}
 	if !reflect.DeepEqual(gotLines, wantLines) {
@@ -218,7 +219,7 @@ func TestRunRemovalFailureGoesOn(t *testing.T) {
 		t.Errorf("images left = %v, want the failed and the used one", got)
 	}
 	r := rep.Result
-	if r.Removed != 2 || r.Failed != 1 || r.BytesReclaimed != 40 || r.Skipped[ReasonInUse] != 1 {
+	if r.Removed != 2 || r.Failed != 1 || r.BytesReclaimed != 40 || r.Skipped[report.ReasonInUse] != 1 {
 		t.Errorf("Result = %+v, want 2 removed, 1 failed, 40 bytes, 1 in use", r)
 	}
 	if len(r.FailedImages) != 1 || !strings.HasPrefix(r.FailedImages[0], "docker.io/rancher/b:1: ") || !strings.Contains(r.FailedImages[0], "image is being used by a snapshot") {
@@ -276,7 +277,7 @@ func TestRunDryRunRemovesNothing(t *testing.T) {
 	if calls := srv.RemoveCalls(); len(calls) != 0 {
 		t.Errorf("dry run called RemoveImage: %v", calls)
 	}
-	if !rep.DryRun || rep.WouldRemove != 2 || rep.Result.Removed != 0 || rep.Result.DanglingRemoved != 0 || rep.Result.BytesReclaimed != 0 || rep.Result.Skipped[ReasonInUse] != 1 {
+	if !rep.DryRun || rep.WouldRemove != 2 || rep.Result.Removed != 0 || rep.Result.DanglingRemoved != 0 || rep.Result.BytesReclaimed != 0 || rep.Result.Skipped[report.ReasonInUse] != 1 {
 		t.Errorf("dry-run report = %+v, want 2 would-remove, nothing removed, 1 in use", rep)
 	}
 	if rep.Images[0].Action != ActionWouldRemove || rep.Images[2].Action != ActionWouldRemove {
@@ -472,7 +473,7 @@ func TestRunKeepsSandboxImages(t *testing.T) {
 	type line struct {
 		ref    string
 		action Action
-		reason Reason
+		reason report.Reason
 		detail string
 	}
 	var got []line
@@ -480,16 +481,16 @@ func TestRunKeepsSandboxImages(t *testing.T) {
 		got = append(got, line{e.Ref, e.Action, e.Reason, e.Detail})
 	}
 	want := []line{
-		{"docker.io/rancher/mirrored-pause:3.5", ActionSkipped, ReasonInUse, "used by pod sandbox s-stopped"},
+		{"docker.io/rancher/mirrored-pause:3.5", ActionSkipped, report.ReasonInUse, "used by pod sandbox s-stopped"},
 		{"docker.io/rancher/x:1", ActionRemoved, "", ""},
-		{"registry.k8s.io/pause:3.10", ActionSkipped, ReasonPinned, "the runtime's configured sandbox image (registry.k8s.io/pause:3.10), which new pods need"},
+		{"registry.k8s.io/pause:3.10", ActionSkipped, report.ReasonPinned, "the runtime's configured sandbox image (registry.k8s.io/pause:3.10), which new pods need"},
 		{"registry.k8s.io/pause:3.2", ActionRemoved, "", ""},
-		{"registry.k8s.io/pause:3.6", ActionSkipped, ReasonInUse, "used by pod sandbox s-old"},
+		{"registry.k8s.io/pause:3.6", ActionSkipped, report.ReasonInUse, "used by pod sandbox s-old"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("report lines:\n got %+v\nwant %+v", got, want)
 	}
-	if r := rep.Result; r.Removed != 2 || r.Skipped[ReasonInUse] != 2 || r.Skipped[ReasonPinned] != 1 || r.BytesReclaimed != 400+500 {
+	if r := rep.Result; r.Removed != 2 || r.Skipped[report.ReasonInUse] != 2 || r.Skipped[report.ReasonPinned] != 1 || r.BytesReclaimed != 400+500 {
 		t.Errorf("Result = %+v, want 2 removed, 2 in use, 1 pinned", r)
 	}
 }

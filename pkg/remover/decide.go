@@ -10,6 +10,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // Image is a container image on the node as the runtime lists it; it holds
@@ -86,7 +87,7 @@ type Options struct {
 	// DryRun makes Run decide and report but remove nothing. Decide ignores it.
 	DryRun bool
 	// Keep is the current version's image list (the plan ConfigMap's
-	// keep.txt). An image the plan matches is kept (ReasonInCurrentList)
+	// keep.txt). An image the plan matches is kept (report.ReasonInCurrentList)
 	// when any of these references could name it under the same matching
 	// rules, and a dangling image they could name is not pruned: the
 	// planner already leaves such images out of the plan, and this makes
@@ -136,7 +137,7 @@ type ImageDecision struct {
 	// Remove is true when the image is safe to remove.
 	Remove bool
 	// Reason says why the image is kept; empty when Remove.
-	Reason Reason
+	Reason report.Reason
 	// Detail says which container or pod sandbox, or which tag, keeps the
 	// image.
 	Detail string
@@ -148,11 +149,11 @@ type ImageDecision struct {
 // The safety rules are ours to check because CRI's RemoveImage refuses
 // nothing (it removes images in use and pinned images alike) and removes
 // every tag of the image it is given. An image is kept when the runtime pins
-// it or it is the runtime's configured sandbox image (both ReasonPinned),
+// it or it is the runtime's configured sandbox image (both report.ReasonPinned),
 // when any container or pod sandbox (running or not) uses it, or a
-// container mounts it as an image volume (ReasonInUse), when a reference of
-// opts.Keep could name it (ReasonInCurrentList), or when it carries a tag
-// that no matching plan entry names (ReasonStillNeeded), in that order of
+// container mounts it as an image volume (report.ReasonInUse), when a reference of
+// opts.Keep could name it (report.ReasonInCurrentList), or when it carries a tag
+// that no matching plan entry names (report.ReasonStillNeeded), in that order of
 // precedence. Each image is decided once, however many plan entries match
 // it.
 //
@@ -219,15 +220,15 @@ func Decide(plan []reference.Named, images []Image, containers []Container, sand
 		kept := keptBy(keep, tags, digests)
 		switch {
 		case img.Pinned:
-			dec.Reason, dec.Detail = ReasonPinned, "the runtime pins the image"
+			dec.Reason, dec.Detail = report.ReasonPinned, "the runtime pins the image"
 		case configured[i]:
-			dec.Reason, dec.Detail = ReasonPinned, "the runtime's configured sandbox image ("+sandboxes.ConfiguredImage+"), which new pods need"
+			dec.Reason, dec.Detail = report.ReasonPinned, "the runtime's configured sandbox image ("+sandboxes.ConfiguredImage+"), which new pods need"
 		case len(used[i]) > 0:
-			dec.Reason, dec.Detail = ReasonInUse, describeUsers(used[i])
+			dec.Reason, dec.Detail = report.ReasonInUse, describeUsers(used[i])
 		case kept != nil:
-			dec.Reason, dec.Detail = ReasonInCurrentList, "the new version ships "+kept.Ref.Full+" ("+string(kept.Why)+")"
+			dec.Reason, dec.Detail = report.ReasonInCurrentList, "the new version ships "+kept.Ref.Full+" ("+string(kept.Why)+")"
 		case len(unplanned) > 0:
-			dec.Reason, dec.Detail = ReasonStillNeeded, "also tagged "+strings.Join(sortedUnique(unplanned), ", ")+", which the plan does not name"
+			dec.Reason, dec.Detail = report.ReasonStillNeeded, "also tagged "+strings.Join(sortedUnique(unplanned), ", ")+", which the plan does not name"
 		default:
 			dec.Remove = true
 		}

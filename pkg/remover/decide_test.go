@@ -11,6 +11,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // id makes a realistic image ID from one hex digit.
@@ -117,7 +118,7 @@ func TestDecide(t *testing.T) {
 			containers: []Container{{ID: "c1", ImageRef: x1.ID}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{{
-				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "used by container c1",
+				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "used by container c1",
 			}}},
 		},
 		{
@@ -127,7 +128,7 @@ func TestDecide(t *testing.T) {
 			containers: []Container{{ID: "c1", Image: "rancher/x:1"}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{{
-				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "used by container c1",
+				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "used by container c1",
 			}}},
 		},
 		{
@@ -137,7 +138,7 @@ func TestDecide(t *testing.T) {
 			containers: []Container{{ID: "c1", Image: x1.ID}, {ID: "c2", Image: strings.TrimPrefix(x1.ID, "sha256:")[:12]}, {ID: "c3", ImageRef: y1.ID}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{{
-				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "used by containers c1 and 1 more",
+				Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "used by containers c1 and 1 more",
 			}}},
 		},
 		{
@@ -147,8 +148,8 @@ func TestDecide(t *testing.T) {
 			containers: []Container{{ID: "c1", ImageID: x1.ID}, {ID: "c2", ImageRef: "rancher/y@" + digest("d")}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{
-				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "used by container c1"},
-				{Image: Image{ID: y1.ID, RepoTags: y1.RepoTags, RepoDigests: []string{"docker.io/rancher/y@" + digest("d")}}, Refs: []string{"docker.io/rancher/y:1"}, Reason: ReasonInUse, Detail: "used by container c2"},
+				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "used by container c1"},
+				{Image: Image{ID: y1.ID, RepoTags: y1.RepoTags, RepoDigests: []string{"docker.io/rancher/y@" + digest("d")}}, Refs: []string{"docker.io/rancher/y:1"}, Reason: report.ReasonInUse, Detail: "used by container c2"},
 			}},
 		},
 		{
@@ -158,8 +159,8 @@ func TestDecide(t *testing.T) {
 			containers: []Container{{ID: "c1", ImageRef: y1.ID}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{
-				{Image: Image{ID: x1.ID, RepoTags: x1.RepoTags, Pinned: true}, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonPinned, Detail: "the runtime pins the image"},
-				{Image: Image{ID: y1.ID, RepoTags: y1.RepoTags, Pinned: true}, Refs: []string{"docker.io/rancher/y:1"}, Reason: ReasonPinned, Detail: "the runtime pins the image"},
+				{Image: Image{ID: x1.ID, RepoTags: x1.RepoTags, Pinned: true}, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonPinned, Detail: "the runtime pins the image"},
+				{Image: Image{ID: y1.ID, RepoTags: y1.RepoTags, Pinned: true}, Refs: []string{"docker.io/rancher/y:1"}, Reason: report.ReasonPinned, Detail: "the runtime pins the image"},
 			}},
 		},
 		{
@@ -170,7 +171,7 @@ func TestDecide(t *testing.T) {
 			opts:      defaults,
 			want: Decisions{Images: []ImageDecision{
 				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Remove: true},
-				{Image: pause36, Refs: []string{pause36.RepoTags[0]}, Reason: ReasonInUse, Detail: "used by pod sandbox s1"},
+				{Image: pause36, Refs: []string{pause36.RepoTags[0]}, Reason: report.ReasonInUse, Detail: "used by pod sandbox s1"},
 			}},
 		},
 		{
@@ -180,8 +181,8 @@ func TestDecide(t *testing.T) {
 			sandboxes: Sandboxes{List: []Sandbox{{ID: "s2", Image: "rancher/mirrored-pause:3.6"}, {ID: "s1", Image: pause310.ID}, {ID: "s3", Image: "rancher/mirrored-pause:3.6"}}},
 			opts:      defaults,
 			want: Decisions{Images: []ImageDecision{
-				{Image: Image{ID: id("7"), RepoTags: []string{"docker.io/rancher/mirrored-pause:3.6"}}, Refs: []string{"docker.io/rancher/mirrored-pause:3.6"}, Reason: ReasonInUse, Detail: "used by pod sandboxes s2 and 1 more"},
-				{Image: pause310, Refs: []string{pause310.RepoTags[0]}, Reason: ReasonInUse, Detail: "used by pod sandbox s1"},
+				{Image: Image{ID: id("7"), RepoTags: []string{"docker.io/rancher/mirrored-pause:3.6"}}, Refs: []string{"docker.io/rancher/mirrored-pause:3.6"}, Reason: report.ReasonInUse, Detail: "used by pod sandboxes s2 and 1 more"},
+				{Image: pause310, Refs: []string{pause310.RepoTags[0]}, Reason: report.ReasonInUse, Detail: "used by pod sandbox s1"},
 			}},
 		},
 		{
@@ -192,7 +193,7 @@ func TestDecide(t *testing.T) {
 			sandboxes:  Sandboxes{List: []Sandbox{{ID: "s1", Image: "rancher/x:1"}}},
 			opts:       defaults,
 			want: Decisions{Images: []ImageDecision{
-				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "used by container c9 and 1 more containers or pod sandboxes"},
+				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "used by container c9 and 1 more containers or pod sandboxes"},
 			}},
 		},
 		{
@@ -203,7 +204,7 @@ func TestDecide(t *testing.T) {
 			opts:      defaults,
 			want: Decisions{Images: []ImageDecision{
 				{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Remove: true},
-				{Image: pause310, Refs: []string{pause310.RepoTags[0]}, Reason: ReasonPinned, Detail: "the runtime's configured sandbox image (registry.k8s.io/pause:3.10), which new pods need"},
+				{Image: pause310, Refs: []string{pause310.RepoTags[0]}, Reason: report.ReasonPinned, Detail: "the runtime's configured sandbox image (registry.k8s.io/pause:3.10), which new pods need"},
 			}},
 		},
 		{
@@ -214,7 +215,7 @@ func TestDecide(t *testing.T) {
 			opts:      defaults,
 			want: Decisions{Images: []ImageDecision{{
 				Image: Image{ID: id("7"), RepoTags: []string{"docker.io/rancher/mirrored-pause:3.6"}}, Refs: []string{"docker.io/rancher/mirrored-pause:3.6"},
-				Reason: ReasonPinned, Detail: "the runtime's configured sandbox image (rancher/mirrored-pause:3.6), which new pods need",
+				Reason: report.ReasonPinned, Detail: "the runtime's configured sandbox image (rancher/mirrored-pause:3.6), which new pods need",
 			}}},
 		},
 		{
@@ -224,7 +225,7 @@ func TestDecide(t *testing.T) {
 			sandboxes: Sandboxes{ConfiguredImage: pause310.RepoTags[0]},
 			opts:      defaults,
 			want: Decisions{Images: []ImageDecision{
-				{Image: Image{ID: pause310.ID, RepoTags: pause310.RepoTags, Pinned: true}, Refs: []string{pause310.RepoTags[0]}, Reason: ReasonPinned, Detail: "the runtime pins the image"},
+				{Image: Image{ID: pause310.ID, RepoTags: pause310.RepoTags, Pinned: true}, Refs: []string{pause310.RepoTags[0]}, Reason: report.ReasonPinned, Detail: "the runtime pins the image"},
 			}},
 		},
 		{
@@ -244,7 +245,7 @@ func TestDecide(t *testing.T) {
 			opts:   defaults,
 			want: Decisions{Images: []ImageDecision{{
 				Image: Image{ID: id("a"), RepoTags: []string{"docker.io/rancher/x:1", "docker.io/rancher/x:latest"}}, Refs: []string{"docker.io/rancher/x:1"},
-				Reason: ReasonStillNeeded, Detail: "also tagged docker.io/rancher/x:latest, which the plan does not name",
+				Reason: report.ReasonStillNeeded, Detail: "also tagged docker.io/rancher/x:latest, which the plan does not name",
 			}}},
 		},
 		{
@@ -263,7 +264,7 @@ func TestDecide(t *testing.T) {
 			opts:   defaults,
 			want: Decisions{Images: []ImageDecision{{
 				Image: Image{ID: x1.ID, RepoTags: []string{"docker.io/rancher/keep:1", "docker.io/rancher/x:1"}, Size: 100}, Refs: []string{"docker.io/rancher/x:1"},
-				Reason: ReasonStillNeeded, Detail: "also tagged docker.io/rancher/keep:1, which the plan does not name",
+				Reason: report.ReasonStillNeeded, Detail: "also tagged docker.io/rancher/keep:1, which the plan does not name",
 			}}},
 		},
 		{
@@ -282,7 +283,7 @@ func TestDecide(t *testing.T) {
 			opts:   noRewrite,
 			want: Decisions{Images: []ImageDecision{{
 				Image: Image{ID: id("a"), RepoTags: []string{"docker.io/rancher/x:1", "registry.local/rancher/x:1"}}, Refs: []string{"docker.io/rancher/x:1"},
-				Reason: ReasonStillNeeded, Detail: "also tagged registry.local/rancher/x:1, which the plan does not name",
+				Reason: report.ReasonStillNeeded, Detail: "also tagged registry.local/rancher/x:1, which the plan does not name",
 			}}},
 		},
 		{
@@ -292,7 +293,7 @@ func TestDecide(t *testing.T) {
 			opts:   defaults,
 			want: Decisions{Images: []ImageDecision{{
 				Image: Image{ID: id("a"), RepoTags: []string{"docker.io/rancher/x:1", "<none>:<none>"}}, Refs: []string{"docker.io/rancher/x:1"},
-				Reason: ReasonStillNeeded, Detail: "also tagged <none>:<none>, which the plan does not name",
+				Reason: report.ReasonStillNeeded, Detail: "also tagged <none>:<none>, which the plan does not name",
 			}}},
 		},
 		{
@@ -319,7 +320,7 @@ func TestDecide(t *testing.T) {
 					{Image: Image{ID: id("a"), RepoDigests: []string{"docker.io/rancher/x@" + digest("d")}}, Refs: []string{"docker.io/rancher/x@" + digest("d")}, Remove: true},
 					{
 						Image: Image{ID: id("b"), RepoTags: []string{"docker.io/rancher/y:1"}, RepoDigests: []string{"docker.io/rancher/y@" + digest("e")}}, Refs: []string{"docker.io/rancher/y@" + digest("e")},
-						Reason: ReasonStillNeeded, Detail: "also tagged docker.io/rancher/y:1, which the plan does not name",
+						Reason: report.ReasonStillNeeded, Detail: "also tagged docker.io/rancher/y:1, which the plan does not name",
 					},
 				},
 				NotPresent: []string{"docker.io/rancher/z@" + digest("f")},

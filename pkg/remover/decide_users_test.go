@@ -2,6 +2,8 @@ package remover
 
 import (
 	"testing"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestDecideUsersNamingTagAndDigest holds the
@@ -44,9 +46,9 @@ func TestDecideUsersNamingTagAndDigest(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			d := Decide(mustPlan(t, "docker.io/rancher/x:v1"), []Image{img}, tt.containers, tt.sandboxes, DefaultOptions())
-			want := ReasonInUse
+			want := report.ReasonInUse
 			if tt.sandboxes.ConfiguredImage != "" {
-				want = ReasonPinned
+				want = report.ReasonPinned
 			}
 			if len(d.Images) != 1 {
 				t.Fatalf("decisions = %+v, want one for the image", d)

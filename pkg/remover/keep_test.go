@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // TestDecideMatchesLikeImagematch pins the remover's matching to
@@ -56,7 +57,7 @@ func TestDecideKeepList(t *testing.T) {
 	defaults := DefaultOptions()
 	noRewrite := Options{MatchOtherRegistries: false}
 	inList := func(img Image, ref, detail string) ImageDecision {
-		return ImageDecision{Image: img, Refs: []string{ref}, Reason: ReasonInCurrentList, Detail: detail}
+		return ImageDecision{Image: img, Refs: []string{ref}, Reason: report.ReasonInCurrentList, Detail: detail}
 	}
 
 	cases := []struct {
@@ -135,7 +136,7 @@ func TestDecideKeepList(t *testing.T) {
 			images:     []Image{foo},
 			containers: []Container{{ID: "c1", ImageRef: foo.ID}},
 			opts:       defaults,
-			want:       Decisions{Images: []ImageDecision{{Image: foo, Refs: []string{"docker.io/rancher/foo:v1"}, Reason: ReasonInUse, Detail: "used by container c1"}}},
+			want:       Decisions{Images: []ImageDecision{{Image: foo, Refs: []string{"docker.io/rancher/foo:v1"}, Reason: report.ReasonInUse, Detail: "used by container c1"}}},
 		},
 		{
 			name:   "in the current list wins over still needed",
@@ -153,7 +154,7 @@ func TestDecideKeepList(t *testing.T) {
 			images: []Image{{ID: id("a"), RepoTags: []string{"docker.io/rancher/foo:v1"}, Pinned: true}},
 			opts:   defaults,
 			want: Decisions{Images: []ImageDecision{{Image: Image{ID: id("a"), RepoTags: []string{"docker.io/rancher/foo:v1"}, Pinned: true}, Refs: []string{"docker.io/rancher/foo:v1"},
-				Reason: ReasonPinned, Detail: "the runtime pins the image"}}},
+				Reason: report.ReasonPinned, Detail: "the runtime pins the image"}}},
 		},
 		{
 			name:   "a dangling image the keep list names by digest is not pruned",
@@ -189,8 +190,8 @@ func TestDecideImageVolumes(t *testing.T) {
 	}
 	got := Decide(mustPlan(t, "docker.io/rancher/x:1", "docker.io/rancher/y:1"), []Image{x1, y1, dangling}, containers, Sandboxes{}, Options{PruneDangling: true})
 	want := Decisions{Images: []ImageDecision{
-		{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: ReasonInUse, Detail: "mounted as an image volume by container c1"},
-		{Image: y1, Refs: []string{"docker.io/rancher/y:1"}, Reason: ReasonInUse, Detail: "used by container c3 and 1 more containers or pod sandboxes"},
+		{Image: x1, Refs: []string{"docker.io/rancher/x:1"}, Reason: report.ReasonInUse, Detail: "mounted as an image volume by container c1"},
+		{Image: y1, Refs: []string{"docker.io/rancher/y:1"}, Reason: report.ReasonInUse, Detail: "used by container c3 and 1 more containers or pod sandboxes"},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Decide:\n got %s\nwant %s", toJSON(t, got), toJSON(t, want))

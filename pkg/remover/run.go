@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // Runtime is what Run needs from a container runtime. CRI implements it over
@@ -47,14 +49,14 @@ const (
 	ActionWouldRemove Action = "would-remove"
 )
 
-// Report is Run's full account for one node: the Result that goes to the
+// Report is Run's full account for one node: the report.Result that goes to the
 // termination message, plus one entry per planned reference and image.
 type Report struct {
 	DryRun bool `json:"dryRun,omitempty"`
 	// PlanDigest is imagelist.Digest of the plan file acted on; Run leaves
 	// it empty, the image-remover binary fills it in.
-	PlanDigest string `json:"planDigest,omitempty"`
-	Result     Result `json:"result"`
+	PlanDigest string        `json:"planDigest,omitempty"`
+	Result     report.Result `json:"result"`
 	// WouldRemove counts the images a dry run found safe to remove.
 	WouldRemove int `json:"wouldRemove,omitempty"`
 	// SandboxImage is the runtime's configured sandbox image, which is
@@ -74,10 +76,10 @@ type Report struct {
 // ImageReport is one line of a Report.
 type ImageReport struct {
 	// Ref is the planned reference; empty for a dangling image.
-	Ref      string `json:"ref,omitempty"`
-	Dangling bool   `json:"dangling,omitempty"`
-	Action   Action `json:"action"`
-	Reason   Reason `json:"reason,omitempty"`
+	Ref      string        `json:"ref,omitempty"`
+	Dangling bool          `json:"dangling,omitempty"`
+	Action   Action        `json:"action"`
+	Reason   report.Reason `json:"reason,omitempty"`
 	// Detail says which container, pod sandbox, tag or kept reference kept
 	// the image; for an image removed although RemoveImage answered an
 	// error, that error.
@@ -175,9 +177,9 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		}
 	}
 
-	skip := func(r Reason) {
+	skip := func(r report.Reason) {
 		if rep.Result.Skipped == nil {
-			rep.Result.Skipped = map[Reason]int{}
+			rep.Result.Skipped = map[report.Reason]int{}
 		}
 		rep.Result.Skipped[r]++
 	}
@@ -236,9 +238,9 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		}
 	}
 	for _, ref := range d.NotPresent {
-		skip(ReasonNotPresent)
-		logger.Info("Planned image not on this node", logKeyRefs, []string{ref}, logKeyReason, ReasonNotPresent)
-		planned = append(planned, ImageReport{Ref: ref, Action: ActionSkipped, Reason: ReasonNotPresent})
+		skip(report.ReasonNotPresent)
+		logger.Info("Planned image not on this node", logKeyRefs, []string{ref}, logKeyReason, report.ReasonNotPresent)
+		planned = append(planned, ImageReport{Ref: ref, Action: ActionSkipped, Reason: report.ReasonNotPresent})
 	}
 	slices.SortFunc(planned, func(a, b ImageReport) int {
 		return cmp.Or(strings.Compare(a.Ref, b.Ref), strings.Compare(a.ImageID, b.ImageID))

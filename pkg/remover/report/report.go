@@ -1,4 +1,9 @@
-package remover
+// Package report is what a remover run reports to the controller: the
+// Result it writes as its container's termination message, the reasons it
+// keeps planned images, its exit codes, and how the controller reads a
+// result back from a Job's pod. It imports no CRI and no gRPC, so the
+// controller (and a host embedding it) links neither.
+package report
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package remover
+package report
 
 import (
 	"math"
