@@ -8,30 +8,52 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/golist"
 )
 
-// TestBinaryLinksNoTestClients keeps client-go's fake clientsets and
-// k8s.io/client-go/testing out of the shipped binary: they are for the demo
-// (cmd/upgrade-image-cleanup-demo) and the tests, and made the binary a
-// third larger.
-func TestBinaryLinksNoTestClients(t *testing.T) {
-	g, err := golist.Deps(".", "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/upgrade-image-cleanup")
-	if err != nil {
-		t.Fatal(err)
-	}
+// shippedPlatforms are the platforms the Dockerfile builds the binaries for;
+// files for one platform can link what the others do not.
+var shippedPlatforms = [][]string{{"GOOS=linux", "GOARCH=amd64"}, {"GOOS=linux", "GOARCH=arm64"}}
+
+// testOnly reports whether p is for tests: package testing and its
+// kin, client-go's fakes, and our own test builders.
+func testOnly(p string) bool {
+	const module = "github.com/upgrade-image-cleanup/upgrade-image-cleanup/"
+	return p == "testing" || strings.HasPrefix(p, "testing/") ||
+		strings.HasSuffix(p, "/testing") || strings.Contains(p, "/testing/") || strings.HasSuffix(p, "/ktesting") ||
+		strings.Contains(p, "/fake") ||
+		strings.HasPrefix(p, module+"internal/cleanuptest") || p == module+"internal/testhost"
+}
+
+// TestBinariesLinkNoTestCode keeps test-only packages (client-go's fake
+// clientsets and k8s.io/client-go/testing, package testing, our test
+// builders) out of the shipped binaries, on every platform they ship for:
+// they are for the demo (cmd/upgrade-image-cleanup-demo) and the tests,
+// and made the controller a third larger.
+func TestBinariesLinkNoTestCode(t *testing.T) {
 	// client-go links one of them into every program with a typed client
 	// from v0.32 on: k8s.io/client-go/gentype, the base of every typed
 	// client, holds the generic fakes too (gentype/fake.go), so it imports
 	// k8s.io/client-go/testing (kubernetes/kubernetes#137782). Nothing here
 	// can drop that edge; the same package imported by anything else fails.
 	const clientTesting, gentype = "k8s.io/client-go/testing", "k8s.io/client-go/gentype"
-	offending := g.Matching(func(p string) bool {
-		if p == clientTesting && slices.Equal(g.Importers(p), []string{gentype}) {
-			t.Logf("%s is linked, imported only by %s (client-go's own, kubernetes/kubernetes#137782)", p, gentype)
-			return false
+	binaries := map[string]string{
+		".":                "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/upgrade-image-cleanup",
+		"../image-remover": "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/image-remover",
+	}
+	for dir, self := range binaries {
+		for _, env := range shippedPlatforms {
+			g, err := golist.Deps(dir, self, env...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offending := g.Matching(func(p string) bool {
+				if p == clientTesting && slices.Equal(g.Importers(p), []string{gentype}) {
+					return false // client-go's own edge, above
+				}
+				return testOnly(p)
+			})
+			if len(offending) > 0 {
+				t.Errorf("%s on %s links %d test-only packages; what imports them belongs in the demo or a _test.go file:\n  %s",
+					self, strings.Join(env, " "), len(offending), strings.Join(offending, "\n  "))
+			}
 		}
-		return strings.Contains(p, "/fake") || p == clientTesting
-	})
-	if len(offending) > 0 {
-		t.Errorf("the controller binary links %d test-only packages; what imports them belongs in the demo or a _test.go file (go list -deps ./cmd/upgrade-image-cleanup):\n  %s",
-			len(offending), strings.Join(offending, "\n  "))
 	}
 }

@@ -6,6 +6,7 @@ package golist
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,15 +21,18 @@ type Graph struct {
 }
 
 // Deps lists the dependencies of the package in dir ("." for the caller's
-// own: go test runs a test in its package's folder), which must be self.
-// go test puts its own go command first on PATH, so the listing is the
-// toolchain's that runs the test.
-func Deps(dir, self string) (Graph, error) {
+// own: go test runs a test in its package's folder), which must be self,
+// with env (such as "GOOS=linux", "GOARCH=arm64": files for other
+// platforms link other packages) added to the environment. go test puts its
+// own go command first on PATH, so the listing is the toolchain's that runs
+// the test.
+func Deps(dir, self string, env ...string) (Graph, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return Graph{}, fmt.Errorf("the go command is needed to list dependencies: %w", err)
 	}
 	cmd := exec.Command(goCmd, "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", dir)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
