@@ -1,10 +1,12 @@
 package cleanup_test
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -107,5 +109,89 @@ func TestLegacyFailedRearmedByTheRepoIsPlanned(t *testing.T) {
 	f.next()
 	if got := f.State(); got != cleanup.StatePlanned {
 		t.Fatalf("state = %q after the repo restarted, want Planned", got)
+	}
+}
+
+// Found by review: the event handlers, the other entry points, keep to
+// Options.Namespace too, with the host's informers shared over every
+// namespace. Events are delivered in order per informer, so once the key of
+// our namespace is queued, the handler has seen the foreign object before it.
+func TestHandlersKeepToTheirNamespace(t *testing.T) {
+	env := cleanuptest.NewEnv(fixture.Context(t))
+	env.Upgrades = informers.NewUpgradeInformer(env.Dynamic, "", 0)
+	env.Jobs = informers.NewJobInformer(env.Kube, "", cleanup.RemovalSelector(), 0)
+	if _, err := env.NewController(cleanuptest.WithRemoval(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const other = "other"
+	foreignJob, ownJob := cleanuptest.RemovalJob("hvst-upgrade-elsewhere", "node-0"), cleanuptest.RemovalJob("hvst-upgrade-ours", "node-0")
+	foreignJob.Namespace = other
+	steps := []struct {
+		what   string
+		create func() error
+		ours   cache.ObjectName
+	}{
+		{"Upgrade", func() error {
+			foreign := cleanuptest.Upgrade("hvst-upgrade-elsewhere").Namespace(other).Obj()
+			if _, err := env.Dynamic.Resource(informers.UpgradeGVR).Namespace(other).Create(env.Ctx, foreign, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			_, err := env.Dynamic.Resource(informers.UpgradeGVR).Namespace(testNS).Create(env.Ctx, upgrade().Obj(), metav1.CreateOptions{})
+			return err
+		}, testKey},
+		{"Job", func() error {
+			if _, err := env.Kube.BatchV1().Jobs(other).Create(env.Ctx, foreignJob, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			_, err := env.Kube.BatchV1().Jobs(testNS).Create(env.Ctx, ownJob, metav1.CreateOptions{})
+			return err
+		}, cache.ObjectName{Namespace: testNS, Name: "hvst-upgrade-ours"}},
+	}
+	for _, s := range steps {
+		if err := s.create(); err != nil {
+			t.Fatalf("create %ss: %v", s.what, err)
+		}
+		var seen []cache.ObjectName
+		if err := env.WaitFor("the key of our namespace", func() bool {
+			for env.Controller.QueueLen() > 0 {
+				k, _ := env.Controller.TakeNextKey()
+				seen = append(seen, k)
+			}
+			return slices.Contains(seen, s.ours)
+		}); err != nil {
+			t.Fatalf("%s events: %v (queued %v)", s.what, err, seen)
+		}
+		for _, k := range seen {
+			if k.Namespace != testNS {
+				t.Errorf("a %s event queued %s, outside namespace %s", s.what, k, testNS)
+			}
+		}
+	}
+}
+
+// Found by review: past the retry cap the worker drops the key (Forget, no
+// requeue) until the next event; the table tests DecideRequeue, this the
+// worker doing what it says.
+func TestWorkerDropsAKeyPastTheRetryCap(t *testing.T) {
+	f := newFixture(t, objects(upgrade(), false), cleanuptest.WithDynamicReactor("patch", "upgrades",
+		func(clienttesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+		}))
+	f.WaitRepoReady(false)
+	f.Controller.Enqueue(testKey)
+	for attempt := 0; attempt <= f.Options.MaxRetries; attempt++ {
+		f.next() // recording WaitingForRepo fails every time
+	}
+	if n := f.requeues(); n != 0 {
+		t.Errorf("the queue still counts %d retries after the cap; want the key forgotten", n)
+	}
+	// Step the clock past the longest backoff: nothing comes back.
+	f.Clock.Step(f.Options.Queue.MaxDelay * 2)
+	f.Settle()
+	if n := f.Controller.QueueLen(); n != 0 {
+		t.Errorf("%d keys queued after the cap; want the key dropped until the next event", n)
 	}
 }
