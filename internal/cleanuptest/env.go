@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -146,8 +147,20 @@ func WithExecutor(ex cleanup.Executor) ConfigOption {
 	return func(c *cleanup.Config) { c.Executor = ex }
 }
 
+// WithSharedInformers gives the controller informers as a host shares
+// them: Upgrades, EndpointSlices and Jobs of every namespace, every Node,
+// none filtered by the controller's selectors (it applies them itself).
+func WithSharedInformers() ConfigOption {
+	return func(c *cleanup.Config) {
+		c.Upgrades = informers.NewUpgradeInformer(c.DynamicClient, "", 0)
+		c.EndpointSlices = informers.NewEndpointSliceInformer(c.KubeClient, "", labels.Everything(), 0)
+		c.Jobs = informers.NewJobInformer(c.KubeClient, "", labels.Everything(), 0)
+		c.Nodes = informers.NewNodeInformer(c.KubeClient, labels.Everything(), 0)
+	}
+}
+
 // NewController builds the controller over the Env (cleanup.New), with
-// Repo as its fetcher, after opts. Unless a call already has one, the Repo
+// Repo as its fetcher, after opts; the Env runs the informers opts gave it. Unless a call already has one, the Repo
 // records with each call whether the controller's gate saw the repo of Key
 // Ready.
 func (e *Env) NewController(opts ...ConfigOption) (*cleanup.Controller, error) {
@@ -166,6 +179,7 @@ func (e *Env) NewController(opts ...ConfigOption) (*cleanup.Controller, error) {
 		return nil, err
 	}
 	e.Controller, e.Options = c, cfg.Options
+	e.EndpointSlices, e.Upgrades, e.Jobs, e.Nodes = cfg.EndpointSlices, cfg.Upgrades, cfg.Jobs, cfg.Nodes
 	e.Repo.mu.Lock()
 	if e.Repo.ready == nil {
 		e.Repo.ready = func() bool {
@@ -272,8 +286,10 @@ func (e *Env) WaitRepoReady(ready bool) error {
 
 // SetRepoReady writes the readiness of every endpoint of the repo slices of
 // Key, as the EndpointSlice controller does, and waits until the gate sees
-// it.
+// it: for not Ready → Ready, until the gate has counted the new Ready phase
+// (the cache shows Ready before the gate's handler has run).
 func (e *Env) SetRepoReady(ready bool) error {
+	wasReady, before := e.RepoReady(), e.RepoEpoch()
 	slices := e.Kube.DiscoveryV1().EndpointSlices(e.Key.Namespace)
 	list, err := slices.List(e.Ctx, metav1.ListOptions{})
 	if err != nil {
@@ -294,21 +310,20 @@ func (e *Env) SetRepoReady(ready bool) error {
 	if n == 0 {
 		return fmt.Errorf("no repo slice of %v", e.Key)
 	}
-	return e.WaitRepoReady(ready)
-}
-
-// RestartRepo takes the repo's endpoints through not Ready to Ready and
-// waits until the gate has counted the new Ready phase: the cache shows
-// Ready before the gate's handler has run, and a re-arm needs the count.
-func (e *Env) RestartRepo() error {
-	before := e.RepoEpoch()
-	if err := e.SetRepoReady(false); err != nil {
-		return err
-	}
-	if err := e.SetRepoReady(true); err != nil {
+	if err := e.WaitRepoReady(ready); err != nil || !ready || wasReady {
 		return err
 	}
 	return e.WaitFor("the gate to count a new Ready phase", func() bool { return e.RepoEpoch() > before })
+}
+
+// RestartRepo takes the repo's endpoints through not Ready to Ready, and
+// so (SetRepoReady) waits until the gate has counted the new Ready phase,
+// which a re-arm needs.
+func (e *Env) RestartRepo() error {
+	if err := e.SetRepoReady(false); err != nil {
+		return err
+	}
+	return e.SetRepoReady(true)
 }
 
 // Upgrade reads the Upgrade of Key from the API.

@@ -25,9 +25,7 @@ func TestSyncKeepsToItsNamespace(t *testing.T) {
 	u := cleanuptest.Upgrade("hvst-upgrade-elsewhere").Namespace(other)
 	slice := cleanuptest.RepoSlice("hvst-upgrade-elsewhere").Namespace(other).Ready(true)
 	env := cleanuptest.NewEnv(fixture.Context(t), u.Obj(), slice.Obj())
-	env.Upgrades = informers.NewUpgradeInformer(env.Dynamic, "", 0) // shared, all namespaces
-	env.EndpointSlices = informers.NewEndpointSliceInformer(env.Kube, "", env.Options.Selector, 0)
-	if _, err := env.NewController(); err != nil {
+	if _, err := env.NewController(cleanuptest.WithSharedInformers()); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.Start(); err != nil {
@@ -118,9 +116,7 @@ func TestLegacyFailedRearmedByTheRepoIsPlanned(t *testing.T) {
 // our namespace is queued, the handler has seen the foreign object before it.
 func TestHandlersKeepToTheirNamespace(t *testing.T) {
 	env := cleanuptest.NewEnv(fixture.Context(t))
-	env.Upgrades = informers.NewUpgradeInformer(env.Dynamic, "", 0)
-	env.Jobs = informers.NewJobInformer(env.Kube, "", cleanup.RemovalSelector(), 0)
-	if _, err := env.NewController(cleanuptest.WithRemoval(1)); err != nil {
+	if _, err := env.NewController(cleanuptest.WithRemoval(1), cleanuptest.WithSharedInformers()); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.Start(); err != nil {
