@@ -148,6 +148,17 @@ func Decide(s Snapshot, o DecideOptions) Action {
 	}
 	u := s.Upgrade
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	if u.Annotations[HarvesterDoneAnnotation] == "true" {
+		// This controller sets the annotation only with Succeeded, in the
+		// same patch: another one (Harvester's upgrade controller, or the
+		// host's own removal) completed the plan. A state left under way
+		// would never move again.
+		return Action{Kind: ActRecord, Why: "another controller completed the image cleanup", Outcome: Outcome{
+			State: StateSucceeded,
+			Message: fmt.Sprintf("stopped in state %s: %s was set to \"true\" by another controller (Harvester's upgrade controller, or the host's own removal), not by this one; Jobs already started run to their end",
+				state, HarvesterDoneAnnotation),
+		}}
+	}
 	if state == StatePlanned || state == StateRemoving {
 		return decideExecute(s)
 	}
@@ -209,7 +220,7 @@ func settled(u Upgrade) string {
 		return "not the latest upgrade" // Harvester acts only on the latest; so do we
 	case state == StateSucceeded:
 		return "the cleanup succeeded"
-	case u.Annotations[HarvesterDoneAnnotation] == "true":
+	case u.Annotations[HarvesterDoneAnnotation] == "true" && !underWay(state):
 		return "Harvester's own cleanup ran"
 	case state == StateFailed && phase != "" && phase != PhaseFetch:
 		// The plan could not be stored or trusted, or the removal failed:
@@ -218,6 +229,12 @@ func settled(u Upgrade) string {
 		return "failed in phase " + string(phase) + "; only a person re-arms it"
 	}
 	return ""
+}
+
+// underWay reports whether a cleanup in state s still has a step to take
+// that only this controller would take.
+func underWay(s State) bool {
+	return s == StateWaitingForRepo || s == StatePlanned || s == StateRemoving
 }
 
 // decidePlanned records Planned for a written plan, with the plan's digest,

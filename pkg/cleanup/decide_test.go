@@ -230,10 +230,7 @@ func TestDecideBeforeAnyState(t *testing.T) {
 		{"not labelled latest", func(s *Snapshot) { delete(s.Upgrade.Labels, LatestUpgradeLabel) }, doNothing},
 		{"labelled latest=false", func(s *Snapshot) { s.Upgrade.Labels[LatestUpgradeLabel] = "false" }, doNothing},
 		{"Harvester's cleanup ran", func(s *Snapshot) { s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true" }, doNothing},
-		{"Harvester's cleanup ran, plan running", func(s *Snapshot) {
-			*s = snapshot(StateRemoving, "", true, PlanOwned)
-			s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
-		}, doNothing},
+
 		{"previous version empty", func(s *Snapshot) { s.Upgrade.PreviousVersion = "" }, doFail(PhaseFetch)},
 		{"previous version is a path", func(s *Snapshot) { s.Upgrade.PreviousVersion = "../../etc" }, doFail(PhaseFetch)},
 		{"previous version invalid, not Ready", func(s *Snapshot) { s.Upgrade.PreviousVersion = "v1 2"; s.Repo = informers.Readiness{} }, doFail(PhaseFetch)},
@@ -471,5 +468,43 @@ func TestDecideRequeue(t *testing.T) {
 				t.Errorf("DecideRequeue = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecideWhenAnotherControllerCompletedThePlan: Harvester's
+// image-cleanup-plan-completed, set by another controller, ends a cleanup
+// still under way with Succeeded saying by whom; it leaves alone a cleanup
+// that never started or already ended.
+func TestDecideWhenAnotherControllerCompletedThePlan(t *testing.T) {
+	tests := []struct {
+		state State
+		phase Phase
+		want  want
+	}{
+		{"", "", doNothing},
+		{StateWaitingForRepo, "", want{kind: ActRecord, state: StateSucceeded}},
+		{StatePlanned, "", want{kind: ActRecord, state: StateSucceeded}},
+		{StateRemoving, "", want{kind: ActRecord, state: StateSucceeded}},
+		{StateSucceeded, "", doNothing},
+		{StateFailed, PhaseFetch, doNothing},
+		{StateFailed, PhasePlan, doNothing},
+		{StateFailed, PhaseRemoval, doNothing},
+		{StateFailed, "", doNothing},
+	}
+	for _, tt := range tests {
+		for _, ready := range []bool{true, false} {
+			for _, plan := range []PlanPresence{PlanAbsent, PlanOwned, PlanForeign} {
+				t.Run(fmt.Sprintf("state=%q phase=%q ready=%v plan=%s", tt.state, tt.phase, ready, plan), func(t *testing.T) {
+					s := snapshot(tt.state, tt.phase, ready, plan)
+					s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
+					got := Decide(s, tableOpts)
+					checkAction(t, got, tt.want)
+					if tt.want.state == StateSucceeded && (!strings.Contains(got.Outcome.Message, "by another controller") ||
+						!strings.Contains(got.Outcome.Message, "stopped in state "+string(tt.state))) {
+						t.Errorf("message %q does not say who completed the plan and where this cleanup stopped", got.Outcome.Message)
+					}
+				})
+			}
+		}
 	}
 }

@@ -2,11 +2,13 @@ package cleanup_test
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -189,5 +191,36 @@ func TestWorkerDropsAKeyPastTheRetryCap(t *testing.T) {
 	f.Settle()
 	if n := f.Controller.QueueLen(); n != 0 {
 		t.Errorf("%d keys queued after the cap; want the key dropped until the next event", n)
+	}
+}
+
+// A cleanup under way never sticks: when another controller (Harvester's
+// upgrade controller, or the host's own removal) sets
+// image-cleanup-plan-completed, the state ends at Succeeded saying so, and
+// no further Job starts.
+func TestPlanCompletedByAnotherControllerEndsTheCleanup(t *testing.T) {
+	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"})
+	f.SyncRemoval()
+	if f.State() != cleanup.StateRemoving {
+		t.Fatalf("state = %s, want Removing while Jobs run", f.State())
+	}
+	f.UpdateUpgrade(func(u *unstructured.Unstructured) {
+		a := u.GetAnnotations()
+		a[cleanup.HarvesterDoneAnnotation] = "true"
+		u.SetAnnotations(a)
+	})
+	f.SyncRemoval()
+	a := f.Annotations()
+	if got := cleanup.State(a[cleanup.StateAnnotation]); got != cleanup.StateSucceeded ||
+		!strings.Contains(a[cleanup.MessageAnnotation], "by another controller") {
+		t.Fatalf("state %s (%s), want Succeeded saying another controller completed the plan", got, a[cleanup.MessageAnnotation])
+	}
+	jobs := f.Creates("jobs")
+	f.SyncRemoval()
+	if n := f.Creates("jobs"); n != jobs {
+		t.Errorf("%d Jobs created after the plan was completed elsewhere, want none", n-jobs)
+	}
+	if p := f.Patches(); len(p) != 2 {
+		t.Errorf("patches %v, want Removing then Succeeded only", p)
 	}
 }
