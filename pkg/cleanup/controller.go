@@ -39,7 +39,8 @@ type Config struct {
 	Jobs cache.SharedIndexInformer
 	// Nodes is an informer on Nodes.
 	Nodes cache.SharedIndexInformer
-	// Executor replaces the Job executor; tests use it.
+	// Executor removes planned images the host's own way, instead of
+	// Removal's Jobs (see Executor); when both are nil, DryRun.
 	Executor Executor
 	// Registerer receives the controller's and the workqueue's Prometheus
 	// metrics; nil keeps them unexported.

@@ -6,10 +6,21 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Executor removes a written plan's images from the nodes. The controller
-// calls it on every reconcile of an upgrade in state Planned or Removing, so
-// it must be level-based and idempotent: look at what already runs, start what
-// is missing, report progress.
+// Executor removes a written plan's images from the nodes. It is the
+// extension point for a host that removes its own way (Config.Executor);
+// without one, Config.Removal runs one Job per node with image-remover, and
+// with neither, DryRun stops at Planned.
+//
+// The controller calls it on every reconcile of an upgrade in state Planned
+// or Removing, only after checking the plan (owned by the Upgrade, its
+// content the one planned, PlanRef.Digest), so it must be level-based and
+// idempotent: look at what already runs, start what is missing, report
+// progress. It returns StateRemoving while work runs, then StateSucceeded or
+// StateFailed with a message saying why; the Outcome's Annotations are
+// written in the same patch (set HarvesterDoneAnnotation with Succeeded so
+// Harvester's flow goes on). What it removes must keep the plan's KeepKey
+// list under the same matching rules (pkg/imagematch), and never an image
+// in use or pinned: pkg/remover's Decide is the reference.
 type Executor interface {
 	// Execute returns the state to record next, or a zero Outcome to leave
 	// the state as it is.
