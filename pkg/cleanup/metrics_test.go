@@ -107,9 +107,18 @@ func TestMetricsOfARemoval(t *testing.T) {
 	if f2.State() != cleanup.StateSucceeded {
 		t.Fatalf("state = %s", f2.State())
 	}
-	removed := func() float64 { return metricValue(t, reg, "upgrade_image_cleanup_images_removed_total") }
-	if got := removed(); got != 3 {
-		t.Errorf("removed = %v, want 3", got)
+	wantTwoNodeTotals(t, reg)
+	// A resync of the Succeeded upgrade counts nothing twice.
+	f2.SyncRemoval()
+	wantTwoNodeTotals(t, reg)
+}
+
+// wantTwoNodeTotals checks the removal counters after node-a (nodeResult)
+// and node-b (1 removed, 1e8 bytes, 1 pinned) finished: counted once.
+func wantTwoNodeTotals(t *testing.T, reg *prometheus.Registry) {
+	t.Helper()
+	if got := metricValue(t, reg, "upgrade_image_cleanup_images_removed_total"); got != 3 {
+		t.Errorf("removed = %v, want 3 (both nodes, counted once)", got)
 	}
 	if got := metricValue(t, reg, "upgrade_image_cleanup_bytes_reclaimed_total"); got != 4e8 {
 		t.Errorf("bytes = %v, want 4e8", got)
@@ -117,10 +126,5 @@ func TestMetricsOfARemoval(t *testing.T) {
 	skipped := "upgrade_image_cleanup_images_skipped_total"
 	if got := metricValue(t, reg, skipped, "reason", "in-use") + metricValue(t, reg, skipped, "reason", "pinned"); got != 2 {
 		t.Errorf("skipped = %v, want 2", got)
-	}
-	// A resync of the Succeeded upgrade counts nothing twice.
-	f2.SyncRemoval()
-	if got := removed(); got != 3 {
-		t.Errorf("removed after resync = %v, want still 3", got)
 	}
 }
