@@ -74,6 +74,9 @@ type Controller struct {
 	registrations []registration
 	// owned are informers the controller made itself; Run runs them.
 	owned []cache.SharedIndexInformer
+	// resyncUpgrades is true when the Upgrade informer is the host's: Run
+	// then enqueues every Upgrade each Options.UpgradeResync itself.
+	resyncUpgrades bool
 
 	// memory is what the controller remembers of each upgrade beyond its
 	// annotations and the gate.
@@ -133,6 +136,8 @@ func New(cfg Config) (*Controller, error) {
 		clock:    cfg.Clock,
 		memory:   newMemory(),
 		owned:    owned,
+		// The informer the controller makes resyncs at UpgradeResync.
+		resyncUpgrades: len(owned) == 0 && cfg.Options.UpgradeResync > 0,
 	}
 	if c.fetcher == nil {
 		c.fetcher = NewHTTPFetcher(DefaultFetcherOptions())

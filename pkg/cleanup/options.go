@@ -43,9 +43,12 @@ type Options struct {
 	// ShutdownTimeout bounds how long Run waits, once stopped, for items in
 	// flight before cancelling them.
 	ShutdownTimeout time.Duration
-	// UpgradeResync is the resync period of the Upgrade informer the
-	// controller makes when Config.Upgrades is nil: every Upgrade is synced
-	// again at this period, so a key dropped after its retries comes back.
+	// UpgradeResync is how often every Upgrade is synced again, so a key
+	// dropped after its retries comes back: the resync period of the
+	// Upgrade informer the controller makes when Config.Upgrades is nil;
+	// with a host's informer, whose resync is the host's (10 hours for
+	// Harvester's, none for some), the controller enqueues its Upgrades at
+	// this period itself. 0: no resync of the controller's own.
 	UpgradeResync time.Duration
 }
 

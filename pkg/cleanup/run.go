@@ -35,6 +35,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		logger.Info("Stopped before the informer caches synced")
 		return nil
 	}
+	if c.resyncUpgrades {
+		ownedDone.Start(func() { c.resync(ownedCtx) })
+	}
 	logger.Info("Starting workers", "workers", workers)
 	// Items in flight run on a context of their own, cut only
 	// ShutdownTimeout after ctx ends: a stop lets a fetch, a plan write or a
@@ -66,6 +69,24 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	}
 	logger.Info("Workers stopped")
 	return nil
+}
+
+// resync enqueues every Upgrade of the namespace each
+// Options.UpgradeResync until ctx ends, on the controller's clock, as the
+// informer it makes itself would.
+func (c *Controller) resync(ctx context.Context) {
+	t := c.clock.NewTicker(c.opts.UpgradeResync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			for _, u := range c.upgrades.List(c.opts.Namespace) {
+				c.queue.Add(u.Key())
+			}
+		}
+	}
 }
 
 func (c *Controller) processNextItem(ctx context.Context) bool {

@@ -4,9 +4,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest/fixture"
@@ -131,5 +134,48 @@ func TestConvertedUpgradeMustBeTheOneAtItsKey(t *testing.T) {
 	lister := cleanup.NewUpgradeLister(hosts, dropsNamespace)
 	if _, _, err := lister.Get(testKey); err == nil || !strings.Contains(err.Error(), testKey.String()) {
 		t.Errorf("Get(%s) through a converter that returns another key = %v, want an error naming %s", testKey, err, testKey)
+	}
+}
+
+// Found by review: with a host's informer, resyncs were the host's (10
+// hours for Harvester's, none for some), so a key dropped after its
+// retries came back that late or never. The controller now enqueues its
+// Upgrades each Options.UpgradeResync itself, on its clock.
+func TestHostsInformerIsResyncedAtUpgradeResync(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		resync     time.Duration
+		wantResync bool
+	}{
+		{"UpgradeResync set", 10 * time.Minute, true},
+		{"UpgradeResync 0", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			// A finished Upgrade: its sync writes nothing, so no event adds it.
+			done := upgrade().Annotations(map[string]string{cleanup.StateAnnotation: string(cleanup.StateSucceeded)})
+			f := newFixture(t, objects(done, false), cleanuptest.WithTypedUpgrades(), cleanuptest.WithRegistry(reg),
+				func(c *cleanup.Config) { c.Options.UpgradeResync = tt.resync })
+			adds := func() float64 { return metricValue(t, reg, "workqueue_adds_total") }
+			stop := f.Run(1)
+			f.WaitFor("the initial add processed", func() bool { return adds() >= 1 && f.Controller.QueueLen() == 0 })
+			before := adds()
+			if tt.wantResync {
+				f.WaitFor("a resync after UpgradeResync", func() bool {
+					f.Clock.Step(tt.resync)
+					return adds() > before
+				})
+			} else {
+				// Step far past any period and let the queue settle: no add.
+				f.Clock.Step(24 * time.Hour)
+				f.WaitFor("the queue to settle", func() bool { return f.Controller.QueueLen() == 0 })
+				if got := adds(); got != before {
+					t.Errorf("adds went from %v to %v with UpgradeResync 0 and no event", before, got)
+				}
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
 	}
 }
