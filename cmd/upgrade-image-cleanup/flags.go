@@ -39,6 +39,32 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// commandFlag sets a command from comma-separated words, all at once: a
+// later use replaces an earlier one, as with any flag but a list. Words are
+// trimmed; empty ones are kept, not dropped, so that Validate refuses a
+// typo instead of starting another command.
+type commandFlag struct{ words *[]string }
+
+func (c commandFlag) String() string {
+	if c.words == nil {
+		return "" // the zero value flag.PrintDefaults makes
+	}
+	return strings.Join(*c.words, ",")
+}
+
+func (c commandFlag) Set(v string) error {
+	if v == "" {
+		*c.words = nil
+		return nil
+	}
+	words := strings.Split(v, ",")
+	for i, w := range words {
+		words[i] = strings.TrimSpace(w)
+	}
+	*c.words = words
+	return nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
 	var selector, nodeSelector, repoAddress string
@@ -53,7 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "stop at Planned: write the plan ConfigMap, remove nothing")
 	fs.StringVar(&nodeSelector, "node-selector", cleanup.DefaultNodeSelector, "label selector of the nodes to remove images on")
-	fs.StringVar(&f.Removal.RemoverImage, "remover-image", "", "image of cmd/image-remover, run by one Job per node (required unless --dry-run)")
+	fs.StringVar(&f.Removal.RemoverImage, "remover-image", "", "image the remover runs in, one Job per node: this project's, or a host's own (see --remover-command); required unless --dry-run")
+	fs.Var(commandFlag{&f.Removal.RemoverCommand}, "remover-command", "command that starts the remover in --remover-image, as comma-separated `words`: the standalone image's binary by default; for a host's own image its subcommand, such as harvester,image-remover")
 	fs.StringVar(&f.Removal.SocketPath, "runtime-socket", f.Removal.SocketPath, "the container runtime's CRI socket on the nodes")
 	fs.Float64Var(&f.Removal.SuccessRatio, "success-ratio", f.Removal.SuccessRatio, "share of nodes whose Job must succeed for the cleanup to succeed, in (0, 1]")
 	fs.BoolVar(&f.Removal.MatchOtherRegistries, "match-other-registries", f.Removal.MatchOtherRegistries, "also remove a planned image found under another registry host (air-gapped registries rewrite the host)")

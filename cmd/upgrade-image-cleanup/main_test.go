@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
 func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
@@ -26,6 +29,8 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{}, "--remover-image is required"},
 		{[]string{"--remover-image", "r:1", "--success-ratio", "1.5"}, "--success-ratio"},
 		{[]string{"--remover-image", "r:1", "--runtime-socket", "run/x.sock"}, "--runtime-socket"},
+		{[]string{"--remover-image", "r:1", "--remover-command", ""}, "--remover-command is empty"},
+		{[]string{"--remover-image", "r:1", "--remover-command", "harvester,,image-remover"}, "--remover-command"},
 		{[]string{"--node-selector", "a b c"}, "--node-selector"},
 		{[]string{"--dry-run", "--namespace", "Bad NS"}, "--namespace"},
 		{[]string{"--exclude", "docker.io/[rancher"}, "--exclude"},
@@ -44,6 +49,31 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr %q does not name %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestRemoverCommandFlag: the command is one flag's comma-separated
+// words, the standalone binary when not given; a later use replaces it.
+func TestRemoverCommandFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{cleanup.RemoverPath}},
+		{[]string{"--remover-command", "harvester,image-remover"}, []string{"harvester", "image-remover"}},
+		{[]string{"--remover-command=/usr/bin/harvester, image-remover"}, []string{"/usr/bin/harvester", "image-remover"}},
+		{[]string{"--remover-command", "harvester", "--remover-command", "rancher,image-remover"}, []string{"rancher", "image-remover"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f, err := parseFlags(append([]string{"--remover-image", "rancher/harvester:v1.5.0"}, tt.args...), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.Removal.RemoverCommand, tt.want) {
+				t.Errorf("remover command = %q, want %q", f.Removal.RemoverCommand, tt.want)
 			}
 		})
 	}

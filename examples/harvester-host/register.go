@@ -43,8 +43,14 @@ type Options struct {
 	HCIMode bool
 	// Namespace is where the Upgrades run: harvester-system.
 	Namespace string
-	// RemoverImage is the image of cmd/image-remover, for removal.
+	// RemoverImage is the image the removal Jobs run: Harvester's own,
+	// already pulled on every node.
 	RemoverImage string
+	// RemoverCommand starts the remover in RemoverImage: Harvester's binary
+	// and the subcommand that mounts pkg/remover's Main, such as
+	// []string{"harvester", "image-remover"}. Empty: the standalone image's
+	// binary (cleanup.RemoverPath).
+	RemoverCommand []string
 }
 
 // Register has the shape of Harvester's register functions. Harvester calls
@@ -79,6 +85,9 @@ func register(ctx context.Context, m *Management, o Options, newDynamic func(*re
 	if m.Jobs != nil && m.Nodes != nil {
 		removal := cleanup.DefaultRemovalOptions()
 		removal.RemoverImage = o.RemoverImage
+		if len(o.RemoverCommand) > 0 {
+			removal.RemoverCommand = o.RemoverCommand
+		}
 		cfg.Removal, cfg.Jobs, cfg.Nodes = &removal, m.Jobs, m.Nodes
 	}
 	c, err := cleanup.New(cfg)

@@ -2,13 +2,18 @@ package harvesterhost
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	batchinformers "k8s.io/client-go/informers/batch/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -93,6 +98,69 @@ func TestHostInformerDrivesThePipeline(t *testing.T) {
 	}
 	if n := slices.runs.Load(); n != 1 {
 		t.Errorf("the host's informer was run %d times, want once, by the host", n)
+	}
+}
+
+// TestHostImageRunsTheRemover: Harvester's Jobs run the remover in
+// Harvester's own image, through the subcommand its binary mounts, with the
+// remover's flags as for the standalone image; without a command they run
+// the standalone image's binary.
+func TestHostImageRunsTheRemover(t *testing.T) {
+	tests := []struct {
+		name        string
+		command     []string
+		wantCommand []string
+	}{
+		{"host subcommand", []string{"harvester", "image-remover"}, []string{"harvester", "image-remover"}},
+		{"no command", nil, []string{cleanup.RemoverPath}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const ns, upgrade, node, image = cleanuptest.Namespace, "hvst-upgrade-host2", "harvester-node-0", "rancher/harvester:v1.5.0"
+			repo, err := cleanuptest.ServeLists()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = repo.Close() })
+			slice := cleanuptest.RepoSlice(upgrade).Namespace(ns).ByServiceName().Address(repo.IP()).Port(repo.Port()).Ready(true).Obj()
+			kube, dyn := cleanuptest.NewClients(cleanuptest.Upgrade(upgrade).Namespace(ns).Obj(), slice, cleanuptest.Node(node))
+
+			// The host's informers, unfiltered and indexed as its shared
+			// factories hand them out, started by the host after registering.
+			byNamespace := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+			m := &Management{
+				ClientSet: kube, RestConfig: &rest.Config{Host: "https://harvester.invalid"},
+				EndpointSlices: discoveryinformers.NewEndpointSliceInformer(kube, "", 0, byNamespace),
+				Jobs:           batchinformers.NewJobInformer(kube, "", 0, byNamespace),
+				Nodes:          coreinformers.NewNodeInformer(kube, 0, cache.Indexers{}),
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			o := Options{HCIMode: true, Namespace: ns, RemoverImage: image, RemoverCommand: tt.command}
+			if err := register(ctx, m, o, func(*rest.Config) (dynamic.Interface, error) { return dyn, nil }); err != nil {
+				t.Fatal(err)
+			}
+			for _, inf := range []cache.SharedIndexInformer{m.EndpointSlices, m.Jobs, m.Nodes} {
+				go inf.Run(ctx.Done())
+			}
+
+			var job *batchv1.Job
+			err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+				j, err := kube.BatchV1().Jobs(ns).Get(ctx, cleanup.JobName(upgrade, node), metav1.GetOptions{})
+				job = j
+				return err == nil, nil
+			})
+			if err != nil {
+				t.Fatalf("waiting for the removal Job on %s: %v", node, err)
+			}
+			c := job.Spec.Template.Spec.Containers[0]
+			if c.Image != image || !slices.Equal(c.Command, tt.wantCommand) {
+				t.Errorf("container runs %q in %s, want %q in %s", c.Command, c.Image, tt.wantCommand, image)
+			}
+			if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--plan-digest=sha256:") }) {
+				t.Errorf("args = %q, want the remover's flags, --plan-digest among them", c.Args)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,15 @@ import (
 type RemovalOptions struct {
 	// NodeSelector picks the nodes that get a Job.
 	NodeSelector labels.Selector
-	// RemoverImage is the image that runs cmd/image-remover.
+	// RemoverImage is the image the remover runs in: the standalone image,
+	// or a host's own image, already pulled on every node, whose binary
+	// mounts the remover (pkg/remover's Main) as a subcommand.
 	RemoverImage string
+	// RemoverCommand starts the remover inside RemoverImage; the Job passes
+	// the remover's flags after it. The default, []string{RemoverPath}, is
+	// the standalone image's binary; a host names its own subcommand, such
+	// as []string{"harvester", "image-remover"}.
+	RemoverCommand []string
 	// SocketPath is the container runtime's CRI socket on the node.
 	SocketPath string
 	// SuccessRatio is the share of nodes whose Job must succeed for the
@@ -47,7 +55,8 @@ const DefaultNodeSelector = "harvesterhci.io/managed=true"
 const DefaultSocketPath = "/run/k3s/containerd/containerd.sock"
 
 // DefaultRemovalOptions leave RemoverImage empty: there is no image to
-// guess, the caller must name one.
+// guess, the caller must name one. RemoverCommand is the standalone image's
+// binary, RemoverPath; a host that runs its own image sets its subcommand.
 //
 // The Job limits: the remover exits non-zero only when the runtime cannot be
 // reached or the plan cannot be read, so 2 retries cover a containerd
@@ -57,6 +66,7 @@ const DefaultSocketPath = "/run/k3s/containerd/containerd.sock"
 func DefaultRemovalOptions() RemovalOptions {
 	return RemovalOptions{
 		NodeSelector:         labels.SelectorFromSet(labels.Set{"harvesterhci.io/managed": "true"}),
+		RemoverCommand:       []string{RemoverPath},
 		SocketPath:           DefaultSocketPath,
 		SuccessRatio:         1.0,
 		MatchOtherRegistries: true,
@@ -73,6 +83,10 @@ func (o RemovalOptions) Validate() error {
 		return fmt.Errorf("--node-selector is missing")
 	case o.RemoverImage == "":
 		return fmt.Errorf("--remover-image is required to remove images (or use --dry-run)")
+	case len(o.RemoverCommand) == 0:
+		return fmt.Errorf("--remover-command is empty: name the command that starts the remover in --remover-image (the standalone image's is %s)", RemoverPath)
+	case slices.ContainsFunc(o.RemoverCommand, func(w string) bool { return strings.TrimSpace(w) == "" }):
+		return fmt.Errorf("--remover-command %q has an empty word", o.RemoverCommand)
 	case !strings.HasPrefix(o.SocketPath, "/"):
 		return fmt.Errorf("--runtime-socket %q must be an absolute path on the node", o.SocketPath)
 	case o.SuccessRatio <= 0 || o.SuccessRatio > 1:
@@ -91,7 +105,8 @@ const (
 	// be longer than a label value).
 	NodeAnnotation = "harvesterhci.io/image-cleanup-node"
 
-	// RemoverPath is where --remover-image holds cmd/image-remover.
+	// RemoverPath is where the standalone image holds cmd/image-remover:
+	// the default RemoverCommand.
 	RemoverPath = "/usr/local/bin/image-remover"
 
 	planMountPath   = "/etc/image-cleanup"
@@ -173,8 +188,10 @@ func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 						Image: o.RemoverImage,
 						// Named, not left to the image's entrypoint: the
 						// project's one image holds both binaries and starts
-						// the controller by default.
-						Command: []string{RemoverPath},
+						// the controller by default, and a host's image
+						// starts the host. Cloned so that no Job shares the
+						// options' array.
+						Command: slices.Clone(o.RemoverCommand),
 						Args: []string{
 							"--plan=" + planMountPath + "/" + PlanKey,
 							"--keep=" + planMountPath + "/" + KeepKey,

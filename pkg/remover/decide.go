@@ -101,12 +101,12 @@ type Options struct {
 	RemoveTimeout time.Duration
 }
 
-// DefaultRemoveTimeout is the image-remover's --remove-timeout: long enough
+// DefaultRemoveTimeout is Main's default --remove-timeout: long enough
 // for a runtime to delete a large image's snapshots on a slow disk, short
 // enough to leave time for the other images within the default --timeout.
 const DefaultRemoveTimeout = 2 * time.Minute
 
-// DefaultOptions are the options the image-remover binary starts from.
+// DefaultOptions are the options Main's flags default to.
 func DefaultOptions() Options {
 	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout}
 }

@@ -2,6 +2,7 @@
 // references to the container runtime's images over CRI and removes, one at a
 // time, only those that are safe to remove (not pinned, not in use, not
 // named by the current version's image list, carrying no tag the plan does
-// not name). The image-remover binary that each cleanup Job runs is a thin
-// layer over it.
+// not name). Main is the command each cleanup Job runs: as the standalone
+// image's cmd/image-remover, or mounted as a subcommand of a host's own
+// binary (harvester image-remover), with the same flags and rules.
 package remover

@@ -54,7 +54,7 @@ const (
 type Report struct {
 	DryRun bool `json:"dryRun,omitempty"`
 	// PlanDigest is imagelist.Digest of the plan file acted on; Run leaves
-	// it empty, the image-remover binary fills it in.
+	// it empty, Main fills it in.
 	PlanDigest string        `json:"planDigest,omitempty"`
 	Result     report.Result `json:"result"`
 	// WouldRemove counts the images a dry run found safe to remove.

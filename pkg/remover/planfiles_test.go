@@ -1,4 +1,4 @@
-package main
+package remover_test
 
 import (
 	"encoding/json"

@@ -1,9 +1,10 @@
-package main
+package remover_test
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +17,14 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/fakecri"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
+)
+
+// The exit codes Main documents; spelled out so that a change to them fails
+// here.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
 )
 
 func id(c string) string { return "sha256:" + strings.Repeat(c, 64) }
@@ -55,23 +64,39 @@ type outcome struct {
 	termination    []byte
 }
 
-// runIn runs the binary's entry point with a plan file (unless plan is nil)
-// and a termination log in a temporary folder; args come after those.
+// runIn runs Main with a plan file (unless plan is nil) and a termination
+// log in a temporary folder; args come after those.
 func runIn(t *testing.T, plan *string, args ...string) outcome {
 	t.Helper()
+	flags, term := inputs(t, plan)
+	return runMain(t, term, func(stdout, stderr io.Writer) int {
+		return remover.Main(t.Context(), append(flags, args...), stdout, stderr)
+	})
+}
+
+// inputs writes plan (unless nil) to a temporary folder and returns the
+// flags that name it and a termination log beside it, and the log's path.
+func inputs(t *testing.T, plan *string) (flags []string, term string) {
+	t.Helper()
 	dir := t.TempDir()
-	term := filepath.Join(dir, "termination-log")
-	all := []string{"--termination-log", term}
+	term = filepath.Join(dir, "termination-log")
+	flags = []string{"--termination-log", term}
 	if plan != nil {
 		p := filepath.Join(dir, "images.txt")
 		if err := os.WriteFile(p, []byte(*plan), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, "--plan", p)
+		flags = append(flags, "--plan", p)
 	}
-	all = append(all, args...)
+	return flags, term
+}
+
+// runMain runs entry, a program's entry point, and collects what it wrote,
+// to its outputs and to the termination log term.
+func runMain(t *testing.T, term string, entry func(stdout, stderr io.Writer) int) outcome {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(all, &stdout, &stderr)
+	code := entry(&stdout, &stderr)
 	b, err := os.ReadFile(term)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
@@ -298,7 +323,7 @@ func TestBadInputExitsTwoAndRemovesNothing(t *testing.T) {
 
 func TestHelpExitsZero(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-h"}, &stdout, &stderr); code != exitOK || !strings.Contains(stderr.String(), "-runtime-endpoint") {
+	if code := remover.Main(t.Context(), []string{"-h"}, &stdout, &stderr); code != exitOK || !strings.Contains(stderr.String(), "-runtime-endpoint") {
 		t.Errorf("-h: exit %d, stderr %q", code, stderr.String())
 	}
 }

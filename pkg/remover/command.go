@@ -1,0 +1,206 @@
+package remover
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/go-logr/zapr"
+	"k8s.io/klog/v2"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
+)
+
+// Exit codes of Main.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = report.ExitRefused
+)
+
+// maxConnectWait bounds the connect check: a runtime that does not answer
+// Version in this time is not going to answer removals either.
+const maxConnectWait = 30 * time.Second
+
+// Main is the image-remover command: it removes, on one node, the images of
+// a cleanup plan that are safe to remove, and returns the process's exit
+// code. A Kubernetes Job runs it on each node with the plan ConfigMap (keys
+// images.txt and keep.txt) mounted and the runtime's CRI socket mounted from
+// the host. args are the flags alone, without the program's or the
+// subcommand's name.
+//
+// cmd/image-remover is a thin wrapper over it. A host binary mounts it as a
+// subcommand in one line, so that its own image, already pulled on every
+// node, runs the removal Jobs (cleanup.RemovalOptions.RemoverCommand, such
+// as ["harvester", "image-remover"]), with the same flags and safety rules:
+//
+//	os.Exit(remover.Main(ctx, os.Args[2:], os.Stdout, os.Stderr))
+//
+// It logs JSON lines to stderr, one per decision; prints the full report as
+// one JSON object on stdout; and writes the result (report.Result, JSON) to
+// the termination log, where the controller reads it from the pod's status.
+//
+// Exit codes: 0 when it ran, even if some removals failed (they are in the
+// result); 1 when the runtime cannot be reached or listing fails; 2
+// (report.ExitRefused) when the flags are bad, or the plan or keep list
+// cannot be read or parsed, or the plan's digest is not --plan-digest (then
+// nothing is removed). Every exit but -h writes a result to the termination
+// log; on 1 and 2 its Error says why, so that the pod's status says it and
+// the controller can show it.
+//
+// Main changes nothing of the process beyond the files its flags name: it
+// neither exits, nor handles signals, nor sets a global logger. It logs
+// through a logger of its own on stderr, whatever logger ctx carries. So
+// the caller:
+//   - cancels ctx on SIGTERM (signal.NotifyContext): the kubelet sends it
+//     at the Job's deadline, and the images not removed by then are then
+//     reported as failed, as when --timeout ends;
+//   - may, before anything in the process uses gRPC, call
+//     grpclog.SetLoggerV2(remover.NewGRPCLogger(os.Stderr)) so that gRPC's
+//     own errors come out as JSON lines too. Main does not, because gRPC's
+//     logger is process-wide: setting it would replace the host's, and
+//     SetLoggerV2 is not safe while gRPC is in use;
+//   - exits with the code Main returns.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "image-remover: %v\n", err)
+		if werr := writeFailure(c.terminationLog, err); werr != nil {
+			fmt.Fprintf(stderr, "image-remover: %v\n", werr)
+		}
+		return exitUsage
+	}
+	z := newZap(stderr)
+	defer func() { _ = z.Sync() }()
+	logger := zapr.NewLogger(z)
+	fail := func(code int, err error) int {
+		logger.Error(err, "Image removal did not run")
+		if werr := writeFailure(c.terminationLog, err); werr != nil {
+			logger.Error(werr, "Cannot write the termination log")
+		}
+		return code
+	}
+
+	plan, planDigest, err := readPlan(c.plan, c.planDigest)
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	var keep []reference.Named
+	if c.keep != "" {
+		if keep, err = readKeep(c.keep); err != nil {
+			return fail(exitUsage, err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	ctx = klog.NewContext(ctx, logger)
+
+	rt, err := DialCRI(ctx, c.endpoint, min(maxConnectWait, c.timeout))
+	if err != nil {
+		return fail(exitRuntime, err)
+	}
+	defer func() { _ = rt.Close() }()
+	logger.Info("Removing planned images", "plan", c.plan, "planDigest", planDigest, "planned", len(plan), "keep", c.keep, "kept", len(keep),
+		"runtime", rt.Version(), "socket", rt.Socket(),
+		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "dryRun", c.dryRun)
+
+	rep, err := Run(ctx, rt, plan, Options{
+		MatchOtherRegistries: c.matchOther,
+		PruneDangling:        c.pruneDangling,
+		DryRun:               c.dryRun,
+		Keep:                 keep,
+		RemoveTimeout:        c.removeTimeout,
+	})
+	if err != nil {
+		return fail(exitRuntime, fmt.Errorf("runtime at %s: %w", rt.Socket(), err))
+	}
+	rep.PlanDigest = planDigest
+
+	if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+		logger.Error(err, "Cannot print the report")
+	}
+	msg, err := rep.Result.TerminationMessage()
+	if err == nil {
+		err = writeTerminationLog(c.terminationLog, msg)
+	}
+	if err != nil {
+		// The controller reads the result only from there: without it the
+		// run is as good as failed, and a rerun is harmless.
+		logger.Error(err, "Cannot report the result")
+		return exitRuntime
+	}
+	logSummary(logger, rep)
+	return exitOK
+}
+
+// config is the command line, checked.
+type config struct {
+	plan           string
+	keep           string
+	planDigest     string
+	endpoint       string
+	matchOther     bool
+	pruneDangling  bool
+	terminationLog string
+	timeout        time.Duration
+	removeTimeout  time.Duration
+	dryRun         bool
+}
+
+// parseFlags parses and checks the command line. On error it also returns
+// what it parsed, so that the error can still go to the termination log the
+// command line names.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("image-remover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.plan, "plan", "", "plan file: one image reference per line (the plan ConfigMap's images.txt); required")
+	fs.StringVar(&c.keep, "keep", "", "the current version's image list (the plan ConfigMap's keep.txt): planned images it could name are never removed; empty: no keep list")
+	fs.StringVar(&c.planDigest, "plan-digest", "", "sha256:<hex> the plan file's bytes must hash to, or nothing is removed; empty: not checked")
+	fs.StringVar(&c.endpoint, "runtime-endpoint", DefaultEndpoint, "CRI socket of the container runtime: unix:///path or /path")
+	fs.BoolVar(&c.matchOther, "match-other-registries", true, "also match a planned image under another registry host with the same path and tag (air-gapped registries)")
+	fs.BoolVar(&c.pruneDangling, "prune-dangling", false, "also remove untagged images that no container uses and the runtime does not pin")
+	fs.StringVar(&c.terminationLog, "termination-log", "/dev/termination-log", "file to write the result to for the pod's termination message; empty: none")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall time limit; images not removed by then are reported as failed")
+	fs.DurationVar(&c.removeTimeout, "remove-timeout", DefaultRemoveTimeout, "time limit of one RemoveImage call, tried once more if it times out or the runtime is unavailable; at most --timeout")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report, remove nothing")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.plan == "" {
+		return c, errors.New("--plan is required")
+	}
+	if c.planDigest != "" && !isPlanDigest(c.planDigest) {
+		return c, fmt.Errorf("--plan-digest %q: want sha256: and 64 lowercase hex digits", c.planDigest)
+	}
+	if _, err := SocketPath(c.endpoint); err != nil {
+		return c, fmt.Errorf("--runtime-endpoint: %w", err)
+	}
+	if c.timeout <= 0 {
+		return c, fmt.Errorf("--timeout %v: must be positive", c.timeout)
+	}
+	if c.removeTimeout <= 0 || c.removeTimeout > c.timeout {
+		return c, fmt.Errorf("--remove-timeout %v: must be positive and at most --timeout %v", c.removeTimeout, c.timeout)
+	}
+	return c, nil
+}
+
+// isPlanDigest reports whether s has the form of imagelist.Digest:
+// "sha256:" and 64 lowercase hex digits.
+func isPlanDigest(s string) bool {
+	hex, ok := strings.CutPrefix(s, "sha256:")
+	return ok && len(hex) == 64 && isHex(hex)
+}
