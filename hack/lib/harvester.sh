@@ -73,7 +73,8 @@ harvester::write_go_mod() {
 	local -a replaces
 	go_version=$(go mod edit -json "${harvester_mod}" | sed -n 's/^\t"Go": "\(.*\)",$/\1/p')
 	mapfile -t replaces < <(harvester::replaces "${harvester_mod}")
-	printf 'module %s\n' "${module}" >"${dir}/go.mod"
+	printf '// Written by hack/update-harvester from %s@%s'"'"'s go.mod: its go line\n// and replace directives. Do not edit; run hack/update-harvester.\n\nmodule %s\n' \
+		"${HARVESTER_MODULE}" "${HARVESTER_VERSION}" "${module}" >"${dir}/go.mod"
 	(cd "${dir}" && go mod edit -go="${go_version}" \
 		-require="${HARVESTER_MODULE}@${HARVESTER_VERSION}" "${replaces[@]}")
 }
