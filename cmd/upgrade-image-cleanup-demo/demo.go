@@ -91,14 +91,6 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	cleanuptest.SetReady(slice, true)
-	// Taken before the write: the controller may see the Ready slice and
-	// fetch before Update returns here.
-	readyAt := time.Now()
-	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("mark repo Ready: %w", err)
-	}
-	tl.printf("repo endpoint %s is Ready", repo.Addr())
 	final := cleanup.StateSucceeded
 	stopNodes := func() {}
 	if f.dryRun {
@@ -106,13 +98,27 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	} else {
 		nodes := newDemoNodes(kube, ns, tl)
 		nodesCtx, cancelNodes := context.WithCancel(runCtx)
+		jobs, err := nodes.watch(nodesCtx)
+		if err != nil {
+			cancelNodes()
+			return err
+		}
 		nodesDone := make(chan struct{})
 		go func() {
 			defer close(nodesDone)
-			nodes.run(nodesCtx)
+			nodes.run(nodesCtx, jobs)
 		}()
 		stopNodes = func() { cancelNodes(); <-nodesDone }
 	}
+	cleanuptest.SetReady(slice, true)
+	// Taken before the write: the controller may see the Ready slice and
+	// fetch before Update returns here.
+	readyAt := time.Now()
+	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+		stopNodes()
+		return fmt.Errorf("mark repo Ready: %w", err)
+	}
+	tl.printf("repo endpoint %s is Ready", repo.Addr())
 	state, err := waitForState(ctx, w, tl, done, final, cleanup.StateFailed)
 	// The summary below writes to out directly: the nodes stop first.
 	stopNodes()

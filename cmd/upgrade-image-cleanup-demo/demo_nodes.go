@@ -55,12 +55,19 @@ func newDemoNodes(kube kubernetes.Interface, ns string, tl *timeline) *demoNodes
 	return d
 }
 
-func (d *demoNodes) run(ctx context.Context) {
+// watch opens the nodes' watch on Jobs. The demo opens it before the repo
+// turns Ready: a fake clientset replays nothing, so a Job created before the
+// watch starts would never reach a node.
+func (d *demoNodes) watch(ctx context.Context) (watch.Interface, error) {
 	w, err := d.kube.BatchV1().Jobs(d.ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
-		d.tl.printf("simulated nodes: watch Jobs: %v", err)
-		return
+		return nil, fmt.Errorf("simulated nodes: watch Jobs: %w", err)
 	}
+	return w, nil
+}
+
+// run runs each Job that w reports added, until ctx ends.
+func (d *demoNodes) run(ctx context.Context, w watch.Interface) {
 	defer w.Stop()
 	// A fake clientset's watch does not end with its context.
 	stopped := make(chan struct{})

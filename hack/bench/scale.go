@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -127,9 +129,9 @@ func parallel(n, workers int, f func(i int) error) error {
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
-	var wg sync.WaitGroup
+	var wg wait.Group
 	for range workers {
-		wg.Go(func() {
+		wg.Start(func() {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n {

@@ -236,7 +236,17 @@ func (e *Env) Settle() error {
 		if apierrors.IsNotFound(err) {
 			return !exists
 		}
-		return err == nil && exists && equality.Semantic.DeepEqual(api.Object, cached.(*unstructured.Unstructured).Object)
+		if err != nil || !exists {
+			return false
+		}
+		if un, ok := cached.(*unstructured.Unstructured); ok {
+			return equality.Semantic.DeepEqual(api.Object, un.Object)
+		}
+		// A host's typed cache (WithTypedUpgrades) holds only the fields
+		// its type has: compare what the controller reads of both.
+		want, err := cleanup.UpgradeFromUnstructured(api)
+		got, cerr := ConvertTypedUpgrade(cached)
+		return err == nil && cerr == nil && equality.Semantic.DeepEqual(want, got)
 	})
 }
 

@@ -9,8 +9,9 @@ package standalone
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -146,12 +147,12 @@ func Run(ctx context.Context, c Clients, s Settings) error {
 	// Informers run on every replica, elected or not, so a standby's caches
 	// are warm when it takes over. They are stopped and waited for before
 	// returning, so nothing of this run outlives it.
-	var informersDone sync.WaitGroup
+	var informersDone wait.Group
 	defer informersDone.Wait()
 	ctx, stopInformers := context.WithCancel(ctx)
 	defer stopInformers()
 	for _, inf := range run {
-		informersDone.Go(func() { inf.Run(ctx.Done()) })
+		informersDone.Start(func() { inf.Run(ctx.Done()) })
 	}
 
 	var elect *election

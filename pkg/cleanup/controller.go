@@ -25,10 +25,16 @@ type Config struct {
 	EndpointSlices cache.SharedIndexInformer
 	// Upgrades is an informer made by informers.NewUpgradeInformer. When
 	// nil, the controller makes its own from DynamicClient and runs it
-	// inside Run (a host like Harvester has no Upgrade informer to share).
+	// inside Run. A host may pass its own informer of typed objects
+	// (Harvester's wrangler Upgrade informer) with ConvertUpgrade, so the
+	// controller opens no second Upgrade watch.
 	Upgrades cache.SharedIndexInformer
-	Recorder record.EventRecorder
-	Clock    clock.WithTicker
+	// ConvertUpgrade reads an Upgrade from an object of Upgrades' cache; nil
+	// means ConvertUnstructuredUpgrade. It needs Upgrades: the informer the
+	// controller makes itself holds unstructured objects.
+	ConvertUpgrade UpgradeConverter
+	Recorder       record.EventRecorder
+	Clock          clock.WithTicker
 	// Fetcher defaults to NewHTTPFetcher(DefaultFetcherOptions()).
 	Fetcher ListFetcher
 	// Removal, when set, removes planned images with one Job per node; it
@@ -87,6 +93,8 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("cleanup: Config.Recorder is nil")
 	case cfg.Clock == nil:
 		return nil, fmt.Errorf("cleanup: Config.Clock is nil")
+	case cfg.ConvertUpgrade != nil && cfg.Upgrades == nil:
+		return nil, fmt.Errorf("cleanup: Config.ConvertUpgrade is set without Config.Upgrades, the informer whose objects it converts")
 	case cfg.Options.Selector == nil:
 		return nil, fmt.Errorf("cleanup: Options.Selector is nil")
 	case !cfg.Options.Policy.set:
@@ -116,7 +124,7 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{
 		kube:     cfg.KubeClient,
 		dynamic:  cfg.DynamicClient,
-		upgrades: NewUpgradeLister(cfg.Upgrades),
+		upgrades: NewUpgradeLister(cfg.Upgrades, cfg.ConvertUpgrade),
 		queue:    q,
 		fetcher:  cfg.Fetcher,
 		executor: cfg.Executor,

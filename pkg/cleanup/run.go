@@ -3,7 +3,8 @@ package cleanup
 import (
 	"context"
 	"fmt"
-	"sync"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
@@ -23,11 +24,11 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer c.queue.ShutDown()
 	// Informers the controller owns run for as long as Run does, and are
 	// waited for before it returns.
-	var ownedDone sync.WaitGroup
+	var ownedDone wait.Group
 	ownedCtx, stopOwned := context.WithCancel(ctx)
 	defer func() { stopOwned(); ownedDone.Wait() }()
 	for _, inf := range c.owned {
-		ownedDone.Go(func() { inf.Run(ownedCtx.Done()) })
+		ownedDone.Start(func() { inf.Run(ownedCtx.Done()) })
 	}
 	if !cache.WaitForNamedCacheSync(c.opts.Queue.Name, ctx.Done(), c.synced...) {
 		// Only a stop ends the wait: a clean shutdown, if an early one.
@@ -40,9 +41,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	// state patch finish instead of leaving it half done.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	var wg sync.WaitGroup
+	var wg wait.Group
 	for range workers {
-		wg.Go(func() {
+		wg.Start(func() {
 			// As in client-go's controllers: a panic is logged through
 			// klog before it ends the process, and a restart re-reads all.
 			defer utilruntime.HandleCrash()

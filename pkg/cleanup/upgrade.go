@@ -63,14 +63,37 @@ func UpgradeFromUnstructured(obj *unstructured.Unstructured) (Upgrade, error) {
 	return u, nil
 }
 
+// UpgradeConverter reads an Upgrade from an object of an Upgrade informer's
+// cache. A host with a typed Upgrade informer (Harvester's wrangler
+// informer of *v1beta1.Upgrade) passes one as Config.ConvertUpgrade, so the
+// controller shares that informer instead of opening a second watch. It must
+// not modify obj, which is the cache's; an error should name the field.
+type UpgradeConverter func(obj any) (Upgrade, error)
+
+// ConvertUnstructuredUpgrade is the UpgradeConverter of the informers made
+// by informers.NewUpgradeInformer, whose objects are unstructured.
+func ConvertUnstructuredUpgrade(obj any) (Upgrade, error) {
+	un, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return Upgrade{}, fmt.Errorf("cache holds %T, not an unstructured object; set Config.ConvertUpgrade for a typed informer", obj)
+	}
+	return UpgradeFromUnstructured(un)
+}
+
 // UpgradeLister reads Upgrades from an informer's cache.
 type UpgradeLister struct {
 	indexer cache.Indexer
+	convert UpgradeConverter
 }
 
-// NewUpgradeLister reads from the cache of an informer made by informers.NewUpgradeInformer.
-func NewUpgradeLister(inf cache.SharedIndexInformer) UpgradeLister {
-	return UpgradeLister{indexer: inf.GetIndexer()}
+// NewUpgradeLister reads from inf's cache through convert; nil convert
+// means ConvertUnstructuredUpgrade, for an informer made by
+// informers.NewUpgradeInformer.
+func NewUpgradeLister(inf cache.SharedIndexInformer, convert UpgradeConverter) UpgradeLister {
+	if convert == nil {
+		convert = ConvertUnstructuredUpgrade
+	}
+	return UpgradeLister{indexer: inf.GetIndexer(), convert: convert}
 }
 
 // Get returns the Upgrade key; found is false when it does not exist. A
@@ -80,33 +103,27 @@ func (l UpgradeLister) Get(key cache.ObjectName) (u Upgrade, found bool, err err
 	if err != nil || !exists {
 		return Upgrade{}, false, err
 	}
-	un, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return Upgrade{}, false, fmt.Errorf("upgrade %s: cache holds %T, not an unstructured object", key, obj)
-	}
-	u, err = UpgradeFromUnstructured(un)
+	u, err = l.convert(obj)
 	if err != nil {
-		return Upgrade{}, false, err
+		return Upgrade{}, false, fmt.Errorf("upgrade %s: %w", key, err)
 	}
 	return u, true, nil
 }
 
 // List returns the well-formed Upgrades in namespace ("" for all); malformed
-// objects are left out, as Get would refuse them.
+// objects are left out, as Get would refuse them. A host's informer may
+// lack the namespace index; then every object is read and filtered.
 func (l UpgradeLister) List(namespace string) []Upgrade {
-	var objs []any
-	if namespace == "" {
-		objs = l.indexer.List()
-	} else {
-		objs, _ = l.indexer.ByIndex(cache.NamespaceIndex, namespace)
+	objs := l.indexer.List()
+	if namespace != "" {
+		if byNS, err := l.indexer.ByIndex(cache.NamespaceIndex, namespace); err == nil {
+			objs = byNS
+		}
 	}
 	var out []Upgrade
 	for _, o := range objs {
-		un, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		if u, err := UpgradeFromUnstructured(un); err == nil {
+		u, err := l.convert(o)
+		if err == nil && (namespace == "" || u.Namespace == namespace) {
 			out = append(out, u)
 		}
 	}

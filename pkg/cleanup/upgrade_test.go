@@ -186,7 +186,7 @@ func TestUpgradeListerGet(t *testing.T) {
 			t.Fatalf("seed cache: %v", err)
 		}
 	}
-	lister := cleanup.NewUpgradeLister(inf)
+	lister := cleanup.NewUpgradeLister(inf, nil)
 
 	tests := []struct {
 		name        string

@@ -2,9 +2,10 @@ package informers_test
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -110,8 +111,8 @@ func newBenchGate(b *testing.B, initial []*discoveryv1.EndpointSlice) *benchGate
 // returns how many items it processed.
 func (bg *benchGate) drain() (stop func() int64) {
 	var processed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	var wg wait.Group
+	wg.Start(func() {
 		for {
 			k, quit := bg.queue.Get()
 			if quit {

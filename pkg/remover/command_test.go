@@ -30,11 +30,11 @@ const (
 func id(c string) string { return "sha256:" + strings.Repeat(c, 64) }
 
 var (
-	oldImage  = &runtimeapi.Image{Id: id("1"), RepoTags: []string{"docker.io/rancher/harvester:v1.4.2"}, Size: 1000}
-	usedImage = &runtimeapi.Image{Id: id("2"), RepoTags: []string{"docker.io/rancher/harvester-webhook:v1.4.2"}, Size: 2000}
-	mirrored  = &runtimeapi.Image{Id: id("3"), RepoTags: []string{"registry.local:5000/rancher/harvester-node:v1.4.2"}, Size: 3000}
-	current   = &runtimeapi.Image{Id: id("4"), RepoTags: []string{"docker.io/rancher/harvester:v1.5.0"}, Size: 4000}
-	dangling  = &runtimeapi.Image{Id: id("5"), Size: 5000}
+	oldImage  = fakecri.WithSize(&runtimeapi.Image{Id: id("1"), RepoTags: []string{"docker.io/rancher/harvester:v1.4.2"}}, 1000)
+	usedImage = fakecri.WithSize(&runtimeapi.Image{Id: id("2"), RepoTags: []string{"docker.io/rancher/harvester-webhook:v1.4.2"}}, 2000)
+	mirrored  = fakecri.WithSize(&runtimeapi.Image{Id: id("3"), RepoTags: []string{"registry.local:5000/rancher/harvester-node:v1.4.2"}}, 3000)
+	current   = fakecri.WithSize(&runtimeapi.Image{Id: id("4"), RepoTags: []string{"docker.io/rancher/harvester:v1.5.0"}}, 4000)
+	dangling  = fakecri.WithSize(&runtimeapi.Image{Id: id("5")}, 5000)
 	pinned    = &runtimeapi.Image{Id: id("6"), RepoTags: []string{"registry.k8s.io/pause:3.6"}, Pinned: true}
 )
 

@@ -33,7 +33,7 @@ type node struct {
 }
 
 func criImage(idc string, size uint64, tags ...string) *runtimeapi.Image {
-	return &runtimeapi.Image{Id: id(idc), RepoTags: tags, Size: size}
+	return fakecri.WithSize(&runtimeapi.Image{Id: id(idc), RepoTags: tags}, size)
 }
 
 func running(cid, imageRef, image string, state runtimeapi.ContainerState) *runtimeapi.Container {
@@ -400,7 +400,7 @@ func TestSocketPath(t *testing.T) {
 }
 
 func TestCRIMapsContainersAndImages(t *testing.T) {
-	img := &runtimeapi.Image{Id: id("1"), RepoTags: []string{"rancher/a:1"}, RepoDigests: []string{"docker.io/rancher/a@" + digest("d")}, Size: 42, Pinned: true}
+	img := fakecri.WithSize(&runtimeapi.Image{Id: id("1"), RepoTags: []string{"rancher/a:1"}, RepoDigests: []string{"docker.io/rancher/a@" + digest("d")}, Pinned: true}, 42)
 	ctr := &runtimeapi.Container{Id: "c1", ImageRef: id("1"), ImageId: id("2"), Image: &runtimeapi.ImageSpec{Image: "rancher/a:1"}, State: runtimeapi.ContainerState_CONTAINER_UNKNOWN}
 	_, c := startNode(t, node{images: []*runtimeapi.Image{img}, containers: []*runtimeapi.Container{ctr}})
 	images, err := c.ListImages(t.Context())

@@ -284,7 +284,7 @@ var errStillListed = errors.New("still listed after RemoveImage")
 // time.
 func removeImage(ctx context.Context, rt Runtime, id string, timeout time.Duration) *removal {
 	r := &removal{}
-	if err := ctx.Err(); err != nil {
+	if err := outOfTime(ctx); err != nil {
 		r.err = fmt.Errorf("not attempted: %w", err)
 		return r
 	}
@@ -296,7 +296,7 @@ func removeImage(ctx context.Context, rt Runtime, id string, timeout time.Durati
 	// out of time. Whatever else timed out (this call's own deadline, or
 	// the runtime answering DeadlineExceeded itself) is, while the run has
 	// time left; a retry the run's deadline then cuts fails at once.
-	if err == nil || !retry || ctx.Err() != nil {
+	if err == nil || !retry || outOfTime(ctx) != nil {
 		r.err = err
 		return r
 	}
@@ -306,6 +306,21 @@ func removeImage(ctx context.Context, rt Runtime, id string, timeout time.Durati
 		r.err = fmt.Errorf("tried twice: %w", err)
 	}
 	return r
+}
+
+// outOfTime is ctx's error, or DeadlineExceeded once its deadline has
+// passed by the clock. A context's Err is set by a timer that may fire a
+// moment after its deadline, while gRPC already reports a call cut by that
+// deadline as DeadlineExceeded (it compares with the clock): without this,
+// a removal cut by the run's deadline could be retried in that moment.
+func outOfTime(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // callRemoveImage makes one RemoveImage call under its own deadline (none

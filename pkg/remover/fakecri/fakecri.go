@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -26,7 +27,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -114,18 +114,18 @@ func Start(t testing.TB, images []*runtimeapi.Image, containers []*runtimeapi.Co
 		failCtrStatus: map[string]error{},
 	}
 	for _, img := range images {
-		s.images = append(s.images, proto.Clone(img).(*runtimeapi.Image))
+		s.images = append(s.images, clone(img))
 	}
 	for _, c := range containers {
-		s.containers = append(s.containers, proto.Clone(c).(*runtimeapi.Container))
+		s.containers = append(s.containers, clone(c))
 	}
 	lis, err := net.Listen("unix", s.Socket)
 	if err != nil {
 		t.Fatalf("fakecri: listen on %s: %v", s.Socket, err)
 	}
 	srv := grpc.NewServer()
-	runtimeapi.RegisterImageServiceServer(srv, imageService{s: s})
-	runtimeapi.RegisterRuntimeServiceServer(srv, runtimeService{s: s})
+	runtimeapi.RegisterImageServiceServer(srv, &imageService{s: s})
+	runtimeapi.RegisterRuntimeServiceServer(srv, &runtimeService{s: s})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
 	t.Cleanup(func() {
@@ -183,7 +183,7 @@ func (s *Server) SetMounts(containerID string, mounts ...*runtimeapi.Mount) {
 	defer s.mu.Unlock()
 	var ms []*runtimeapi.Mount
 	for _, m := range mounts {
-		ms = append(ms, proto.Clone(m).(*runtimeapi.Mount))
+		ms = append(ms, clone(m))
 	}
 	s.mounts[containerID] = ms
 }
@@ -224,7 +224,7 @@ func (s *Server) SetSandboxes(sandboxes ...Sandbox) {
 	defer s.mu.Unlock()
 	s.sandboxes = nil
 	for _, sb := range sandboxes {
-		s.sandboxes = append(s.sandboxes, Sandbox{Sandbox: proto.Clone(sb.Sandbox).(*runtimeapi.PodSandbox), Info: maps.Clone(sb.Info)})
+		s.sandboxes = append(s.sandboxes, Sandbox{Sandbox: clone(sb.Sandbox), Info: maps.Clone(sb.Info)})
 	}
 }
 
@@ -293,7 +293,7 @@ func (i imageService) ListImages(_ context.Context, req *runtimeapi.ListImagesRe
 	defer i.s.mu.Unlock()
 	resp := &runtimeapi.ListImagesResponse{}
 	for _, img := range i.s.images {
-		resp.Images = append(resp.Images, proto.Clone(img).(*runtimeapi.Image))
+		resp.Images = append(resp.Images, clone(img))
 	}
 	return resp, nil
 }
@@ -359,7 +359,7 @@ func (r runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListCo
 	}
 	resp := &runtimeapi.ListContainersResponse{}
 	for _, c := range r.s.containers {
-		resp.Containers = append(resp.Containers, proto.Clone(c).(*runtimeapi.Container))
+		resp.Containers = append(resp.Containers, clone(c))
 	}
 	return resp, nil
 }
@@ -388,13 +388,13 @@ func (r runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.Conta
 		ImageId:   c.GetImageId(),
 	}
 	if c.GetMetadata() != nil {
-		st.Metadata = proto.Clone(c.GetMetadata()).(*runtimeapi.ContainerMetadata)
+		st.Metadata = clone(c.GetMetadata())
 	}
 	if c.GetImage() != nil {
-		st.Image = proto.Clone(c.GetImage()).(*runtimeapi.ImageSpec)
+		st.Image = clone(c.GetImage())
 	}
 	for _, m := range r.s.mounts[c.GetId()] {
-		st.Mounts = append(st.Mounts, proto.Clone(m).(*runtimeapi.Mount))
+		st.Mounts = append(st.Mounts, clone(m))
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
 }
@@ -421,7 +421,7 @@ func (r runtimeService) ListPodSandbox(_ context.Context, req *runtimeapi.ListPo
 	}
 	resp := &runtimeapi.ListPodSandboxResponse{}
 	for _, sb := range r.s.sandboxes {
-		resp.Items = append(resp.Items, proto.Clone(sb.Sandbox).(*runtimeapi.PodSandbox))
+		resp.Items = append(resp.Items, clone(sb.Sandbox))
 	}
 	return resp, nil
 }
@@ -444,7 +444,7 @@ func (r runtimeService) PodSandboxStatus(_ context.Context, req *runtimeapi.PodS
 	sb := r.s.sandboxes[idx]
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: &runtimeapi.PodSandboxStatus{
 		Id:        sb.Sandbox.GetId(),
-		Metadata:  proto.Clone(sb.Sandbox.GetMetadata()).(*runtimeapi.PodSandboxMetadata),
+		Metadata:  clone(sb.Sandbox.GetMetadata()),
 		State:     sb.Sandbox.GetState(),
 		CreatedAt: sb.Sandbox.GetCreatedAt(),
 	}}
@@ -461,4 +461,37 @@ func asStatus(err error) error {
 		return err
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// clone deep-copies a CRI message so the fake never shares one with its
+// callers. It goes through JSON rather than proto.Clone because cri-api's
+// messages are gogo-generated up to v0.31 (no ProtoReflect) and
+// protobuf-go-generated after, and the fake serves both ends of the range.
+func clone[T any](m *T) *T {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("fakecri: clone %T: %v", m, err)) // CRI messages are plain data
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(fmt.Sprintf("fakecri: clone %T: %v", m, err))
+	}
+	return out
+}
+
+// WithSize sets img's size and returns it. The field is Size_ in cri-api up
+// to v0.31 (gogo protobuf) and Size after; tests build images with this so
+// they compile at both ends of the supported range.
+func WithSize(img *runtimeapi.Image, size uint64) *runtimeapi.Image {
+	b, err := json.Marshal(map[string]uint64{"size": size})
+	if err != nil {
+		panic(err)
+	}
+	if err := json.Unmarshal(b, img); err != nil {
+		panic(fmt.Sprintf("fakecri: set size of %s: %v", img.GetId(), err))
+	}
+	return img
 }
