@@ -44,7 +44,7 @@ type Settings struct {
 	// DryRun stops each cleanup at Planned: the plan is written, no Job
 	// runs.
 	DryRun bool
-	// Workers is how many upgrades are processed in parallel.
+	// Workers is how many upgrades are processed in parallel, at least 1.
 	Workers int
 }
 
@@ -98,6 +98,9 @@ func harvesterClients(m *config.Management) (clients, error) {
 func register(ctx context.Context, m *config.Management, o config.Options, s Settings, newClients func(*config.Management) (clients, error)) error {
 	if !o.HCIMode {
 		return nil // as Harvester's upgrade controller
+	}
+	if s.Workers < 1 {
+		return fmt.Errorf("image cleanup: Settings.Workers is %d, need at least 1", s.Workers)
 	}
 	// The informers must be obtained now: Harvester starts its factories,
 	// and with them every informer obtained so far, once all register

@@ -370,6 +370,21 @@ func TestRegisterOutsideHCIMode(t *testing.T) {
 	}
 }
 
+// TestRegisterRefusesNoWorkers: a controller without workers would never
+// clean; register says so at once, before taking any informer.
+func TestRegisterRefusesNoWorkers(t *testing.T) {
+	h := newHarvester(t, harvesterScheme(t), completedUpgrade())
+	s := DefaultSettings()
+	s.Workers = 0
+	err := register(context.Background(), h.management, config.Options{HCIMode: true, Namespace: namespace}, s, h.newClients)
+	if err == nil || !strings.Contains(err.Error(), "Workers") {
+		t.Fatalf("register: %v, want an error naming Settings.Workers", err)
+	}
+	if got := h.cache.Made(); len(got) != 0 || h.clientsMade != 0 {
+		t.Errorf("after refusing: informers %v and %d client sets made, want none", got, h.clientsMade)
+	}
+}
+
 // TestRegisterRefusesASchemeWithoutEndpointSlices: lasso would cache
 // EndpointSlices unstructured, which the cleanup cannot read, so register
 // says so instead of waiting for a repo it could never see.
