@@ -67,7 +67,11 @@ func NewTypedUpgradeInformer(dyn dynamic.Interface) cache.SharedIndexInformer {
 	res := dyn.Resource(informers.UpgradeGVR)
 	lw := &cache.ListWatch{
 		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
-			return res.List(context.Background(), opts)
+			list, err := res.List(context.Background(), opts)
+			if err != nil {
+				return nil, err
+			}
+			return toTypedList(list)
 		},
 		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
 			w, err := res.Watch(context.Background(), opts)
@@ -87,18 +91,17 @@ func NewTypedUpgradeInformer(dyn dynamic.Interface) cache.SharedIndexInformer {
 	return cache.NewSharedIndexInformer(&typedListWatch{lw}, &TypedUpgrade{}, 0, cache.Indexers{})
 }
 
-// typedListWatch turns the dynamic client's lists into typed items.
+// typedListWatch is the typed ListWatch, telling client-go it does not
+// stream its initial list.
 type typedListWatch struct{ *cache.ListWatch }
 
-func (l *typedListWatch) List(opts metav1.ListOptions) (runtime.Object, error) {
-	obj, err := l.ListWatch.List(opts)
-	if err != nil {
-		return nil, err
-	}
-	list, ok := obj.(*unstructured.UnstructuredList)
-	if !ok {
-		return nil, fmt.Errorf("list returned %T", obj)
-	}
+// IsWatchListSemanticsUnSupported tells client-go's reflector (v0.35 on,
+// where it streams the initial list by default) to list, then watch: the
+// fake dynamic client's watch ends no initial stream with a bookmark.
+func (l *typedListWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// toTypedList turns the dynamic client's list into typed items.
+func toTypedList(list *unstructured.UnstructuredList) (*typedUpgradeList, error) {
 	out := &typedUpgradeList{ListMeta: metav1.ListMeta{ResourceVersion: list.GetResourceVersion()}}
 	for i := range list.Items {
 		t, err := toTyped(&list.Items[i])

@@ -35,8 +35,11 @@
 // Upgrade are merge patches of the controller's annotations only, so the
 // host's own controller can keep updating the same object.
 //
-// The packages build and pass their tests with k8s.io/client-go, api and
-// apimachinery v0.34 (what Harvester's go.mod replaces them with) as well
-// as with the versions in go.mod: hack/verify-client-go-compat checks it.
-// examples/harvester-host is a register function of Harvester's shape.
+// go.mod is at the bottom of the supported range, what Harvester v1.6
+// builds with (Go 1.24, k8s.io/* v0.31.5), so embedding raises none of the
+// host's versions; the packages build and pass their tests up to v0.37.2
+// (hack/verify-k8s-range). A host with a typed Upgrade informer passes it
+// with Config.ConvertUpgrade. examples/harvester-host is a register
+// function of Harvester's shape; examples/harvester-v1.6 is one over
+// Harvester v1.6.0's real types (hack/verify-harvester).
 package cleanup

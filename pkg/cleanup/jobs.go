@@ -87,6 +87,10 @@ func (o RemovalOptions) Validate() error {
 		return fmt.Errorf("--remover-command is empty: name the command that starts the remover in --remover-image (the standalone image's is %s)", RemoverPath)
 	case slices.ContainsFunc(o.RemoverCommand, func(w string) bool { return strings.TrimSpace(w) == "" }):
 		return fmt.Errorf("--remover-command %q has an empty word", o.RemoverCommand)
+	case slices.ContainsFunc(o.RemoverCommand, func(w string) bool { return strings.TrimSpace(w) != w }):
+		// The Job runs the words without a shell: " harvester" or
+		// "harvester image-remover" as one word is no executable.
+		return fmt.Errorf("--remover-command %q has a word with surrounding whitespace; give each word separately", o.RemoverCommand)
 	case !strings.HasPrefix(o.SocketPath, "/"):
 		return fmt.Errorf("--runtime-socket %q must be an absolute path on the node", o.SocketPath)
 	case o.SuccessRatio <= 0 || o.SuccessRatio > 1:

@@ -76,6 +76,8 @@ func TestValidateRemoverCommand(t *testing.T) {
 		{"empty word", []string{""}, "empty word"},
 		{"empty word after the program", []string{"harvester", ""}, "empty word"},
 		{"blank word", []string{"harvester", " "}, "empty word"},
+		{"padded word", []string{" harvester", "image-remover"}, "surrounding whitespace"},
+		{"trailing newline", []string{"harvester", "image-remover\n"}, "surrounding whitespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

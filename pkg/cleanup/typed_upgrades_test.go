@@ -99,3 +99,37 @@ func TestUpgradeListerWithConverter(t *testing.T) {
 		t.Errorf("Get of an object the converter refuses = %v, want an error naming its key", err)
 	}
 }
+
+// A converter's Upgrade is acted on under its own namespace and name, so
+// one that is not the Upgrade at the cache key (here: a host converter that
+// forgets to copy the namespace) must be refused like a malformed object,
+// naming the key, and change nothing. Today the controller fetches the
+// lists, creates the plan ConfigMap in namespace "" and patches
+// "/<name>", retrying for ever, while its key is harvester-system/<name>.
+func TestConvertedUpgradeMustBeTheOneAtItsKey(t *testing.T) {
+	dropsNamespace := func(obj any) (cleanup.Upgrade, error) {
+		u, err := cleanuptest.ConvertTypedUpgrade(obj)
+		u.Namespace = ""
+		return u, err
+	}
+	var hosts cache.SharedIndexInformer
+	f := newFixture(t, objects(upgrade(), true), cleanuptest.WithTypedUpgrades(), func(c *cleanup.Config) {
+		hosts, c.ConvertUpgrade = c.Upgrades, dropsNamespace
+	})
+	_ = f.SyncNow()
+	for _, a := range f.Kube.Actions() {
+		if a.GetVerb() == "create" {
+			t.Errorf("created a %s in namespace %q from an Upgrade converted as another one", a.GetResource().Resource, a.GetNamespace())
+		}
+	}
+	for _, a := range f.Dynamic.Actions() {
+		if a.GetVerb() == "patch" {
+			t.Errorf("patched %s in namespace %q from an Upgrade converted as another one", a.GetResource().Resource, a.GetNamespace())
+		}
+	}
+
+	lister := cleanup.NewUpgradeLister(hosts, dropsNamespace)
+	if _, _, err := lister.Get(testKey); err == nil || !strings.Contains(err.Error(), testKey.String()) {
+		t.Errorf("Get(%s) through a converter that returns another key = %v, want an error naming %s", testKey, err, testKey)
+	}
+}

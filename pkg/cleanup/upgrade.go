@@ -107,6 +107,11 @@ func (l UpgradeLister) Get(key cache.ObjectName) (u Upgrade, found bool, err err
 	if err != nil {
 		return Upgrade{}, false, fmt.Errorf("upgrade %s: %w", key, err)
 	}
+	// Everything is read and written by the converted name: a converter
+	// that returns another one would plan and patch the wrong Upgrade.
+	if u.Key() != key {
+		return Upgrade{}, false, fmt.Errorf("upgrade %s: the converter returned %s, another key: check Config.ConvertUpgrade", key, u.Key())
+	}
 	return u, true, nil
 }
 
@@ -123,7 +128,10 @@ func (l UpgradeLister) List(namespace string) []Upgrade {
 	var out []Upgrade
 	for _, o := range objs {
 		u, err := l.convert(o)
-		if err == nil && (namespace == "" || u.Namespace == namespace) {
+		if err != nil || (namespace != "" && u.Namespace != namespace) {
+			continue
+		}
+		if key, kerr := cache.MetaNamespaceKeyFunc(o); kerr == nil && key == u.Key().String() {
 			out = append(out, u)
 		}
 	}

@@ -157,6 +157,31 @@ type config struct {
 	dryRun         bool
 }
 
+// lastFlagValue is the value the last -name or --name in args (before a
+// "--") gives, in either the "=value" or the separate-argument form; def
+// when none does.
+func lastFlagValue(args []string, name, def string) string {
+	v := def
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		flagName, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || flagName != name {
+			continue
+		}
+		switch {
+		case hasValue:
+			v = value
+		case i+1 < len(args):
+			i++
+			v = args[i]
+		}
+	}
+	return v
+}
+
 // parseFlags parses and checks the command line. On error it also returns
 // what it parsed, so that the error can still go to the termination log the
 // command line names.
@@ -175,6 +200,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.removeTimeout, "remove-timeout", DefaultRemoveTimeout, "time limit of one RemoveImage call, tried once more if it times out or the runtime is unavailable; at most --timeout")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report, remove nothing")
 	if err := fs.Parse(args); err != nil {
+		// Parsing stopped at the bad flag; the termination log is the one
+		// the whole command line names, wherever it comes.
+		c.terminationLog = lastFlagValue(args, "termination-log", c.terminationLog)
 		return c, err
 	}
 	if fs.NArg() > 0 {

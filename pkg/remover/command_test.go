@@ -327,3 +327,27 @@ func TestHelpExitsZero(t *testing.T) {
 		t.Errorf("-h: exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// A flag error is written to the termination log the command line names,
+// wherever --termination-log stands, as for any other exit but -h. Today
+// parsing stops at the bad flag and the result goes to the value set before
+// it (here the overridden one; with none before it, /dev/termination-log,
+// which running as root creates even outside a pod), never to the one named.
+func TestFlagErrorGoesToTheNamedTerminationLog(t *testing.T) {
+	plan := planText
+	flags, overridden := inputs(t, &plan)
+	named := filepath.Join(t.TempDir(), "termination-log")
+	args := append(flags, "--force", "--termination-log", named)
+	out := runMain(t, named, func(stdout, stderr io.Writer) int {
+		return remover.Main(t.Context(), args, stdout, stderr)
+	})
+	if out.code != exitUsage {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", out.code, out.stderr)
+	}
+	if r := report.ResultFromTermination(string(out.termination)); !strings.Contains(r.Error, "force") {
+		t.Errorf("termination log %s holds %q, want the flag error", named, out.termination)
+	}
+	if b, err := os.ReadFile(overridden); err == nil {
+		t.Errorf("the result went to %s, which the command line overrode: %q", overridden, b)
+	}
+}
