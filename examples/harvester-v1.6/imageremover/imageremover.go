@@ -9,31 +9,21 @@
 package imageremover
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"google.golang.org/grpc/grpclog"
-
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 )
 
 // Name is the subcommand's name: args[1] of the Harvester binary.
 const Name = "image-remover"
 
-// Run runs the remover (remover.Main) when args, a process's arguments,
-// name the subcommand, and returns its exit code with ok true; otherwise
-// it does nothing and returns ok false. SIGTERM, which the kubelet sends at
-// the Job's deadline, cancels the run, so the images not removed by then
-// are reported as failed. gRPC's logger is set to the remover's JSON lines:
-// nothing else of Harvester runs in this process.
+// Run runs the remover (remover.RunAsProcess) when args, a process's
+// arguments, name the subcommand, and returns its exit code with ok true;
+// otherwise it does nothing and returns ok false. SIGTERM, which the
+// kubelet sends at the Job's deadline, cancels the run, so the images not
+// removed by then are reported as failed. gRPC's logger is set to the
+// remover's JSON lines: nothing else of Harvester runs in this process.
 func Run(args []string) (code int, ok bool) {
 	if len(args) < 2 || args[1] != Name {
 		return 0, false
 	}
-	grpclog.SetLoggerV2(remover.NewGRPCLogger(os.Stderr))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	return remover.Main(ctx, args[2:], os.Stdout, os.Stderr), true
+	return remover.RunAsProcess(args[2:]), true
 }
