@@ -35,12 +35,14 @@ const maxConnectWait = 30 * time.Second
 // the host. args are the flags alone, without the program's or the
 // subcommand's name.
 //
-// cmd/image-remover is a thin wrapper over it. A host binary mounts it as a
-// subcommand in one line, so that its own image, already pulled on every
-// node, runs the removal Jobs (cleanup.RemovalOptions.RemoverCommand, such
-// as ["harvester", "image-remover"]), with the same flags and safety rules:
+// A host binary mounts it as a subcommand, so that its own image, already
+// pulled on every node, runs the removal Jobs
+// (cleanup.RemovalOptions.RemoverCommand, such as ["harvester",
+// "image-remover"]), with the same flags and safety rules. In a process
+// that does nothing else, as a Job's pod, that is one line (RunAsProcess
+// does the process set-up below; cmd/image-remover is that line too):
 //
-//	os.Exit(remover.Main(ctx, os.Args[2:], os.Stdout, os.Stderr))
+//	os.Exit(remover.RunAsProcess(os.Args[2:]))
 //
 // It logs JSON lines to stderr, one per decision; prints the full report as
 // one JSON object on stdout; and writes the result (report.Result, JSON) to
@@ -57,9 +59,9 @@ const maxConnectWait = 30 * time.Second
 // Main changes nothing of the process beyond the files its flags name: it
 // neither exits, nor handles signals, nor sets a global logger. It logs
 // through a logger of its own on stderr, whatever logger ctx carries. So
-// the caller:
+// the caller (RunAsProcess, or a host with other work running):
 //   - cancels ctx on SIGTERM (signal.NotifyContext): the kubelet sends it
-//     at the Job's deadline, and the images not removed by then are then
+//     at the Job's deadline, and the images not removed by then are
 //     reported as failed, as when --timeout ends;
 //   - may, before anything in the process uses gRPC, call
 //     grpclog.SetLoggerV2(remover.NewGRPCLogger(os.Stderr)) so that gRPC's
