@@ -88,3 +88,12 @@ harvester::module_versions() {
 	go list -deps -f '{{with .Module}}{{.Path}} {{with .Replace}}{{if ne .Path $.Module.Path}}{{.Path}}@{{end}}{{.Version}}{{else}}{{.Version}}{{end}}{{end}}' "$1" |
 		sed '/^$/d' | sort -u
 }
+
+# harvester::module_graph, run in a module, prints every module of its
+# graph with the version selected, one per line: the replacement's when a
+# replace directive applies, as harvester::module_versions. Modules the
+# proxy does not serve (Harvester requires a few) are listed with -e.
+harvester::module_graph() {
+	go list -m -e -f '{{.Path}} {{with .Replace}}{{if ne .Path $.Path}}{{.Path}}@{{end}}{{.Version}}{{else}}{{.Version}}{{end}}' all |
+		sort -u
+}
