@@ -54,10 +54,41 @@ type Result struct {
 	// FailedImages names images whose removal failed, with the runtime's
 	// error; it may be cut short to fit the termination message.
 	FailedImages []string `json:"failedImages,omitempty"`
+	// ImageFs is the node's image filesystem usage as the runtime's CRI
+	// ImageFsInfo reported it before and after the removals: the space
+	// measured, beside BytesReclaimed, the sum of the removed images' sizes.
+	// Nil when the runtime did not answer ImageFsInfo.
+	ImageFs *ImageFs `json:"imageFs,omitempty"`
+	// BelowThreshold is set when the remover ran with an image filesystem
+	// threshold (disk-pressure mode) and the node's usage before removing
+	// (ImageFs.UsedBefore) was below it: nothing was removed on purpose.
+	BelowThreshold bool `json:"belowThreshold,omitempty"`
+	// Threshold is the threshold in bytes the run was given; 0 when none.
+	Threshold uint64 `json:"threshold,omitempty"`
 	// Error says why the remover did not run (bad flags, an unreadable or
 	// changed plan, an unreachable runtime); empty when it ran, whatever
 	// its removals did. It is escaped (imagelist.Printable) and cut short.
 	Error string `json:"error,omitempty"`
+}
+
+// ImageFs is the used bytes of the node's image filesystems (the sum over
+// the filesystems ImageFsInfo lists) around a removal.
+type ImageFs struct {
+	UsedBefore uint64 `json:"usedBefore"`
+	UsedAfter  uint64 `json:"usedAfter"`
+	// Stale is set when the runtime's figure did not refresh after the
+	// removals within the remover's bound (containerd recomputes it
+	// periodically): UsedAfter is then the last figure it gave.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// Freed is the space the image filesystems lost between the two
+// measurements; 0 when they grew (an image pulled meanwhile).
+func (f ImageFs) Freed() uint64 {
+	if f.UsedAfter >= f.UsedBefore {
+		return 0
+	}
+	return f.UsedBefore - f.UsedAfter
 }
 
 // maxResultError bounds Result.Error: enough for a path, a digest pair or
