@@ -1,0 +1,44 @@
+package cleanup
+
+// What an operator sets on an Upgrade to steer its cleanup, and what the
+// controller records in answer. The state machine reads them in Decide.
+const (
+	// SkipAnnotation, set to "true" on an Upgrade, skips its cleanup: no
+	// plan, no Job; at completion the state becomes Skipped and
+	// HarvesterDoneAnnotation is set, so Harvester's own cleanup does not
+	// run either. Options.Skip does the same for every Upgrade.
+	SkipAnnotation = "harvesterhci.io/image-cleanup-skip"
+	// RerunAnnotation asks for the stored plan to run again on every target
+	// node (new nodes, images pulled back), without the repo. Its value is
+	// any token, such as a date: a token not yet in RunAnnotation starts one
+	// run once the cleanup has ended (Succeeded, Failed or Skipped).
+	RerunAnnotation = "harvesterhci.io/image-cleanup-rerun"
+	// RunAnnotation records the RerunAnnotation token the controller last
+	// acted on (started, or refused because no plan is stored); empty for
+	// the first run. The run's Jobs carry it as RunLabel's hash.
+	RunAnnotation = "harvesterhci.io/image-cleanup-run"
+	// CatchUpAnnotation names, comma-separated, older versions whose images
+	// the plan also removes (Options.CatchUp for every Upgrade): leftovers
+	// of earlier upgrades whose cleanup did not run. Their lists come from
+	// the same repo archive; one it does not serve (404) is recorded and
+	// skipped.
+	CatchUpAnnotation = "harvesterhci.io/image-cleanup-catch-up"
+	// PlanCatchUpAnnotation, on the plan ConfigMap, lists the catch-up
+	// versions whose lists were planned.
+	PlanCatchUpAnnotation = "harvesterhci.io/image-cleanup-catch-up"
+	// PlanCatchUpMissingAnnotation, on the plan ConfigMap, lists the
+	// catch-up versions the repo's archive does not serve (404).
+	PlanCatchUpMissingAnnotation = "harvesterhci.io/image-cleanup-catch-up-missing"
+	// PlannedEarlyAnnotation, on the plan ConfigMap, is "true" when the
+	// plan was written while the upgrade ran (before Completed).
+	PlannedEarlyAnnotation = "harvesterhci.io/image-cleanup-planned-early"
+)
+
+// StateSkipped: the cleanup was switched off for this Upgrade
+// (SkipAnnotation) or for all (Options.Skip).
+const StateSkipped State = "Skipped"
+
+// NodeSkipped is a node whose image filesystem was below the disk-pressure
+// threshold (RemovalOptions.ImageFsThreshold): it removed nothing, on
+// purpose, and counts as succeeded.
+const NodeSkipped = "skipped"
