@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
@@ -52,7 +51,13 @@ func (c *Controller) fetchAndPlan(ctx context.Context, s Snapshot, t Target) *Tr
 	u := s.Upgrade
 	tried := &Tried{Epoch: s.Epoch}
 	c.timeFirstRequest(u.Key(), s.Epoch)
-	previous, current, err := fetchLists(ctx, c.fetcher, t, u.PreviousVersion, func(err error) {
+	// Decide checked the versions.
+	catchUp, err := CatchUpVersions(u, c.opts.CatchUp)
+	if err != nil {
+		tried.FetchErr = err
+		return tried
+	}
+	plan, err := fetchPlan(ctx, c.fetcher, t, u, catchUp, c.opts.Policy, func(err error) {
 		c.metrics.listFetches.WithLabelValues(fetchResult(err)).Inc()
 	})
 	if err != nil {
@@ -60,7 +65,6 @@ func (c *Controller) fetchAndPlan(ctx context.Context, s Snapshot, t Target) *Tr
 		return tried
 	}
 	c.memory.forget(u.Key())
-	plan := ComputePlan(previous, current, c.opts.Policy)
 	cm, created, err := c.writePlan(ctx, u, plan)
 	if err != nil {
 		tried.WriteErr = err
@@ -69,7 +73,8 @@ func (c *Controller) fetchAndPlan(ctx context.Context, s Snapshot, t Target) *Tr
 	if created {
 		c.metrics.imagesPlanned.Add(float64(len(plan.Remove)))
 	}
-	klog.FromContext(ctx).V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", t.BaseURL)
+	klog.FromContext(ctx).V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", t.BaseURL,
+		"early", !u.Completed, "catchUp", plan.CatchUp, "catchUpMissing", plan.CatchUpMissing)
 	return tried
 }
 
@@ -117,8 +122,9 @@ type remembered struct {
 	failedKnown bool
 	// timed is the Ready epoch (plus one) whose first request was timed.
 	timed uint64
-	// finalized is the UID of the Upgrade whose removal totals were counted.
-	finalized types.UID
+	// finalized names the Upgrade (UID) and run whose removal totals were
+	// counted.
+	finalized string
 }
 
 func newMemory() *memory { return &memory{byKey: map[workqueue.Key]remembered{}} }
@@ -168,16 +174,17 @@ func (m *memory) firstRequest(key workqueue.Key, epoch uint64) bool {
 	return true
 }
 
-// firstFinal reports whether u's final outcome is counted for the first
-// time in this process.
+// firstFinal reports whether u's final outcome of its current run is
+// counted for the first time in this process.
 func (m *memory) firstFinal(u Upgrade) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.byKey[u.Key()]
-	if r.finalized == u.UID {
+	run := string(u.UID) + "/" + u.Annotations[RunAnnotation]
+	if r.finalized == run {
 		return false
 	}
-	r.finalized = u.UID
+	r.finalized = run
 	m.byKey[u.Key()] = r
 	return true
 }

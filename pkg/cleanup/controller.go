@@ -107,6 +107,9 @@ func New(cfg Config) (*Controller, error) {
 	case cfg.Options.RepoAddress != RepoAddressEndpoint && cfg.Options.RepoAddress != RepoAddressService:
 		return nil, fmt.Errorf("cleanup: Options.RepoAddress %q is neither %q nor %q", cfg.Options.RepoAddress, RepoAddressEndpoint, RepoAddressService)
 	}
+	if _, err := CatchUpVersions(Upgrade{}, cfg.Options.CatchUp); err != nil {
+		return nil, fmt.Errorf("cleanup: Options.CatchUp: %w", err)
+	}
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -166,5 +169,5 @@ func New(cfg Config) (*Controller, error) {
 
 // decideOptions are the options Decide reads.
 func (c *Controller) decideOptions() DecideOptions {
-	return DecideOptions{MaxRetries: c.opts.MaxRetries, RepoAddress: c.opts.RepoAddress}
+	return DecideOptions{MaxRetries: c.opts.MaxRetries, RepoAddress: c.opts.RepoAddress, Skip: c.opts.Skip, CatchUp: c.opts.CatchUp}
 }

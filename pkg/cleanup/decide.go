@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -123,6 +125,11 @@ type DecideOptions struct {
 	MaxRetries int
 	// RepoAddress says how the repo is dialed.
 	RepoAddress RepoAddress
+	// Skip switches every cleanup off (Options.Skip).
+	Skip bool
+	// CatchUp are the older versions planned for every Upgrade without
+	// CatchUpAnnotation (Options.CatchUp).
+	CatchUp []string
 }
 
 func nothing(why string) Action { return Action{Kind: ActNothing, Why: why} }
@@ -148,7 +155,10 @@ func Decide(s Snapshot, o DecideOptions) Action {
 	}
 	u := s.Upgrade
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
-	if u.Annotations[HarvesterDoneAnnotation] == "true" {
+	if token := pendingRerun(u); token != "" {
+		return decideRerun(s, token)
+	}
+	if u.Annotations[HarvesterDoneAnnotation] == "true" && !rerunning(u) {
 		// This controller sets the annotation only with Succeeded, in the
 		// same patch: another one (Harvester's upgrade controller, or the
 		// host's own removal) completed the plan. A state left under way
@@ -159,11 +169,24 @@ func Decide(s Snapshot, o DecideOptions) Action {
 				state, HarvesterDoneAnnotation),
 		}}
 	}
+	if why := skipped(u, o); why != "" && state != StateRemoving && !rerunning(u) {
+		if !u.Completed {
+			return nothing(why + "; recorded when the upgrade completes")
+		}
+		// Harvester's own cleanup must not run in its place either.
+		return Action{Kind: ActRecord, Why: "the cleanup is switched off", Outcome: Outcome{
+			State: StateSkipped, Message: why + "; no image is removed (" + HarvesterDoneAnnotation + " is set so Harvester's own cleanup does not run either)",
+			Annotations: map[string]string{HarvesterDoneAnnotation: "true"},
+		}}
+	}
+	if !u.Completed {
+		return decideEarly(s, o)
+	}
 	if state == StatePlanned || state == StateRemoving {
 		return decideExecute(s)
 	}
-	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
-		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "the previous version cannot be put in a URL")
+	if err := validateInput(u, o); err != nil {
+		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "a version to fetch cannot be put in a URL")
 	}
 	// A plan already written (restart after writing it, a stale cache, a
 	// Planned patch that did not land, or a person re-arming a failed
@@ -208,18 +231,148 @@ func Decide(s Snapshot, o DecideOptions) Action {
 	return Action{Kind: ActFetch, Why: "the repo is Ready", Target: RepoTarget(u, s.Repo, s.Attempt, o.RepoAddress)}
 }
 
+// decideEarly plans while the upgrade runs: the repo serves from early in
+// the upgrade until its end, so a plan written now needs no request to the
+// repo at completion, when a single node's repo restarts. Nothing is
+// recorded until there is a plan: a repo not Ready yet, or a version not
+// set yet, is the normal course of an upgrade, and the completion decides
+// again on everything.
+func decideEarly(s Snapshot, o DecideOptions) Action {
+	u := s.Upgrade
+	if u.PreviousVersion == "" {
+		return nothing("the upgrade runs and has no status.previousVersion yet")
+	}
+	if err := validateInput(u, o); err != nil {
+		return nothing("the upgrade runs; not planning early: " + err.Error())
+	}
+	switch s.Plan.Presence {
+	case PlanForeign:
+		return failed(PhasePlan, s.Plan.Foreign.Error(), "a ConfigMap the Upgrade does not own holds the plan's place")
+	case PlanOwned:
+		return decidePlanned(s)
+	}
+	if s.Tried != nil {
+		return decideTried(s, o)
+	}
+	if !s.Repo.Ready() {
+		return nothing("the upgrade runs; its repo has no Ready endpoint yet")
+	}
+	return Action{Kind: ActFetch, Why: "the upgrade runs and its repo is Ready: planning early", Target: RepoTarget(u, s.Repo, s.Attempt, o.RepoAddress)}
+}
+
+// validateInput checks every version the fetch would put in a URL.
+func validateInput(u Upgrade, o DecideOptions) error {
+	if err := ValidateVersion("status.previousVersion", u.PreviousVersion); err != nil {
+		return err
+	}
+	_, err := CatchUpVersions(u, o.CatchUp)
+	return err
+}
+
+// CatchUpVersions returns the older versions whose images the plan of u
+// also removes: CatchUpAnnotation's comma-separated list when the Upgrade
+// has it (empty means none), else def. Each must be a version
+// (ValidateVersion) other than the previous one and "current"; duplicates
+// are dropped.
+func CatchUpVersions(u Upgrade, def []string) ([]string, error) {
+	field, list := "option catch-up", def
+	if v, ok := u.Annotations[CatchUpAnnotation]; ok {
+		field, list = "annotation "+CatchUpAnnotation, nil
+		for _, w := range strings.Split(v, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				list = append(list, w)
+			}
+		}
+	}
+	var out []string
+	for _, v := range list {
+		if err := ValidateVersion(field+" entry", v); err != nil {
+			return nil, err
+		}
+		if v == CurrentVersion || v == u.PreviousVersion {
+			return nil, fmt.Errorf("%s entry %q: the %s list is already fetched; name only older versions", field, v, map[bool]string{true: "current", false: "previous version's"}[v == CurrentVersion])
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// skipped says why the cleanup of u is switched off; "" when it is not.
+func skipped(u Upgrade, o DecideOptions) string {
+	switch {
+	case u.Annotations[SkipAnnotation] == "true":
+		return "skipped by annotation " + SkipAnnotation + "=true"
+	case o.Skip:
+		return "skipped: every cleanup is switched off (option skip)"
+	}
+	return ""
+}
+
+// pendingRerun is the RerunAnnotation token not yet acted on, if the
+// cleanup has ended and so may run again; "" otherwise.
+func pendingRerun(u Upgrade) string {
+	token := u.Annotations[RerunAnnotation]
+	state := State(u.Annotations[StateAnnotation])
+	if token == "" || token == u.Annotations[RunAnnotation] || !u.Completed ||
+		(state != StateSucceeded && state != StateFailed && state != StateSkipped) {
+		return ""
+	}
+	return token
+}
+
+// rerunning reports whether u's removal under way is a re-run: its
+// HarvesterDoneAnnotation then predates it, and its skip was overridden by
+// the person who asked for it.
+func rerunning(u Upgrade) bool {
+	return u.Annotations[RunAnnotation] != "" && underWay(State(u.Annotations[StateAnnotation]))
+}
+
+// decideRerun starts the stored plan again for token, without the repo,
+// or records why it cannot; either way the token is recorded as acted on.
+func decideRerun(s Snapshot, token string) Action {
+	u, p := s.Upgrade, s.Plan
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	var refused string
+	switch {
+	case p.Presence == PlanAbsent:
+		refused = fmt.Sprintf("no plan is stored (ConfigMap %s/%s); remove the annotation %s to plan again from the repo", u.Namespace, PlanConfigMapName(u.Name), StateAnnotation)
+	case p.Presence == PlanForeign:
+		refused = p.Foreign.Error()
+	case p.Invalid != nil:
+		refused = p.Invalid.Error()
+	}
+	if refused != "" {
+		return Action{Kind: ActRecord, Why: "a re-run was asked for, but there is no plan to run", Outcome: Outcome{
+			State: state, Phase: phase,
+			Message:     fmt.Sprintf("re-run %q refused, still %s: %s", token, state, refused),
+			Annotations: map[string]string{RunAnnotation: token},
+		}}
+	}
+	return Action{Kind: ActRecord, Why: "a re-run was asked for", Outcome: Outcome{
+		State:       StatePlanned,
+		Message:     fmt.Sprintf("re-run %q: running the stored plan again on every node, without the repo: %s", token, p.Message),
+		Annotations: map[string]string{PlanDigestAnnotation: p.Ref.Digest, RunAnnotation: token},
+	}}
+}
+
 // settled says why nothing the plan or the repo could say makes the cleanup
 // act on u; "" when they might. gather reads neither for a settled Upgrade:
 // Harvester keeps every past Upgrade, and each resync must not cost a GET.
 func settled(u Upgrade) string {
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
 	switch {
-	case !u.Completed:
-		return "the upgrade is not Completed"
 	case u.Labels[LatestUpgradeLabel] != "true":
 		return "not the latest upgrade" // Harvester acts only on the latest; so do we
+	case pendingRerun(u) != "":
+		return "" // a re-run reads the stored plan
+	case !u.Completed && state == StatePlanned:
+		return "planned while the upgrade runs; removal starts when it completes"
 	case state == StateSucceeded:
 		return "the cleanup succeeded"
+	case state == StateSkipped:
+		return "the cleanup was skipped"
 	case u.Annotations[HarvesterDoneAnnotation] == "true" && !underWay(state):
 		return "Harvester's own cleanup ran"
 	case state == StateFailed && phase != "" && phase != PhaseFetch:
@@ -288,6 +441,8 @@ func decideTried(s Snapshot, o DecideOptions) Action {
 		return nothing("the fetch succeeded") // a plan would be present; not reached from sync
 	case t.Aborted:
 		return Action{Kind: ActRetry, Why: "stopping: the failure is ours, not the repo's", Err: t.FetchErr}
+	case !s.Upgrade.Completed && !s.Repo.Ready():
+		return nothing("planning early failed after the repo went not ready; its next Ready endpoint or the completion plans again")
 	case !s.Repo.Ready():
 		return recordState(StateWaitingForRepo, "repo went not ready during the fetch: "+t.FetchErr.Error(), "the fetch failed after the repo went not ready")
 	case s.Epoch != t.Epoch:
@@ -295,6 +450,10 @@ func decideTried(s Snapshot, o DecideOptions) Action {
 		return Action{Kind: ActRequeue, Why: "the fetch failed across a repo restart; fetching again"}
 	case s.Attempt < o.MaxRetries:
 		return Action{Kind: ActRetry, Why: "the fetch failed while the repo is Ready", Err: fmt.Errorf("fetch image lists while the repo is Ready: %w", t.FetchErr)}
+	case !s.Upgrade.Completed:
+		// Not Failed: the upgrade is not over, and its completion (or a
+		// resync) plans again.
+		return nothing(fmt.Sprintf("planning early failed %d times while the repo was Ready; the completion or a resync plans again", s.Attempt+1))
 	}
 	a := failed(PhaseFetch, fmt.Sprintf("fetching the image lists failed %d times while the repo was Ready; waiting for the repo to restart: %v", s.Attempt+1, t.FetchErr),
 		"the fetch failed on every retry while the repo was Ready")

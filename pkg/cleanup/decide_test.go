@@ -226,7 +226,7 @@ func TestDecideBeforeAnyState(t *testing.T) {
 	}{
 		{"no such Upgrade", func(s *Snapshot) { *s = Snapshot{} }, doNothing},
 		{"malformed Upgrade", func(s *Snapshot) { *s = Snapshot{Malformed: errors.New("status.conditions[0] is string")} }, doNothing},
-		{"not Completed", func(s *Snapshot) { s.Upgrade.Completed = false }, doNothing},
+		{"not Completed: planned early", func(s *Snapshot) { s.Upgrade.Completed = false }, doFetch},
 		{"not labelled latest", func(s *Snapshot) { delete(s.Upgrade.Labels, LatestUpgradeLabel) }, doNothing},
 		{"labelled latest=false", func(s *Snapshot) { s.Upgrade.Labels[LatestUpgradeLabel] = "false" }, doNothing},
 		{"Harvester's cleanup ran", func(s *Snapshot) { s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true" }, doNothing},
@@ -380,7 +380,8 @@ func TestSettledUpgradesNeedNothingMore(t *testing.T) {
 		name   string
 		modify func(*Upgrade)
 	}{
-		{"not Completed", func(u *Upgrade) { u.Completed = false }},
+		{"not Completed, planned early", func(u *Upgrade) { u.Completed = false; u.Annotations[StateAnnotation] = string(StatePlanned) }},
+		{"Skipped", func(u *Upgrade) { u.Annotations[StateAnnotation] = string(StateSkipped) }},
 		{"not latest", func(u *Upgrade) { u.Labels = nil }},
 		{"Succeeded", func(u *Upgrade) { u.Annotations[StateAnnotation] = string(StateSucceeded) }},
 		{"Harvester's cleanup ran", func(u *Upgrade) { u.Annotations[HarvesterDoneAnnotation] = "true" }},

@@ -56,7 +56,8 @@ func TestSettledUpgradeCostsNoRequest(t *testing.T) {
 		upgrade *cleanuptest.UpgradeWrapper
 	}{
 		{"upgrade missing", nil},
-		{"not Completed", upgrade().Completed(false)},
+		{"not Completed, planned early", upgrade().Completed(false).State(cleanup.StatePlanned)},
+		{"Skipped", upgrade().State(cleanup.StateSkipped)},
 		{"labelled latest=false", upgrade().Latest(false)},
 		{"not labelled latest", upgrade().Labels(nil)},
 		{"Succeeded", upgrade().State(cleanup.StateSucceeded)},

@@ -38,6 +38,8 @@ type PlanRef struct {
 	UID types.UID
 	// Digest is imagelist.Digest of PlanKey's content, for the remover to check.
 	Digest string
+	// Early is true for a plan written while the upgrade ran.
+	Early bool
 }
 
 // Outcome is a state transition an Executor asks for.

@@ -51,7 +51,7 @@ func (c *Controller) seePlan(ctx context.Context, u Upgrade) (PlanSeen, error) {
 	digest, invalid := checkPlan(cm)
 	return PlanSeen{
 		Presence: PlanOwned,
-		Ref:      PlanRef{Namespace: cm.Namespace, ConfigMap: cm.Name, UID: cm.UID, Digest: digest},
+		Ref:      PlanRef{Namespace: cm.Namespace, ConfigMap: cm.Name, UID: cm.UID, Digest: digest, Early: cm.Annotations[PlannedEarlyAnnotation] == "true"},
 		Invalid:  invalid,
 		Message:  planMessage(cm),
 	}, nil

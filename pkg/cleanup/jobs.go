@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
@@ -42,6 +43,10 @@ type RemovalOptions struct {
 	MatchOtherRegistries bool
 	// PruneDangling also removes untagged, unused, unpinned images.
 	PruneDangling bool
+	// ImageFsThreshold, when not 0, is disk-pressure mode: a node whose
+	// image filesystem holds fewer bytes than this (CRI ImageFsInfo,
+	// measured by its remover) removes nothing and is reported skipped.
+	ImageFsThreshold uint64
 	// BackoffLimit, ActiveDeadline and TTLAfterFinished go to each Job.
 	BackoffLimit     int32
 	ActiveDeadline   time.Duration
@@ -118,12 +123,46 @@ const (
 	removerName     = "image-remover"
 )
 
-// JobName is the name of upgrade's removal Job on node: at most 63
-// characters, readable, and unique per (upgrade, node) through a hash of
-// both, so an existing Job is found again and never duplicated.
-func JobName(upgrade, node string) string {
-	sum := sha256.Sum256([]byte(upgrade + "/" + node))
+// JobName is the name of upgrade's removal Job on node in its first run:
+// at most 63 characters, readable, and unique per (upgrade, node) through a
+// hash of both, so an existing Job is found again and never duplicated.
+func JobName(upgrade, node string) string { return runJobName(upgrade, node, "") }
+
+// runJobName is JobName for the run of RerunAnnotation token run ("" for
+// the first run): each re-run gets Jobs of its own, while the last run's
+// finished Jobs keep their logs until their TTL.
+func runJobName(upgrade, node, run string) string {
+	key := upgrade + "/" + node
+	if run != "" {
+		key += "/" + run
+	}
+	sum := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%s-%s-%s", namePart(upgrade, 25), namePart(node, 25), hex.EncodeToString(sum[:])[:8])
+}
+
+// RunLabel, on a re-run's Jobs, is runID of its RerunAnnotation token; the
+// first run's Jobs have none.
+const RunLabel = "harvesterhci.io/image-cleanup-run"
+
+// runID is a label value for a re-run token, which may be any text.
+func runID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// runSelector selects the removal Jobs of upgrade's run token ("" for the
+// first run).
+func runSelector(upgrade, token string) labels.Selector {
+	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: RemovalComponent})
+	op, vals := selection.DoesNotExist, []string(nil)
+	if token != "" {
+		op, vals = selection.Equals, []string{runID(token)}
+	}
+	req, err := labels.NewRequirement(RunLabel, op, vals)
+	if err != nil {
+		panic(err) // a constant key and a hex value
+	}
+	return sel.Add(*req)
 }
 
 // namePart makes s a DNS label fragment of at most n characters.
@@ -153,9 +192,24 @@ func RemovalSelector() labels.Selector {
 // the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
 func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
 	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
+	run := u.Annotations[RunAnnotation]
+	if run != "" {
+		lbls[RunLabel] = runID(run)
+	}
+	args := []string{
+		"--plan=" + planMountPath + "/" + PlanKey,
+		"--keep=" + planMountPath + "/" + KeepKey,
+		"--plan-digest=" + plan.Digest,
+		"--runtime-endpoint=unix://" + socketMountPath,
+		fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
+		fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
+	}
+	if o.ImageFsThreshold > 0 {
+		args = append(args, fmt.Sprintf("--image-fs-threshold=%d", o.ImageFsThreshold))
+	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        JobName(u.Name, node),
+			Name:        runJobName(u.Name, node, run),
 			Namespace:   u.Namespace,
 			Labels:      lbls,
 			Annotations: map[string]string{NodeAnnotation: node},
@@ -196,14 +250,7 @@ func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 						// starts the host. Cloned so that no Job shares the
 						// options' array.
 						Command: slices.Clone(o.RemoverCommand),
-						Args: []string{
-							"--plan=" + planMountPath + "/" + PlanKey,
-							"--keep=" + planMountPath + "/" + KeepKey,
-							"--plan-digest=" + plan.Digest,
-							"--runtime-endpoint=unix://" + socketMountPath,
-							fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
-							fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
-						},
+						Args:    args,
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "plan", MountPath: planMountPath, ReadOnly: true},
 							{Name: "cri-socket", MountPath: socketMountPath},

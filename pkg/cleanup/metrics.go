@@ -28,6 +28,7 @@ type metrics struct {
 	imagesRemoved       prometheus.Counter
 	imagesSkipped       *prometheus.CounterVec
 	bytesReclaimed      prometheus.Counter
+	imageFsFreed        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics, error) {
@@ -56,10 +57,14 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 		}, []string{"reason"}),
 		bytesReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "upgrade_image_cleanup_bytes_reclaimed_total",
-			Help: "Bytes of images removed from nodes.",
+			Help: "Bytes of images removed from nodes (the sum of their sizes).",
+		}),
+		imageFsFreed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_image_fs_freed_bytes_total",
+			Help: "Bytes the nodes' image filesystems lost during removals, as measured by the runtime (CRI ImageFsInfo) before and after.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, stateCollector(upgrades)} {
+	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, m.imageFsFreed, stateCollector(upgrades)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -95,6 +100,13 @@ func fetchResult(err error) string {
 func (m *metrics) removed(s *Summary) {
 	addCount(m.imagesRemoved, s.Total.Removed+s.Total.DanglingRemoved)
 	m.bytesReclaimed.Add(float64(s.Total.BytesReclaimed))
+	// Per node: one node's growth (an image pulled meanwhile) must not
+	// hide another's freed space.
+	for _, n := range s.Nodes {
+		if n.Result != nil && n.Result.ImageFs != nil {
+			m.imageFsFreed.Add(float64(n.Result.ImageFs.Freed()))
+		}
+	}
 	for r, n := range s.Total.Skipped {
 		addCount(m.imagesSkipped.WithLabelValues(string(r)), n)
 	}
@@ -118,7 +130,7 @@ type stateCollector func() []Upgrade
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upgradesDesc }
 
 func (list stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[State]int{StateWaitingForRepo: 0, StatePlanned: 0, StateRemoving: 0, StateSucceeded: 0, StateFailed: 0}
+	counts := map[State]int{StateWaitingForRepo: 0, StatePlanned: 0, StateRemoving: 0, StateSucceeded: 0, StateFailed: 0, StateSkipped: 0}
 	for _, u := range list() {
 		counts[State(u.Annotations[StateAnnotation])]++
 	}

@@ -66,6 +66,7 @@ func TestMetricsOfAPlannedCleanup(t *testing.T) {
 upgrade_image_cleanup_upgrades{state="Failed"} 0
 upgrade_image_cleanup_upgrades{state="Planned"} 1
 upgrade_image_cleanup_upgrades{state="Removing"} 0
+upgrade_image_cleanup_upgrades{state="Skipped"} 0
 upgrade_image_cleanup_upgrades{state="Succeeded"} 0
 upgrade_image_cleanup_upgrades{state="WaitingForRepo"} 0
 `

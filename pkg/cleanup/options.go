@@ -50,6 +50,12 @@ type Options struct {
 	// Harvester's, none for some), the controller enqueues its Upgrades at
 	// this period itself. 0: no resync of the controller's own.
 	UpgradeResync time.Duration
+	// Skip switches every cleanup off: at completion each Upgrade records
+	// Skipped (SkipAnnotation does it for one).
+	Skip bool
+	// CatchUp names older versions whose images every plan also removes,
+	// for the Upgrades without CatchUpAnnotation (see CatchUpVersions).
+	CatchUp []string
 }
 
 // logDetail is the verbosity of lines that explain a decision further; the

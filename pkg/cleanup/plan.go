@@ -67,6 +67,10 @@ type Plan struct {
 	// sorted and unique: the remover refuses any image it covers (defence
 	// in depth, should a plan ever name one).
 	Keep []string
+	// CatchUp are the catch-up versions whose lists were planned beside the
+	// previous version's; CatchUpMissing those the repo's archive does not
+	// serve (404), skipped.
+	CatchUp, CatchUpMissing []string
 }
 
 // Policy holds the checked retain list and exclusion patterns.

@@ -60,6 +60,20 @@ func planConfigMap(u Upgrade, p Plan) (*corev1.ConfigMap, error) {
 		return nil, permanent(fmt.Errorf("plan of %d images (%s) and %d kept (%s) is %d bytes, over the ConfigMap limit of %d",
 			len(p.Remove), PlanKey, len(p.Keep), KeepKey, n, maxPlanBytes))
 	}
+	annotations := map[string]string{
+		PreviousVersionAnnotation: u.PreviousVersion,
+		PlanCountAnnotation:       strconv.Itoa(len(p.Remove)),
+		PlanDigestAnnotation:      imagelist.Digest([]byte(images)),
+	}
+	if len(p.CatchUp) > 0 {
+		annotations[PlanCatchUpAnnotation] = strings.Join(p.CatchUp, ",")
+	}
+	if len(p.CatchUpMissing) > 0 {
+		annotations[PlanCatchUpMissingAnnotation] = strings.Join(p.CatchUpMissing, ",")
+	}
+	if !u.Completed {
+		annotations[PlannedEarlyAnnotation] = "true"
+	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -68,11 +82,7 @@ func planConfigMap(u Upgrade, p Plan) (*corev1.ConfigMap, error) {
 				informers.UpgradeLabel:          u.Name,
 				informers.UpgradeComponentLabel: PlanComponent,
 			},
-			Annotations: map[string]string{
-				PreviousVersionAnnotation: u.PreviousVersion,
-				PlanCountAnnotation:       strconv.Itoa(len(p.Remove)),
-				PlanDigestAnnotation:      imagelist.Digest([]byte(images)),
-			},
+			Annotations: annotations,
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: informers.UpgradeGVR.GroupVersion().String(),
 				Kind:       informers.UpgradeKind,
@@ -179,8 +189,20 @@ func ownedBy(refs []metav1.OwnerReference, u Upgrade) bool {
 	return false
 }
 
-// planMessage is the state message for a written plan.
+// planMessage is the state message for a written plan: how many images of
+// which versions, where, and whether it was written while the upgrade ran.
 func planMessage(cm *corev1.ConfigMap) string {
-	return fmt.Sprintf("%s images of %s planned for removal in ConfigMap %s",
-		cm.Annotations[PlanCountAnnotation], cm.Annotations[PreviousVersionAnnotation], cm.Name)
+	a := cm.Annotations
+	versions := a[PreviousVersionAnnotation]
+	if v := a[PlanCatchUpAnnotation]; v != "" {
+		versions += " and catch-up " + v
+	}
+	if v := a[PlanCatchUpMissingAnnotation]; v != "" {
+		versions += " (catch-up " + v + " skipped: not in the repo's archive)"
+	}
+	when := "at completion"
+	if a[PlannedEarlyAnnotation] == "true" {
+		when = "while the upgrade ran; removal starts when it completes, without the repo"
+	}
+	return fmt.Sprintf("%s images of %s planned for removal in ConfigMap %s, %s", a[PlanCountAnnotation], versions, cm.Name, when)
 }

@@ -24,6 +24,9 @@ type PreviewOptions struct {
 	Selector    labels.Selector
 	RepoAddress RepoAddress
 	Policy      Policy
+	// CatchUp are the catch-up versions when the Upgrade has no
+	// CatchUpAnnotation (the controller's Options.CatchUp).
+	CatchUp []string
 }
 
 // Preview computes the plan the controller would write for one live
@@ -51,6 +54,10 @@ func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 	}
 	// Decide first on what is known without the repo: a version no URL
 	// can carry is refused before anything else is asked.
+	catchUp, err := CatchUpVersions(u, o.CatchUp)
+	if err != nil {
+		return Plan{}, u, fmt.Errorf("upgrade %s/%s: cannot fetch image lists: %w", u.Namespace, u.Name, err)
+	}
 	s := previewSnapshot(u)
 	opts := DecideOptions{RepoAddress: o.RepoAddress}
 	if a := Decide(s, opts); a.Kind == ActRecord && a.Outcome.State == StateFailed {
@@ -74,11 +81,11 @@ func Preview(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interfa
 	case a.Kind != ActFetch:
 		return Plan{}, u, fmt.Errorf("upgrade %s/%s: %s", u.Namespace, u.Name, cmp.Or(a.Outcome.Message, a.Why))
 	}
-	previous, current, err := fetchLists(ctx, fetcher, a.Target, u.PreviousVersion, nil)
+	plan, err := fetchPlan(ctx, fetcher, a.Target, u, catchUp, o.Policy, nil)
 	if err != nil {
 		return Plan{}, u, err
 	}
-	return ComputePlan(previous, current, o.Policy), u, nil
+	return plan, u, nil
 }
 
 // previewSnapshot is u as the controller would see it on completion, before

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/distribution/reference"
 	"k8s.io/klog/v2"
@@ -74,4 +77,58 @@ func fetchLists(ctx context.Context, f ListFetcher, t Target, previousVersion st
 		return nil, nil, err
 	}
 	return previous, current, nil
+}
+
+// fetchCatchUp fetches the lists of the catch-up versions, in order, after
+// the previous and current ones. A version the repo's archive does not
+// serve (404) is returned in missing and skipped: an older version may
+// predate the archive, and it must not cost the cleanup of the previous
+// one. Any other failure is the fetch's, as for the previous list.
+func fetchCatchUp(ctx context.Context, f ListFetcher, t Target, versions []string, observe func(error)) (lists [][]reference.Named, fetched, missing []string, err error) {
+	for _, v := range versions {
+		list, err := f.FetchList(ctx, t, v)
+		if observe != nil {
+			observe(err)
+		}
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
+			missing = append(missing, v)
+			continue
+		case err == nil && len(list) == 0:
+			err = ErrEmptyList
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("fetch %s list (catch-up): %w", v, err)
+		}
+		lists, fetched = append(lists, list), append(fetched, v)
+	}
+	return lists, fetched, missing, nil
+}
+
+// mergeLists joins image lists into one, sorted by String() and unique, as
+// imagelist.Parse returns each.
+func mergeLists(lists ...[]reference.Named) []reference.Named {
+	var all []reference.Named
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortFunc(all, func(a, b reference.Named) int { return strings.Compare(a.String(), b.String()) })
+	return slices.CompactFunc(all, func(a, b reference.Named) bool { return a.String() == b.String() })
+}
+
+// fetchPlan fetches what the plan of u needs from t (the previous and
+// current lists, then the catch-up versions' lists) and computes it.
+func fetchPlan(ctx context.Context, f ListFetcher, t Target, u Upgrade, catchUp []string, p Policy, observe func(error)) (Plan, error) {
+	previous, current, err := fetchLists(ctx, f, t, u.PreviousVersion, observe)
+	if err != nil {
+		return Plan{}, err
+	}
+	extra, fetched, missing, err := fetchCatchUp(ctx, f, t, catchUp, observe)
+	if err != nil {
+		return Plan{}, err
+	}
+	plan := ComputePlan(mergeLists(append([][]reference.Named{previous}, extra...)...), current, p)
+	plan.CatchUp, plan.CatchUpMissing = fetched, missing
+	return plan, nil
 }

@@ -21,7 +21,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
-	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
@@ -157,9 +156,8 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 			names = append(names, n.Name)
 		}
 	}
-	jobs, err := e.jobs.Jobs(u.Namespace).List(labels.SelectorFromSet(labels.Set{
-		informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent,
-	}))
+	run := u.Annotations[RunAnnotation]
+	jobs, err := e.jobs.Jobs(u.Namespace).List(runSelector(u.Name, run))
 	if err != nil {
 		return Outcome{}, fmt.Errorf("list removal Jobs: %w", err)
 	}
@@ -185,15 +183,18 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		logger.Info("Removal Job created", "job", job.Name, "node", n)
 	}
 	if len(p.missing) > 0 || len(p.running) > 0 {
-		return Outcome{State: StateRemoving, Message: fmt.Sprintf("removing on %d nodes: %d finished, %d running",
-			p.targetted, len(p.finished), len(p.missing)+len(p.running))}, nil
+		msg := fmt.Sprintf("removing on %d nodes: %d finished, %d running", p.targetted, len(p.finished), len(p.missing)+len(p.running))
+		if e.opts.ImageFsThreshold > 0 {
+			msg += fmt.Sprintf("; disk-pressure mode: a node whose image filesystem holds less than %s removes nothing", humanBytes(e.opts.ImageFsThreshold))
+		}
+		return Outcome{State: StateRemoving, Message: msg + "; " + runNote(u, plan)}, nil
 	}
 	s := Summary{}
 	for _, j := range p.finished {
 		s.Nodes = append(s.Nodes, e.nodeSummary(ctx, j))
 	}
 	for _, n := range p.left {
-		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: JobName(u.Name, n)})
+		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: runJobName(u.Name, n, run)})
 	}
 	return summarize(s, e.opts.SuccessRatio)
 }
@@ -213,6 +214,10 @@ func (e *jobExecutor) nodeSummary(ctx context.Context, j *batchv1.Job) NodeSumma
 	}
 	if r.Error != "" {
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + "remover: " + r.Error
+	}
+	if ns.Outcome == NodeSucceeded && r.BelowThreshold && r.ImageFs != nil {
+		ns.Outcome = NodeSkipped
+		ns.Message = fmt.Sprintf("image filesystem holds %s, below the threshold %s: nothing removed", humanBytes(r.ImageFs.UsedBefore), humanBytes(r.Threshold))
 	}
 	ns.Result = r
 	return ns
@@ -264,13 +269,14 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	succeeded, counted := 0, 0
 	skipped := map[report.Reason]int{}
 	s.Outcomes = map[string]int{}
+	var fs *report.ImageFs
 	for _, n := range s.Nodes {
 		s.Outcomes[n.Outcome]++
 		if n.Outcome != NodeLeft {
 			counted++
 		}
-		if n.Outcome == NodeSucceeded {
-			succeeded++
+		if n.Outcome == NodeSucceeded || n.Outcome == NodeSkipped {
+			succeeded++ // a node skipped below the threshold did as asked
 		}
 		if n.Result == nil {
 			continue
@@ -282,7 +288,16 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 		for r, c := range n.Result.Skipped {
 			skipped[r] += c
 		}
+		if m := n.Result.ImageFs; m != nil {
+			if fs == nil {
+				fs = &report.ImageFs{}
+			}
+			fs.UsedBefore += m.UsedBefore
+			fs.UsedAfter += m.UsedAfter
+			fs.Stale = fs.Stale || m.Stale
+		}
 	}
+	s.Total.ImageFs = fs
 	if len(skipped) > 0 {
 		s.Total.Skipped = skipped
 	}
@@ -298,6 +313,12 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	}
 	msg := fmt.Sprintf("%d of %d nodes succeeded (need %g%%): removed %d images, skipped %d%s, %d failed, %s reclaimed",
 		succeeded, counted, ratio*100, s.Total.Removed, sumCounts(skipped), skippedDetail(skipped), s.Total.Failed, humanBytes(s.Total.BytesReclaimed))
+	if n := s.Outcomes[NodeSkipped]; n > 0 {
+		msg += fmt.Sprintf("; %d nodes below the image filesystem threshold removed nothing", n)
+	}
+	if fs != nil {
+		msg += "; " + fsDetail(*fs)
+	}
 	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}, Summary: &s}
 	if state == StateSucceeded {
 		out.Annotations[HarvesterDoneAnnotation] = "true"
@@ -365,6 +386,28 @@ func compactNode(n NodeSummary) NodeSummary {
 	}
 	n.Result = &r
 	return n
+}
+
+// fsDetail says what the image filesystems measured, beside the sum of the
+// removed images' sizes: layers shared with kept images free nothing.
+func fsDetail(fs report.ImageFs) string {
+	d := fmt.Sprintf("image filesystems %s before, %s after (%s freed, measured)", humanBytes(fs.UsedBefore), humanBytes(fs.UsedAfter), humanBytes(fs.Freed()))
+	if fs.Stale {
+		d += ", some runtimes had not refreshed their figure"
+	}
+	return d
+}
+
+// runNote says how this run's plan came about: written while the upgrade
+// ran (no request to the repo at completion), at completion, or a re-run.
+func runNote(u Upgrade, plan PlanRef) string {
+	switch {
+	case u.Annotations[RunAnnotation] != "":
+		return fmt.Sprintf("re-run %q of the stored plan", u.Annotations[RunAnnotation])
+	case plan.Early:
+		return "plan written while the upgrade ran: no request to the repo at completion"
+	}
+	return "plan written at completion"
 }
 
 func sumCounts(m map[report.Reason]int) int {
