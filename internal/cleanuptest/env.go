@@ -440,9 +440,14 @@ func (e *Env) Events() []string {
 	}
 }
 
-// RemovalJobs lists the removal Jobs of Key by node.
+// RemovalJobs lists the removal Jobs of Key's current run (its
+// RunAnnotation) by node.
 func (e *Env) RemovalJobs() (map[string]*batchv1.Job, error) {
-	return RemovalJobs(e.Ctx, e.Kube, e.Key.Namespace, e.Key.Name)
+	a, err := e.Annotations()
+	if err != nil {
+		return nil, err
+	}
+	return RunJobs(e.Ctx, e.Kube, e.Key.Namespace, e.Key.Name, a[cleanup.RunAnnotation])
 }
 
 // FinishNodeJob finishes the removal Job of Key on node (see FinishJob).

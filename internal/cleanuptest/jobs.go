@@ -118,10 +118,15 @@ func FinishJob(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job, c
 	return nil
 }
 
-// RemovalJobs lists upgrade's removal Jobs in namespace by node; two Jobs
-// on one node are an error.
+// RemovalJobs lists upgrade's removal Jobs of its first run in namespace
+// by node; two Jobs on one node are an error.
 func RemovalJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgrade string) (map[string]*batchv1.Job, error) {
-	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: cleanup.RemovalComponent})
+	return RunJobs(ctx, kube, namespace, upgrade, "")
+}
+
+// RunJobs is RemovalJobs for the run of re-run token run ("" for the first).
+func RunJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgrade, run string) (map[string]*batchv1.Job, error) {
+	sel := cleanup.RunSelector(upgrade, run)
 	list, err := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list removal Jobs of %s: %w", upgrade, err)

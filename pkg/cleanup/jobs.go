@@ -150,9 +150,9 @@ func runID(token string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// runSelector selects the removal Jobs of upgrade's run token ("" for the
-// first run).
-func runSelector(upgrade, token string) labels.Selector {
+// RunSelector selects the removal Jobs of upgrade's run: token is the
+// Upgrade's RunAnnotation, "" for the first run.
+func RunSelector(upgrade, token string) labels.Selector {
 	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: RemovalComponent})
 	op, vals := selection.DoesNotExist, []string(nil)
 	if token != "" {

@@ -157,7 +157,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		}
 	}
 	run := u.Annotations[RunAnnotation]
-	jobs, err := e.jobs.Jobs(u.Namespace).List(runSelector(u.Name, run))
+	jobs, err := e.jobs.Jobs(u.Namespace).List(RunSelector(u.Name, run))
 	if err != nil {
 		return Outcome{}, fmt.Errorf("list removal Jobs: %w", err)
 	}
