@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -65,10 +66,25 @@ func (c commandFlag) Set(v string) error {
 	return nil
 }
 
+// parseBytes reads a byte count as a Kubernetes quantity (50Gi, 5e10,
+// 53687091200); it must be a whole number of bytes, not negative.
+func parseBytes(v string) (uint64, error) {
+	q, err := resource.ParseQuantity(v)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := q.AsInt64()
+	if !ok || n < 0 {
+		return 0, fmt.Errorf("must be a whole number of bytes, not negative")
+	}
+	return uint64(n), nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
 	var selector, nodeSelector, repoAddress string
-	var exclude listFlag
+	var exclude, catchUp listFlag
+	var imageFsThreshold string
 	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, else the in-cluster config")
@@ -78,6 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&repoAddress, "repo-address", string(f.RepoAddress), "how to dial the repo: endpoint (the Ready endpoint's own address, no DNS) or service (http://upgrade-repo-<upgrade>.<namespace>)")
 	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "stop at Planned: write the plan ConfigMap, remove nothing")
+	fs.BoolVar(&f.Skip, "skip", false, "switch every cleanup off: at completion each Upgrade records Skipped and Harvester's own cleanup is switched off too (annotation "+cleanup.SkipAnnotation+"=true does it for one)")
+	fs.Var(&catchUp, "catch-up", "older `versions` whose images every plan also removes (leftovers of earlier upgrades), for Upgrades without the annotation "+cleanup.CatchUpAnnotation+"; a version the repo's archive does not serve is skipped; repeatable or comma-separated")
+	fs.StringVar(&imageFsThreshold, "image-fs-threshold", "0", "disk-pressure mode: remove only on nodes whose image filesystem holds at least this much (a quantity such as 50Gi, measured by the runtime's CRI ImageFsInfo); 0: remove on every node")
 	fs.StringVar(&nodeSelector, "node-selector", cleanup.DefaultNodeSelector, "label selector of the nodes to remove images on")
 	fs.StringVar(&f.Removal.RemoverImage, "remover-image", "", "image the remover runs in, one Job per node: this project's, or a host's own (see --remover-command); required unless --dry-run")
 	fs.Var(commandFlag{&f.Removal.RemoverCommand}, "remover-command", "command that starts the remover in --remover-image, as comma-separated `words`: the standalone image's binary by default; for a host's own image its subcommand, such as harvester,image-remover")
@@ -104,6 +123,10 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return flags{}, fmt.Errorf("--selector %q: %w", selector, err)
 	}
 	f.Exclude = exclude
+	f.CatchUp = catchUp
+	if f.Removal.ImageFsThreshold, err = parseBytes(imageFsThreshold); err != nil {
+		return flags{}, fmt.Errorf("--image-fs-threshold %q: %w", imageFsThreshold, err)
+	}
 	f.RepoAddress = cleanup.RepoAddress(repoAddress)
 	if f.LeaderElectNamespace == "" {
 		f.LeaderElectNamespace = os.Getenv("POD_NAMESPACE")

@@ -36,6 +36,11 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--exclude", "docker.io/[rancher"}, "--exclude"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--resync", "0s"}, "--resync"},
+		{[]string{"--dry-run", "--catch-up", "v1.3.0,../etc"}, "--catch-up"},
+		{[]string{"--dry-run", "--catch-up", "current"}, "--catch-up"},
+		{[]string{"--dry-run", "--image-fs-threshold", "-1Gi"}, "--image-fs-threshold"},
+		{[]string{"--dry-run", "--image-fs-threshold", "lots"}, "--image-fs-threshold"},
+		{[]string{"--dry-run", "--image-fs-threshold", "0.5"}, "--image-fs-threshold"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		// The demo is cmd/upgrade-image-cleanup-demo now.
 		{[]string{"--demo"}, "flag provided but not defined: -demo"},
@@ -132,5 +137,31 @@ func TestUnreachableAPIServerFailsFast(t *testing.T) {
 	}
 	if want := "API server http://" + addr + " is unreachable"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q does not say %q", stderr.String(), want)
+	}
+}
+
+// TestOperatorFlags: --skip, --catch-up and --image-fs-threshold reach the
+// controller's options and the Jobs' removal options.
+func TestOperatorFlags(t *testing.T) {
+	f, err := parseFlags([]string{"--remover-image", "r:1", "--skip", "--catch-up", "v1.3.0,v1.2.1", "--catch-up", "v1.1.0", "--image-fs-threshold", "50Gi"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := f.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Skip || !slices.Equal(o.CatchUp, []string{"v1.3.0", "v1.2.1", "v1.1.0"}) {
+		t.Errorf("options skip %v catch-up %q", o.Skip, o.CatchUp)
+	}
+	if f.Removal.ImageFsThreshold != 50<<30 {
+		t.Errorf("threshold %d, want 50Gi", f.Removal.ImageFsThreshold)
+	}
+	f, err = parseFlags([]string{"--remover-image", "r:1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := f.Options(); o.Skip || len(o.CatchUp) > 0 || f.Removal.ImageFsThreshold != 0 {
+		t.Errorf("defaults: skip %v catch-up %q threshold %d; want off", o.Skip, o.CatchUp, f.Removal.ImageFsThreshold)
 	}
 }

@@ -49,6 +49,9 @@ type planFlags struct {
 	kubeconfig  string
 	selector    labels.Selector
 	repoAddress cleanup.RepoAddress
+	// catchUp are the controller's --catch-up versions, for an Upgrade
+	// without the catch-up annotation.
+	catchUp []string
 
 	policy cleanup.Policy
 	output string
@@ -58,12 +61,12 @@ func (f planFlags) live() bool { return f.upgrade != "" }
 
 // liveOnlyFlags make sense only with --upgrade; given with the files they would
 // be silently ignored, which hides a mistaken command line.
-var liveOnlyFlags = []string{"namespace", "kubeconfig", "selector", "repo-address"}
+var liveOnlyFlags = []string{"namespace", "kubeconfig", "selector", "repo-address", "catch-up"}
 
 func parsePlanFlags(args []string, stderr io.Writer) (planFlags, error) {
 	var f planFlags
 	var selector, repoAddress string
-	var exclude listFlag
+	var exclude, catchUp listFlag
 	var matchOther bool
 	fs := flag.NewFlagSet("upgrade-image-cleanup plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -86,6 +89,7 @@ Flags:
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "live: kubeconfig file; default $KUBECONFIG, else the in-cluster config")
 	fs.StringVar(&selector, "selector", cleanup.DefaultSelector, "live: label selector of the repo's EndpointSlices")
 	fs.StringVar(&repoAddress, "repo-address", string(cleanup.RepoAddressEndpoint), "live: how to dial the repo: endpoint (the Ready endpoint's own address, no DNS) or service (http://upgrade-repo-<upgrade>.<namespace>)")
+	fs.Var(&catchUp, "catch-up", "live: as the controller's flag: older `versions` whose images the plan also removes, unless the Upgrade has the annotation "+cleanup.CatchUpAnnotation+"; repeatable or comma-separated")
 	fs.Var(&exclude, "exclude", "glob of images never to remove, such as 'docker.io/rancher/mirrored-*'; repeatable or comma-separated")
 	fs.BoolVar(&matchOther, "match-other-registries", true, "as the controller's flag: a current image under another registry host with the same path and tag keeps a previous one")
 	fs.StringVar(&f.output, "o", planOutputTable, "output format: table or json")
@@ -133,6 +137,10 @@ Flags:
 			return planFlags{}, fmt.Errorf("--repo-address %q: must be endpoint or service", repoAddress)
 		}
 		f.repoAddress = cleanup.RepoAddress(repoAddress)
+		if _, err := cleanup.CatchUpVersions(cleanup.Upgrade{}, catchUp); err != nil {
+			return planFlags{}, fmt.Errorf("--catch-up: %w", err)
+		}
+		f.catchUp = catchUp
 	}
 	if f.output != planOutputTable && f.output != planOutputJSON {
 		return planFlags{}, fmt.Errorf("-o %q: must be table or json", f.output)
@@ -215,6 +223,7 @@ func runPlanLive(ctx context.Context, f planFlags) (planReport, error) {
 		Name:        f.upgrade,
 		Selector:    f.selector,
 		RepoAddress: f.repoAddress,
+		CatchUp:     f.catchUp,
 		Policy:      f.policy,
 	}
 	plan, previous, err := planLive(ctx, kube, dyn, cleanup.NewHTTPFetcher(cleanup.DefaultFetcherOptions()), o)
@@ -286,6 +295,10 @@ type planReport struct {
 	// Kept are the previous list's other images, sorted by image, each with
 	// the rule that kept it (cleanup.Kept); never null.
 	Kept []cleanup.Kept `json:"kept"`
+	// CatchUp are the catch-up versions whose lists were planned too;
+	// CatchUpMissing those the repo's archive does not serve (404).
+	CatchUp        []string `json:"catchUp,omitempty"`
+	CatchUpMissing []string `json:"catchUpMissing,omitempty"`
 }
 
 // newPlanReport sorts the plan by image so the output does not depend on the
@@ -297,6 +310,8 @@ func newPlanReport(source, previousVersion string, p cleanup.Plan) planReport {
 		PreviousVersion: previousVersion,
 		Remove:          slices.Sorted(slices.Values(p.Remove)),
 		Kept:            slices.Clone(p.Kept),
+		CatchUp:         p.CatchUp,
+		CatchUpMissing:  p.CatchUpMissing,
 	}
 	if r.Remove == nil {
 		r.Remove = []string{}
@@ -334,7 +349,14 @@ func (r planReport) writeTable(w io.Writer) error {
 	n := r.counts()
 	source := r.Source
 	if r.PreviousVersion != "" {
-		source += " (previous version " + r.PreviousVersion + ")"
+		source += " (previous version " + r.PreviousVersion
+		if len(r.CatchUp) > 0 {
+			source += ", catch-up " + strings.Join(r.CatchUp, ",")
+		}
+		if len(r.CatchUpMissing) > 0 {
+			source += "; catch-up " + strings.Join(r.CatchUpMissing, ",") + " skipped: not in the repo's archive"
+		}
+		source += ")"
 	}
 	var sameAsKept string
 	if c := n[cleanup.RuleSameAsKept]; c > 0 {

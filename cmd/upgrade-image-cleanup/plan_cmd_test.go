@@ -182,6 +182,8 @@ func TestPlanBadFlagsExit2NamingTheFlags(t *testing.T) {
 		{[]string{"--previous", planPreviousFile, "--current", planCurrentFile, "-o", "yaml"}, []string{"-o", "table or json"}},
 		{[]string{"--previous", planPreviousFile, "--current", planCurrentFile, "--exclude", "docker.io/[rancher"}, []string{"--exclude"}},
 		{[]string{"--upgrade", "u", "--repo-address", "dns"}, []string{"--repo-address"}},
+		{[]string{"--upgrade", "u", "--catch-up", "v1 3"}, []string{"--catch-up"}},
+		{[]string{"--previous", planPreviousFile, "--current", planCurrentFile, "--catch-up", "v1.3.0"}, []string{"--catch-up", "--upgrade"}},
 		{[]string{"--upgrade", "u", "--selector", "a in (b"}, []string{"--selector"}},
 		{[]string{"--upgrade", "u", "--namespace", ""}, []string{"--namespace"}},
 		{[]string{"--upgrade", "Bad Name"}, []string{"--upgrade"}},
@@ -385,6 +387,33 @@ func TestPlanLiveReadyRepo(t *testing.T) {
 			fx.assertReadOnly(t)
 		})
 	}
+}
+
+// TestPlanLiveCatchUp: the preview plans catch-up versions as the
+// controller does (the annotation over the flag), reports a 404 as skipped,
+// and prints both.
+func TestPlanLiveCatchUp(t *testing.T) {
+	u := cleanuptest.Upgrade(planUpgrade).PreviousVersion("v1.4.2").Annotate(cleanup.CatchUpAnnotation, "v1.3.0,v1.2.0").Obj()
+	fx := newPlanLiveFixture(u, planSlice(planUpgrade, "10.52.0.17", 8080, true))
+	fetcher := planFetcher(t)
+	fetcher.SetList("v1.3.0", []string{"docker.io/rancher/only-in-v1.3.0:v1"})
+	o := planLiveOptions(cleanup.RepoAddressEndpoint)
+	o.CatchUp = []string{"v1.1.0"} // the annotation wins
+	plan, _, err := planLive(context.Background(), fx.kube, fx.dyn, fetcher, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(plan.Remove, "docker.io/rancher/only-in-v1.3.0:v1") || !slices.Equal(plan.CatchUp, []string{"v1.3.0"}) || !slices.Equal(plan.CatchUpMissing, []string{"v1.2.0"}) {
+		t.Errorf("plan catch-up %q missing %q, remove has the v1.3.0 image: %v", plan.CatchUp, plan.CatchUpMissing, slices.Contains(plan.Remove, "docker.io/rancher/only-in-v1.3.0:v1"))
+	}
+	var out bytes.Buffer
+	if err := newPlanReport("upgrade x", "v1.4.2", plan).writeTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(out.String(), "\n"); !strings.Contains(first, "catch-up v1.3.0") || !strings.Contains(first, "catch-up v1.2.0 skipped") {
+		t.Errorf("table header %q does not name the catch-up versions", first)
+	}
+	fx.assertReadOnly(t)
 }
 
 // TestPlanLiveOverHTTP runs planLive with the controller's real fetcher

@@ -43,7 +43,11 @@ type Settings struct {
 	// Exclude are globs of images never to remove.
 	Exclude []string
 	// DryRun stops at Planned: no Job, no Job or Node informer.
-	DryRun  bool
+	DryRun bool
+	// Skip switches every cleanup off (cleanup.Options.Skip).
+	Skip bool
+	// CatchUp are older versions every plan also removes (cleanup.Options.CatchUp).
+	CatchUp []string
 	Removal cleanup.RemovalOptions
 	// Resync is the period at which every Upgrade is reconciled again.
 	Resync time.Duration
@@ -87,6 +91,11 @@ func (s Settings) Options() (cleanup.Options, error) {
 	// dry run is the one a later run executes.
 	o.Policy = p.WithRules(imagematch.Rules{OtherRegistries: s.Removal.MatchOtherRegistries})
 	o.ShutdownTimeout = s.ShutdownTimeout
+	o.Skip = s.Skip
+	if _, err := cleanup.CatchUpVersions(cleanup.Upgrade{}, s.CatchUp); err != nil {
+		return cleanup.Options{}, fmt.Errorf("--catch-up: %w", err)
+	}
+	o.CatchUp = s.CatchUp
 	return o, nil
 }
 
