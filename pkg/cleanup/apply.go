@@ -72,6 +72,11 @@ func (c *Controller) fetchAndPlan(ctx context.Context, s Snapshot, t Target) *Tr
 	}
 	if created {
 		c.metrics.imagesPlanned.Add(float64(len(plan.Remove)))
+		when := PlannedAtCompletion
+		if !u.Completed {
+			when = PlannedEarly
+		}
+		c.metrics.plansWritten.WithLabelValues(when).Inc()
 	}
 	klog.FromContext(ctx).V(logDetail).Info("Plan written", "configMap", cm.Name, "remove", len(plan.Remove), "kept", len(plan.Kept), "repo", t.BaseURL,
 		"early", !u.Completed, "catchUp", plan.CatchUp, "catchUpMissing", plan.CatchUpMissing)

@@ -20,11 +20,18 @@ const (
 	FetchNetworkError = "network_error"
 )
 
+// When a plan was written, the values of the when label of plans written.
+const (
+	PlannedEarly        = "early"
+	PlannedAtCompletion = "completion"
+)
+
 // metrics are the cleanup's own Prometheus metrics.
 type metrics struct {
 	readyToFirstRequest prometheus.Histogram
 	listFetches         *prometheus.CounterVec
 	imagesPlanned       prometheus.Counter
+	plansWritten        *prometheus.CounterVec
 	imagesRemoved       prometheus.Counter
 	imagesSkipped       *prometheus.CounterVec
 	bytesReclaimed      prometheus.Counter
@@ -47,6 +54,10 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 			Name: "upgrade_image_cleanup_images_planned_total",
 			Help: "Images written to plans for removal.",
 		}),
+		plansWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_plans_written_total",
+			Help: "Plans written, by when: early (while the upgrade ran) or completion.",
+		}, []string{"when"}),
 		imagesRemoved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "upgrade_image_cleanup_images_removed_total",
 			Help: "Images removed from nodes (one per node and image).",
@@ -64,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 			Help: "Bytes the nodes' image filesystems lost during removals, as measured by the runtime (CRI ImageFsInfo) before and after.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, m.imageFsFreed, stateCollector(upgrades)} {
+	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.plansWritten, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, m.imageFsFreed, stateCollector(upgrades)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -72,6 +83,9 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 	// Known label values from the start, so a dashboard shows 0, not nothing.
 	for _, r := range []string{FetchSuccess, FetchNotFound, FetchHTTPError, FetchInvalid, FetchNetworkError} {
 		m.listFetches.WithLabelValues(r)
+	}
+	for _, w := range []string{PlannedEarly, PlannedAtCompletion} {
+		m.plansWritten.WithLabelValues(w)
 	}
 	for _, r := range []report.Reason{report.ReasonInUse, report.ReasonPinned, report.ReasonStillNeeded, report.ReasonNotPresent} {
 		m.imagesSkipped.WithLabelValues(string(r))

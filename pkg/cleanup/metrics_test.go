@@ -129,3 +129,45 @@ func wantTwoNodeTotals(t *testing.T, reg *prometheus.Registry) {
 		t.Errorf("skipped = %v, want 2", got)
 	}
 }
+
+// An early plan is timed from Ready like one at completion, and counted
+// by when it was written; measured space is exported per node, a node
+// whose filesystem grew adding nothing.
+func TestMetricsOfAnEarlyPlanAndMeasuredSpace(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	objs := append(objects(upgrade().Completed(false), false), nodeObjects(twoNodes...)...)
+	f := newFixture(t, objs, cleanuptest.WithRegistry(reg), cleanuptest.WithRemoval(1))
+	f.WaitRepoReady(false)
+	f.SetRepoReady(true)
+	f.Clock.Step(700 * time.Millisecond)
+	f.next()
+	if f.State() != cleanup.StatePlanned {
+		t.Fatalf("state = %s, want Planned while the upgrade runs", f.State())
+	}
+	if got := metricValue(t, reg, "upgrade_image_cleanup_plans_written_total", "when", cleanup.PlannedEarly); got != 1 {
+		t.Errorf("early plans = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "upgrade_image_cleanup_plans_written_total", "when", cleanup.PlannedAtCompletion); got != 0 {
+		t.Errorf("plans at completion = %v, want 0", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "upgrade_image_cleanup_ready_to_first_request_seconds" {
+			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 0.7 {
+				t.Errorf("ready→first request: %d samples summing %v s, want 1 of 0.7 s", h.GetSampleCount(), h.GetSampleSum())
+			}
+		}
+	}
+
+	f.UpdateUpgrade(setCompleted)
+	f.SyncRemoval()
+	f.FinishJob("harvester-node-0", true, report.Result{Removed: 1, ImageFs: &report.ImageFs{UsedBefore: 1000, UsedAfter: 400}})
+	f.FinishJob("harvester-node-1", true, report.Result{Removed: 1, ImageFs: &report.ImageFs{UsedBefore: 1000, UsedAfter: 1200}})
+	f.SyncRemoval()
+	if got := metricValue(t, reg, "upgrade_image_cleanup_image_fs_freed_bytes_total"); got != 600 {
+		t.Errorf("image fs freed = %v, want 600 (node-1 grew: 0, not -200)", got)
+	}
+}
