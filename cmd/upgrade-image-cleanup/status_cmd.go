@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -180,8 +181,26 @@ const maxCell = 512
 func esc(s string) string { return imagelist.Truncate(imagelist.Printable(s), maxCell) }
 
 // writeStatusText prints s as `kubectl describe` would: fields, then the
-// per-node table, its totals, the nodes' messages and the notes.
+// per-node table, its totals, the nodes' messages and the notes; no line
+// ends in the padding of an empty value.
 func writeStatusText(w io.Writer, s cleanup.Status) error {
+	var b bytes.Buffer
+	if err := renderStatusText(&b, s); err != nil {
+		return err
+	}
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(b.String(), "\n") {
+		body, newline := strings.CutSuffix(l, "\n")
+		out.WriteString(strings.TrimRight(body, " "))
+		if newline {
+			out.WriteByte('\n')
+		}
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+func renderStatusText(w io.Writer, s cleanup.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(indent, name, value string) { fmt.Fprintf(tw, "%s%s:\t%s\n", indent, name, value) }
 	u := s.Upgrade
@@ -190,6 +209,9 @@ func writeStatusText(w io.Writer, s cleanup.Status) error {
 		field("", "Chosen as", esc(s.Chosen))
 	}
 	field("", "Version", esc(cmp.Or(u.Version, "-"))+", from "+esc(cmp.Or(u.PreviousVersion, "-")))
+	if u.Created != "" {
+		field("", "Created", esc(u.Created))
+	}
 	field("", "Completed", fmt.Sprint(u.Completed))
 	field("", "Latest", fmt.Sprint(u.Latest))
 	if s.State == "" {
@@ -208,11 +230,19 @@ func writeStatusText(w io.Writer, s cleanup.Status) error {
 	}
 	writeOperator(field, s.Operator)
 	writePlan(field, s.Plan, u.PlanDigest)
+	noNodes := len(s.Nodes) == 0 && s.OmittedNodes == 0
+	if noNodes && s.NodesFrom == cleanup.NodesFromSummary {
+		field("", "Nodes", "none in the summary")
+	} else if noNodes {
+		field("", "Nodes", "none: no removal Job")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if err := writeNodes(w, s); err != nil {
-		return err
+	if !noNodes {
+		if err := writeNodes(w, s); err != nil {
+			return err
+		}
 	}
 	if len(s.Notes) > 0 {
 		fmt.Fprintln(w, "Notes:")
@@ -288,18 +318,11 @@ func yesNo(b bool) string {
 // outcomeOrder is the order of the outcome counts in the totals line.
 var outcomeOrder = []string{cleanup.NodeSucceeded, cleanup.NodeSkipped, cleanup.NodeFailed, cleanup.NodeLeft, cleanup.NodeRunning, cleanup.NodePending}
 
+// writeNodes prints the node table, the totals and the nodes' messages.
 func writeNodes(w io.Writer, s cleanup.Status) error {
 	from := "from the removal Jobs"
 	if s.NodesFrom == cleanup.NodesFromSummary {
 		from = "from the summary"
-	}
-	if len(s.Nodes) == 0 && s.OmittedNodes == 0 {
-		if s.NodesFrom == cleanup.NodesFromSummary {
-			fmt.Fprintln(w, "Nodes:  none in the summary")
-		} else {
-			fmt.Fprintln(w, "Nodes:  none: no removal Job")
-		}
-		return nil
 	}
 	fmt.Fprintf(w, "Nodes (%s):\n", from)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

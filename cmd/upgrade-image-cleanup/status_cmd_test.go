@@ -235,6 +235,32 @@ func TestStatusText(t *testing.T) {
 		},
 		requests: []string{"get upgrades", "get configmaps"},
 	}, {
+		name: "a rerun removing, beside the summary of the run before",
+		objs: func(t *testing.T) []runtime.Object {
+			u, cm := plannedStatusUpgrade(t, cleanup.StateRemoving, map[string]string{
+				cleanup.SummaryAnnotation: summaryAnnotation(t, cleanup.Summary{Nodes: []cleanup.NodeSummary{{Node: "node-old", Outcome: cleanup.NodeSucceeded}}}),
+			})
+			return []runtime.Object{u, cm, runningJob("node-a", true)}
+		},
+		want: []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^Nodes \(from the removal Jobs\):$`),
+			row("node-a", "running", "-", "-", "-", "-", "-", job("node-a")),
+			regexp.MustCompile(`(?m)^Notes:\n  the summary annotation is of an earlier run; the Jobs of this one are shown$`),
+		},
+		requests: []string{"get upgrades", "get configmaps", "list jobs"},
+	}, {
+		name: "a summary that cannot be read",
+		objs: func(t *testing.T) []runtime.Object {
+			u, cm := plannedStatusUpgrade(t, cleanup.StateSucceeded, map[string]string{cleanup.SummaryAnnotation: `{"nodes": [`})
+			return slices.Concat([]runtime.Object{u, cm}, finishedJob(t, "node-a", true, statusResultRemoved))
+		},
+		want: []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^Nodes \(from the removal Jobs\):$`),
+			row("node-a", "succeeded", "91", "in-use 2, not-present 5", "0", "1.2 GB", "12.0 GB → 10.9 GB, freed 1.1 GB", job("node-a")),
+			regexp.MustCompile(`(?m)^Notes:\n  the summary annotation cannot be read, so the Jobs are shown: unexpected end of JSON input$`),
+		},
+		requests: []string{"get upgrades", "get configmaps", "list jobs", "list pods"},
+	}, {
 		name: "no state, no plan, no Job",
 		objs: func(*testing.T) []runtime.Object {
 			return []runtime.Object{cleanuptest.Upgrade(statusUpgrade).Completed(false).Obj()}
@@ -265,7 +291,7 @@ func TestStatusText(t *testing.T) {
 		want: []*regexp.Regexp{
 			line("State", "Skipped"),
 			line("Harvester done", "true ("+cleanup.HarvesterDoneAnnotation+")"),
-			regexp.MustCompile(`(?m)^Operator:\s*\n  Skip: +true\n  Rerun: +2026-01-02 \(not acted on yet; the last one was 2025-12-01\)\n  Catch-up: +v1\.3\.0, v1\.2\.0$`),
+			regexp.MustCompile(`(?m)^Operator:\n  Skip: +true\n  Rerun: +2026-01-02 \(not acted on yet; the last one was 2025-12-01\)\n  Catch-up: +v1\.3\.0, v1\.2\.0$`),
 			line("  Catch-up planned", "v1.3.0"),
 			line("  Catch-up missing", "v1.2.0"),
 			line("  Planned early", "yes"),
@@ -301,7 +327,10 @@ func TestStatusText(t *testing.T) {
 				t.Errorf("requests = %q, want %q", got, tt.requests)
 			}
 			fx.assertReadOnly(t)
-			if t.Failed() {
+			if regexp.MustCompile(`(?m) $`).MatchString(out) {
+				t.Error("a line ends in a space")
+			}
+			if t.Failed() || testing.Verbose() {
 				t.Logf("output:\n%s", out)
 			}
 		})
