@@ -93,6 +93,16 @@ func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1
 	}
 }
 
+// FinishedRemovalJob is upgrade's removal Job on node once it finished
+// (complete, or failed) with its pod, whose remover left msg as its
+// termination message: FinishJob's result as objects, for a fake clientset
+// seeded with them.
+func FinishedRemovalJob(upgrade, node string, complete bool, msg string, now metav1.Time) (*batchv1.Job, *corev1.Pod) {
+	j := RemovalJob(upgrade, node)
+	j.Status = FinishedJobStatus(complete, now)
+	return j, JobPod(j, complete, msg, now)
+}
+
 // FinishJob plays the Job controller and the kubelet for one removal Job:
 // the Job's pod, terminated with msg as the remover's termination message
 // (see report.Result.TerminationMessage), then the Job's final status. It

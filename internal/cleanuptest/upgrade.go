@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -70,6 +72,12 @@ func (w *UpgradeWrapper) UID(uid types.UID) *UpgradeWrapper {
 // ResourceVersion sets metadata.resourceVersion.
 func (w *UpgradeWrapper) ResourceVersion(rv string) *UpgradeWrapper {
 	w.u.SetResourceVersion(rv)
+	return w
+}
+
+// Created sets metadata.creationTimestamp.
+func (w *UpgradeWrapper) Created(t time.Time) *UpgradeWrapper {
+	w.u.SetCreationTimestamp(metav1.NewTime(t))
 	return w
 }
 
