@@ -205,12 +205,11 @@ func TestStatusText(t *testing.T) {
 				Nodes: []cleanup.NodeSummary{
 					{Node: "node-b", Outcome: cleanup.NodeFailed, Job: job("node-b"), Message: "DeadlineExceeded: Job was active longer than specified deadline", Result: &statusResultFailed},
 					{Node: "node-a", Outcome: cleanup.NodeSucceeded, Job: job("node-a"), Result: &statusResultRemoved},
-					// As the controller before issue 14 writes it: succeeded,
-					// below the threshold.
-					{Node: "node-c", Outcome: cleanup.NodeSucceeded, Job: job("node-c"), Result: &statusResultBelow},
+					// Below the threshold: the controller writes it skipped.
+					{Node: "node-c", Outcome: cleanup.NodeSkipped, Job: job("node-c"), Result: &statusResultBelow},
 				},
 				OmittedNodes: 2,
-				Outcomes:     map[string]int{cleanup.NodeSucceeded: 4, cleanup.NodeFailed: 1},
+				Outcomes:     map[string]int{cleanup.NodeSucceeded: 3, cleanup.NodeSkipped: 1, cleanup.NodeFailed: 1},
 				Total: report.Result{Removed: 353, Failed: 1, BytesReclaimed: 4_500_000_000,
 					Skipped: map[report.Reason]int{report.ReasonInUse: 4, report.ReasonNotPresent: 10}},
 			}

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -312,11 +311,7 @@ func (s *Status) fromSummary(sum Summary) {
 	for _, n := range sum.Nodes {
 		sn := statusNode(n)
 		s.Nodes = append(s.Nodes, sn)
-		switch {
-		case len(sum.Outcomes) == 0: // a summary without counts: count its lines
-			s.Outcomes[sn.Outcome]++
-		case sn.Outcome != outsideText(n.Outcome) && s.Outcomes[outsideText(n.Outcome)] > 0:
-			s.Outcomes[outsideText(n.Outcome)]--
+		if len(sum.Outcomes) == 0 { // a summary without counts: count its lines
 			s.Outcomes[sn.Outcome]++
 		}
 	}
@@ -333,7 +328,9 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 	if len(validation.IsValidLabelValue(u.Name)) > 0 {
 		return nil // no label can name it: the controller made no Job
 	}
-	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent})
+	// The current run's Jobs only: a re-run's nodes are not those of the
+	// run before, whose finished Jobs stay until their TTL.
+	sel := RunSelector(u.Name, u.Annotations[RunAnnotation])
 	list, err := kube.BatchV1().Jobs(u.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return fmt.Errorf("list removal Jobs of upgrade %s/%s: %w", u.Namespace, u.Name, err)
@@ -378,9 +375,7 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 	return nil
 }
 
-// statusNode is n bounded and escaped for a person, with the outcome of a
-// node that removed nothing on purpose (below the image filesystem
-// threshold) named as such.
+// statusNode is n bounded and escaped for a person.
 func statusNode(n NodeSummary) NodeSummary {
 	n = compactNode(n)
 	n.Node, n.Outcome, n.Job = outsideText(n.Node), outsideText(n.Outcome), outsideText(n.Job)
@@ -393,9 +388,6 @@ func statusNode(n NodeSummary) NodeSummary {
 			r.FailedImages[i] = outsideText(f)
 		}
 		n.Result = &r
-		if n.Outcome == NodeSucceeded && r.BelowThreshold {
-			n.Outcome = NodeSkipped
-		}
 	}
 	return n
 }
