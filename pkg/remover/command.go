@@ -12,6 +12,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/go-logr/zapr"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -51,8 +52,13 @@ const maxConnectWait = 30 * time.Second
 // Exit codes: 0 when it ran, even if some removals failed (they are in the
 // result); 1 when the runtime cannot be reached or listing fails; 2
 // (report.ExitRefused) when the flags are bad, or the plan or keep list
-// cannot be read or parsed, or the plan's digest is not --plan-digest (then
-// nothing is removed). Every exit but -h writes a result to the termination
+// cannot be read or parsed, or the plan's digest is not --plan-digest, or
+// --image-fs-threshold is set and the runtime does not report its image
+// filesystem usage (then nothing is removed). With --image-fs-threshold,
+// usage the runtime fails to report (it may be restarting) exits 1 and
+// removes nothing; usage below the threshold exits 0 and removes nothing
+// (the result's belowThreshold). See Run for what the result says of the
+// measured space. Every exit but -h writes a result to the termination
 // log; on 1 and 2 its Error says why, so that the pod's status says it and
 // the controller can show it.
 //
@@ -114,7 +120,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer func() { _ = rt.Close() }()
 	logger.Info("Removing planned images", "plan", c.plan, "planDigest", planDigest, "planned", len(plan), "keep", c.keep, "kept", len(keep),
 		"runtime", rt.Version(), "socket", rt.Socket(),
-		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "dryRun", c.dryRun)
+		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "dryRun", c.dryRun,
+		logKeyThreshold, c.imageFsThreshold, logKeyWait, c.imageFsWait)
 
 	rep, err := Run(ctx, rt, plan, Options{
 		MatchOtherRegistries: c.matchOther,
@@ -122,9 +129,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		DryRun:               c.dryRun,
 		Keep:                 keep,
 		RemoveTimeout:        c.removeTimeout,
+		ImageFsThreshold:     c.imageFsThreshold,
+		ImageFsWait:          c.imageFsWait,
 	})
 	if err != nil {
-		return fail(exitRuntime, fmt.Errorf("runtime at %s: %w", rt.Socket(), err))
+		code := exitRuntime
+		if errors.Is(err, ErrImageFsUnsupported) {
+			// --image-fs-threshold on a runtime that does not measure:
+			// another pod on this node would find the same.
+			code = exitUsage
+		}
+		return fail(code, fmt.Errorf("runtime at %s: %w", rt.Socket(), err))
 	}
 	rep.PlanDigest = planDigest
 
@@ -157,6 +172,9 @@ type config struct {
 	timeout        time.Duration
 	removeTimeout  time.Duration
 	dryRun         bool
+	// imageFsThreshold is --image-fs-threshold in bytes; 0: off.
+	imageFsThreshold uint64
+	imageFsWait      time.Duration
 }
 
 // lastFlagValue is the value the last -name or --name in args (before a
@@ -201,6 +219,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall time limit; images not removed by then are reported as failed")
 	fs.DurationVar(&c.removeTimeout, "remove-timeout", DefaultRemoveTimeout, "time limit of one RemoveImage call, tried once more if it times out or the runtime is unavailable; at most --timeout")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report, remove nothing")
+	threshold := fs.String("image-fs-threshold", "0", "disk-pressure mode: remove nothing while the runtime's image filesystems use less than this quantity of bytes (50Gi, 200G); 0: off")
+	fs.DurationVar(&c.imageFsWait, "image-fs-wait", DefaultImageFsWait, "how long to wait after removing for the runtime to report image filesystem usage measured after the removals (containerd recomputes it every 10s by default); 0: take the figure it has")
 	if err := fs.Parse(args); err != nil {
 		// Parsing stopped at the bad flag; the termination log is the one
 		// the whole command line names, wherever it comes.
@@ -225,7 +245,34 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.removeTimeout <= 0 || c.removeTimeout > c.timeout {
 		return c, fmt.Errorf("--remove-timeout %v: must be positive and at most --timeout %v", c.removeTimeout, c.timeout)
 	}
+	var err error
+	if c.imageFsThreshold, err = parseThreshold(*threshold); err != nil {
+		return c, fmt.Errorf("--image-fs-threshold %q: %w", *threshold, err)
+	}
+	if c.imageFsWait < 0 {
+		return c, fmt.Errorf("--image-fs-wait %v: must not be negative", c.imageFsWait)
+	}
 	return c, nil
+}
+
+// maxThreshold bounds --image-fs-threshold: 8 PiB, far beyond any node,
+// and what report.ResultFromTermination caps byte figures at.
+var maxThreshold = resource.MustParse("8Pi")
+
+// parseThreshold reads a threshold in bytes given as a Kubernetes quantity
+// (50Gi, 200G, 1.5Ti, 0); a fraction of a byte counts as one.
+func parseThreshold(s string) (uint64, error) {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a quantity of bytes such as 50Gi or 200G, or 0 for none: %w", err)
+	}
+	switch {
+	case q.Sign() < 0:
+		return 0, errors.New("must not be negative")
+	case q.Cmp(maxThreshold) > 0:
+		return 0, fmt.Errorf("must be at most %s", maxThreshold.String())
+	}
+	return uint64(q.Value()), nil
 }
 
 // isPlanDigest reports whether s has the form of imagelist.Digest:

@@ -288,6 +288,11 @@ func TestBadInputExitsTwoAndRemovesNothing(t *testing.T) {
 		{"bad timeout", &goodPlan, []string{"--timeout", "soon"}, "timeout"},
 		{"unknown flag", &goodPlan, []string{"--force"}, "force"},
 		{"extra argument", &goodPlan, []string{"images.txt"}, "unexpected argument"},
+		{"threshold not a quantity", &goodPlan, []string{"--image-fs-threshold=50GB"}, `--image-fs-threshold "50GB": want a quantity`},
+		{"negative threshold", &goodPlan, []string{"--image-fs-threshold=-1Gi"}, `--image-fs-threshold "-1Gi": must not be negative`},
+		{"threshold too large", &goodPlan, []string{"--image-fs-threshold", "9Pi"}, `--image-fs-threshold "9Pi": must be at most 8Pi`},
+		{"negative wait", &goodPlan, []string{"--image-fs-wait=-1s"}, "--image-fs-wait -1s: must not be negative"},
+		{"bad wait", &goodPlan, []string{"--image-fs-wait=soon"}, "image-fs-wait"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,7 +83,7 @@ var (
 	testImg = []testImage{imgA, imgB, imgC, imgD, imgE, imgF, imgG}
 )
 
-// TestContainerd removes images from a real containerd in six passes over
+// TestContainerd removes images from a real containerd in seven passes over
 // the same node, each starting from what the one before left:
 //
 //  1. Run without MatchOtherRegistries: A (one tag) and C (two tags, both
@@ -102,6 +104,13 @@ var (
 //  6. containerd restarts configured with another sandbox image, as after
 //     an upgrade, while the pod keeps running on the first: the plan names
 //     both; the first is kept in use by the sandbox, the new one as pinned.
+//  7. Measured space: two images H and I, each a layer of bigLayer random
+//     bytes, are imported. With --image-fs-threshold above the image
+//     filesystems' usage nothing is removed (belowThreshold); with one
+//     below it both are removed, and ImageFsInfo's figure, refreshed after
+//     the removals (stats_collect_period = 1), drops by about what they
+//     took: each unpacked layer. Every pass checks that the result has
+//     ImageFs.
 //
 // containerd 1.6 (Debian 12's) reports pinned=false for every image, the
 // sandbox image included (1.7 pins it), and a pod sandbox is not a container
@@ -219,7 +228,7 @@ func TestContainerd(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := report.Result{Removed: 1, Skipped: map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
-		if !reflect.DeepEqual(res, want) {
+		if res = withoutImageFs(t, res); !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s, want %+v", msg, want)
 		}
 		assertReport(t, rep, []reportLine{
@@ -247,7 +256,7 @@ func TestContainerd(t *testing.T) {
 		// The Job's flags.
 		msg, rep := runRemoverBinary(t, bin, term, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest, "--runtime-endpoint=unix://"+ctd.sock)
 		want := report.Result{Skipped: map[report.Reason]int{report.ReasonInCurrentList: 1}}
-		if res, err := report.ParseResult(msg); err != nil || !reflect.DeepEqual(res, want) {
+		if res, err := report.ParseResult(msg); err != nil || !reflect.DeepEqual(withoutImageFs(t, res), want) {
 			t.Errorf("termination log %s (%v), want %+v", msg, err, want)
 		}
 		if rep.PlanDigest != digest {
@@ -301,7 +310,87 @@ func TestContainerd(t *testing.T) {
 		}, report.Result{Skipped: map[report.Reason]int{report.ReasonPinned: 1, report.ReasonInUse: 1}})
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
+
+	t.Run("measured space", func(t *testing.T) {
+		c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
+		if err != nil {
+			t.Fatalf("DialCRI: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		// Random, so that no layer is like another (nor compressible).
+		rnd := rand.NewChaCha8([32]byte{14})
+		big := func(name string) testImage {
+			b := make([]byte, bigLayer)
+			_, _ = rnd.Read(b)
+			return testImage{name: name, tags: []string{"docker.io/rancher/" + name + ":1"}, file: b}
+		}
+		imgH, imgI := big("h"), big("i")
+		ctd.importImages(t, []testImage{imgH, imgI})
+		added := ctd.waitForImages(t, c, imgH, imgI)
+		imported := time.Now()
+		maps.Copy(before, added)
+		// Run's first figure must count them: wait for one collected after
+		// the import (containerd unpacked the layers before ctr returned).
+		var u ImageFsUsage
+		err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, ctdReadyTimeout, true, func(ctx context.Context) (bool, error) {
+			u, err = c.ImageFsInfo(ctx)
+			return err == nil && !u.CollectedAt.Before(imported), err
+		})
+		if err != nil {
+			t.Fatalf("ImageFsInfo has no figure collected after the import: %v (last %+v)", err, u)
+		}
+		t.Logf("image filesystems use %d bytes (collected %v after the import)", u.UsedBytes, u.CollectedAt.Sub(imported).Round(time.Millisecond))
+		plan := mustPlan(t, imgH.tags[0], imgI.tags[0])
+
+		// A layer's size above the usage: containerd's next figure may
+		// differ by a few blocks.
+		opts := DefaultOptions()
+		opts.ImageFsThreshold = u.UsedBytes + bigLayer
+		rep, err := Run(testContext(t), c, plan, opts)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if r := rep.Result; !r.BelowThreshold || r.Threshold != opts.ImageFsThreshold || r.ImageFs == nil || r.ImageFs.UsedBefore != r.ImageFs.UsedAfter || r.ImageFs.UsedBefore < bigLayer*2 || r.Removed != 0 {
+			t.Errorf("Result above the usage = %+v, imageFs %+v; want below the threshold, nothing removed, ImageFs counting both layers", r, r.ImageFs)
+		}
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG, imgH, imgI)
+
+		opts.ImageFsThreshold = bigLayer
+		start := time.Now()
+		rep, err = Run(testContext(t), c, plan, opts)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		took := time.Since(start)
+		reclaimed := added[imgH.tags[0]].Size + added[imgI.tags[0]].Size
+		assertReport(t, rep, []reportLine{
+			{imgH.tags[0], ActionRemoved, "", added[imgH.tags[0]].ID, ""},
+			{imgI.tags[0], ActionRemoved, "", added[imgI.tags[0]].ID, ""},
+		}, report.Result{Removed: 2, BytesReclaimed: reclaimed, Threshold: bigLayer})
+		fs := rep.Result.ImageFs
+		if fs == nil {
+			t.Fatal("no ImageFs")
+		}
+		t.Logf("measured: usedBefore %d, usedAfter %d, freed %d, stale %t; bytesReclaimed %d (two layers of %d random bytes); Run took %v",
+			fs.UsedBefore, fs.UsedAfter, fs.Freed(), fs.Stale, reclaimed, bigLayer, took.Round(time.Millisecond))
+		if fs.Stale || fs.UsedBefore <= fs.UsedAfter {
+			t.Errorf("ImageFs = %+v, want a figure refreshed after the removals, lower than before", fs)
+		}
+		// containerd 1.6 counts the unpacked snapshots, not the content
+		// store (whose blobs CRI's image size sums): the two differ by
+		// the archives' headers and the filesystem's blocks, far less
+		// than half.
+		if freed := fs.Freed(); freed < reclaimed/2 || freed > reclaimed*2 {
+			t.Errorf("freed %d bytes as measured, want within half and twice the %d bytes reclaimed", freed, reclaimed)
+		}
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
+	})
 }
+
+// bigLayer is the size of the file in each image of the measured-space
+// pass: far above what the other images and containerd's metadata take,
+// so that removing two moves ImageFsInfo's figure clearly.
+const bigLayer = 4 << 20
 
 // reportLine is what a test compares of one ImageReport.
 type reportLine struct {
@@ -324,9 +413,20 @@ func assertReport(t *testing.T, rep Report, lines []reportLine, res report.Resul
 	if !reflect.DeepEqual(got, lines) {
 		t.Errorf("report lines:\n got %+v\nwant %+v", got, lines)
 	}
-	if !reflect.DeepEqual(rep.Result, res) {
-		t.Errorf("Result = %+v, want %+v", rep.Result, res)
+	if got := withoutImageFs(t, rep.Result); !reflect.DeepEqual(got, res) {
+		t.Errorf("Result = %+v, want %+v", got, res)
 	}
+}
+
+// withoutImageFs is r without its ImageFs, which it must have: containerd
+// answers ImageFsInfo. The measured-space pass checks the figures.
+func withoutImageFs(t *testing.T, r report.Result) report.Result {
+	t.Helper()
+	if r.ImageFs == nil {
+		t.Errorf("Result %+v has no ImageFs: containerd answers ImageFsInfo", r)
+	}
+	r.ImageFs = nil
+	return r
 }
 
 // testImage is one image of the generated archive: one layer holding one
@@ -489,6 +589,9 @@ state = %[2]q
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %[5]q
+  # ImageFsInfo's figure is recomputed every stats_collect_period seconds
+  # (10 by default): 1 keeps the measured-space pass short.
+  stats_collect_period = 1
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

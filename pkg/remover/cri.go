@@ -238,3 +238,49 @@ func (c *CRI) RemoveImage(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+var _ ImageFsReporter = (*CRI)(nil)
+
+// ImageFsInfo measures the node's image filesystems with CRI ImageFsInfo:
+// the sum of UsedBytes over the image filesystems it lists (container
+// filesystems, which a runtime may list apart, are not images), collected
+// at the oldest of their timestamps. A runtime that answers Unimplemented,
+// or lists no image filesystem, does not measure them
+// (ErrImageFsUnsupported).
+//
+// containerd's CRI plugin answers from figures it recomputes every
+// stats_collect_period (10 s by default), from the snapshots only (not the
+// content store's compressed layers): the figure can lag a removal by that
+// long, which its timestamp says.
+func (c *CRI) ImageFsInfo(ctx context.Context) (ImageFsUsage, error) {
+	resp, err := c.images.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return ImageFsUsage{}, fmt.Errorf("CRI ImageFsInfo on %s: %w: %w", c.socket, ErrImageFsUnsupported, err)
+	}
+	if err != nil {
+		return ImageFsUsage{}, fmt.Errorf("CRI ImageFsInfo on %s: %w", c.socket, err)
+	}
+	u, ok := imageFsUsage(resp.GetImageFilesystems())
+	if !ok {
+		return ImageFsUsage{}, fmt.Errorf("CRI ImageFsInfo on %s lists no image filesystem: %w", c.socket, ErrImageFsUnsupported)
+	}
+	return u, nil
+}
+
+// imageFsUsage sums the used bytes of the image filesystems ImageFsInfo
+// listed, collected at the oldest of their timestamps: the figure is as old
+// as its oldest part. A filesystem without a timestamp (CRI requires one)
+// makes the figure's time unknown. ok is false when none is listed.
+func imageFsUsage(fss []*runtimeapi.FilesystemUsage) (u ImageFsUsage, ok bool) {
+	var oldest int64
+	for i, fs := range fss {
+		u.UsedBytes += fs.GetUsedBytes().GetValue()
+		if ts := fs.GetTimestamp(); i == 0 || ts < oldest {
+			oldest = ts
+		}
+	}
+	if oldest > 0 {
+		u.CollectedAt = time.Unix(0, oldest)
+	}
+	return u, len(fss) > 0
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"k8s.io/utils/clock"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -99,6 +100,21 @@ type Options struct {
 	// does. A call that times out or finds the runtime unavailable is tried
 	// once more, within Run's context. Decide ignores it.
 	RemoveTimeout time.Duration
+	// ImageFsThreshold, when not zero, is disk-pressure mode: Run measures
+	// the image filesystems first (ImageFsReporter) and, when their used
+	// bytes are below it, lists and removes nothing (report.Result's
+	// BelowThreshold). When they cannot be measured, Run removes nothing
+	// and fails (see Run). Zero: Run removes whatever the usage. Decide
+	// ignores it.
+	ImageFsThreshold uint64
+	// ImageFsWait bounds how long Run waits, after removing, for the
+	// runtime to report image filesystem usage collected after the last
+	// removal (containerd recomputes it periodically); zero: Run takes the
+	// figure the runtime has, fresh or not. Decide ignores it.
+	ImageFsWait time.Duration
+	// Clock is the clock Run waits by for that figure; nil: the real one.
+	// Decide ignores it.
+	Clock clock.Clock
 }
 
 // DefaultRemoveTimeout is Main's default --remove-timeout: long enough
@@ -108,7 +124,7 @@ const DefaultRemoveTimeout = 2 * time.Minute
 
 // DefaultOptions are the options Main's flags default to.
 func DefaultOptions() Options {
-	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout}
+	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout, ImageFsWait: DefaultImageFsWait}
 }
 
 // rules are the matching rules the options ask for.

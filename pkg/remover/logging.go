@@ -24,8 +24,15 @@ func NewGRPCLogger(w io.Writer) grpclog.LoggerV2 {
 // how the run went.
 func logSummary(logger logr.Logger, rep Report) {
 	r := rep.Result
-	logger.Info("Image removal done", "removed", r.Removed, "failed", r.Failed, "skipped", r.Skipped,
-		"bytesReclaimed", r.BytesReclaimed, "danglingRemoved", r.DanglingRemoved, "wouldRemove", rep.WouldRemove, "dryRun", rep.DryRun)
+	keys := []any{"removed", r.Removed, "failed", r.Failed, "skipped", r.Skipped,
+		"bytesReclaimed", r.BytesReclaimed, "danglingRemoved", r.DanglingRemoved, "wouldRemove", rep.WouldRemove, "dryRun", rep.DryRun}
+	if fs := r.ImageFs; fs != nil {
+		keys = append(keys, "imageFsUsedBefore", fs.UsedBefore, "imageFsUsedAfter", fs.UsedAfter, "imageFsFreed", fs.Freed(), "imageFsStale", fs.Stale)
+	}
+	if r.Threshold > 0 {
+		keys = append(keys, logKeyThreshold, r.Threshold, "belowThreshold", r.BelowThreshold)
+	}
+	logger.Info("Image removal done", keys...)
 }
 
 // newZap builds a JSON logger at info level on w.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
@@ -105,6 +106,12 @@ const (
 	logKeyCount    = "count"
 	logKeyError    = "removeError"
 	logKeyFirst    = "firstAttemptError"
+	logKeyFsUsed   = "imageFsUsed"
+	// logKeyThreshold is the disk-pressure threshold in bytes.
+	logKeyThreshold = "imageFsThreshold"
+	logKeyWait      = "imageFsWait"
+	logKeyCollected = "collectedAt"
+	logKeyFsError   = "imageFsError"
 )
 
 // Run lists the runtime's images, containers and pod sandboxes, decides with
@@ -129,8 +136,65 @@ const (
 // or sandbox created from a planned image after that is not seen. The plan
 // holds images of a version the cluster no longer runs, so nothing should
 // create one.
+//
+// Measured space: when rt is also an ImageFsReporter, Run measures the
+// image filesystems first, and again after the removals, and reports both
+// (report.Result.ImageFs, beside BytesReclaimed, the sum of the removed
+// images' sizes). The runtime may answer the second time with a figure it
+// computed before the last removal (containerd recomputes it every
+// stats_collect_period, 10 s by default): Run asks again, every second, for
+// at most opts.ImageFsWait, until the figure's timestamp is at or after the
+// end of the last RemoveImage call, and otherwise reports the last figure
+// with Stale set. When its context has ended (--timeout, SIGTERM) it asks
+// once and does not wait. A dry run, and a run that calls RemoveImage for
+// nothing, report UsedAfter = UsedBefore without asking again; a figure
+// that cannot be had after the removals is reported the same way, with
+// Stale set. ImageFs is nil when the runtime does not measure (no
+// ImageFsReporter, or ErrImageFsUnsupported) or the first measurement
+// fails; that does not fail the run.
+//
+// Disk-pressure mode (opts.ImageFsThreshold not zero): when the first
+// measurement is below the threshold, Run removes nothing and lists
+// nothing, logs one line with both figures, and returns a Report whose
+// Result has BelowThreshold, Threshold and ImageFs (UsedAfter =
+// UsedBefore) and no images. When the image filesystems cannot be measured,
+// Run removes nothing and returns an error, which wraps
+// ErrImageFsUnsupported when the runtime does not measure them (asking
+// again will not help) and the runtime's error otherwise (it may be
+// restarting): an operator who set a threshold asked for no removal below
+// it, and neither removing blind nor reporting "below" unchecked is that.
+// Otherwise the run goes on as without a threshold, and Result.Threshold
+// says which it was given.
 func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) (Report, error) {
 	logger := klog.FromContext(ctx)
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	fsr, _ := rt.(ImageFsReporter)
+	before, fsErr := measureBefore(ctx, fsr)
+	switch {
+	case opts.ImageFsThreshold > 0 && fsErr != nil:
+		// Removing without knowing would defeat the threshold's purpose;
+		// leaving the images as if below it would hide that it was never
+		// checked.
+		return Report{}, fmt.Errorf("cannot check the image filesystem threshold (%d bytes), so nothing is removed: %w", opts.ImageFsThreshold, fsErr)
+	case opts.ImageFsThreshold > 0 && before.UsedBytes < opts.ImageFsThreshold:
+		logger.Info("Image filesystem usage is below the threshold: removing nothing", logKeyFsUsed, before.UsedBytes, logKeyThreshold, opts.ImageFsThreshold)
+		return Report{DryRun: opts.DryRun, Images: []ImageReport{}, Result: report.Result{
+			BelowThreshold: true,
+			Threshold:      opts.ImageFsThreshold,
+			ImageFs:        &report.ImageFs{UsedBefore: before.UsedBytes, UsedAfter: before.UsedBytes},
+		}}, nil
+	case opts.ImageFsThreshold > 0:
+		logger.Info("Image filesystem usage reaches the threshold", logKeyFsUsed, before.UsedBytes, logKeyThreshold, opts.ImageFsThreshold)
+	case errors.Is(fsErr, ErrImageFsUnsupported):
+		// Normal for such a runtime: the result's ImageFs is nil.
+		logger.V(1).Info("The runtime does not report its image filesystem usage; reporting no measured space", logKeyFsError, fsErr.Error())
+	case fsErr != nil:
+		logger.Error(fsErr, "Cannot measure the image filesystems; reporting no measured space")
+	}
+
 	images, err := rt.ListImages(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("list images: %w", err)
@@ -153,6 +217,12 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 	d := Decide(plan, images, containers, sandboxes, opts)
 
 	rep := Report{DryRun: opts.DryRun, SandboxImage: sandboxes.ConfiguredImage, Images: []ImageReport{}}
+	rep.Result.Threshold = opts.ImageFsThreshold
+	if fsErr == nil {
+		// What removes nothing leaves the figure as it was: a dry run, a
+		// run with nothing to remove.
+		rep.Result.ImageFs = &report.ImageFs{UsedBefore: before.UsedBytes, UsedAfter: before.UsedBytes}
+	}
 
 	// Remove everything first, then check what is gone, then report.
 	outcomes := map[string]*removal{}
@@ -165,6 +235,7 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		for _, img := range d.Dangling {
 			outcomes[img.ID] = removeImage(ctx, rt, img.ID, opts.RemoveTimeout)
 		}
+		removedAt := clk.Now()
 		// The check runs even when the run's context has ended (--timeout,
 		// SIGTERM): an image a cut-short call did remove is then reported
 		// removed. It has a short bound of its own.
@@ -174,6 +245,9 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		if err != nil {
 			rep.RecheckError = err.Error()
 			logger.Error(err, "Cannot list the images again to check the removals; reporting what RemoveImage answered")
+		}
+		if rep.Result.ImageFs != nil && anyAttempted(outcomes) {
+			measureAfterRemoving(ctx, fsr, removedAt, opts.ImageFsWait, clk, rep.Result.ImageFs)
 		}
 	}
 
@@ -338,11 +412,7 @@ func callRemoveImage(ctx context.Context, rt Runtime, id string, timeout time.Du
 // RemoveImage was called for by what the runtime now lists. When the listing
 // fails, the outcomes stay what the calls answered.
 func recheck(ctx context.Context, rt Runtime, outcomes map[string]*removal) error {
-	attempted := false
-	for _, o := range outcomes {
-		attempted = attempted || o.attempted
-	}
-	if !attempted {
+	if !anyAttempted(outcomes) {
 		return nil
 	}
 	images, err := rt.ListImages(ctx)
@@ -363,6 +433,16 @@ func recheck(ctx context.Context, rt Runtime, outcomes map[string]*removal) erro
 		}
 	}
 	return nil
+}
+
+// anyAttempted reports whether RemoveImage was called for any image.
+func anyAttempted(outcomes map[string]*removal) bool {
+	for _, o := range outcomes {
+		if o.attempted {
+			return true
+		}
+	}
+	return false
 }
 
 // countUnknownImage counts the sandboxes whose image the runtime did not say.

@@ -9,6 +9,13 @@
 // verbose info in the shape containerd 1.6 answers with. ContainerStatus
 // answers with the mounts set by SetMounts, and ScriptRemove scripts a slow
 // or unreliable RemoveImage.
+//
+// ImageFsInfo answers Unimplemented, as from a runtime that does not
+// measure, until SetImageFsUsage sets the used bytes of its one image
+// filesystem; RemoveImage then takes each removed image's size off them.
+// By default it answers the figure as it is, timestamped now (by the clock
+// SetClock sets); LagImageFs makes it answer an older figure, as containerd
+// does between two recomputations.
 package fakecri
 
 import (
@@ -23,11 +30,13 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
 )
 
 // Server is a running fake runtime. Its methods are safe for concurrent use.
@@ -53,7 +62,30 @@ type Server struct {
 	failStatus        map[string]error
 	sandboxFilters    []*runtimeapi.PodSandboxFilter
 	sandboxStatusCall []string
+
+	clock   clock.PassiveClock
+	imageFs *imageFs
+	// failImageFs is ImageFsInfo's error; nil: none.
+	failImageFs  error
+	imageFsCalls int
 }
+
+// imageFs is the image filesystem ImageFsInfo reports.
+type imageFs struct {
+	// used is the bytes used now.
+	used uint64
+	// lag: ImageFsInfo answers reported and reportedAt, the figure as of
+	// the last refresh, instead of used and now.
+	lag               bool
+	reported          uint64
+	reportedAt        time.Time
+	refreshEvery      int
+	callsSinceRefresh int
+}
+
+// imageFsMountpoint is the image filesystem's mount point in ImageFsInfo,
+// containerd's default.
+const imageFsMountpoint = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"
 
 // Sandbox is a scripted pod sandbox: what ListPodSandbox lists, and the
 // Info a verbose PodSandboxStatus of it answers with (nil: none).
@@ -112,6 +144,7 @@ func Start(t testing.TB, images []*runtimeapi.Image, containers []*runtimeapi.Co
 		removeScript:  map[string][]RemoveCall{},
 		mounts:        map[string][]*runtimeapi.Mount{},
 		failCtrStatus: map[string]error{},
+		clock:         clock.RealClock{},
 	}
 	for _, img := range images {
 		s.images = append(s.images, clone(img))
@@ -253,6 +286,88 @@ func (s *Server) SandboxStatusCalls() []string {
 	return slices.Clone(s.sandboxStatusCall)
 }
 
+// SetClock sets the clock ImageFsInfo's timestamps come from (by default
+// the real one).
+func (s *Server) SetClock(c clock.PassiveClock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = c
+}
+
+// SetImageFsUsage makes ImageFsInfo answer with one image filesystem using
+// used bytes, and refreshes the figure it answers with when lagging. Each
+// image RemoveImage removes then takes its size off them.
+func (s *Server) SetImageFsUsage(used uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.imageFs == nil {
+		s.imageFs = &imageFs{}
+	}
+	s.imageFs.used = used
+	s.refreshImageFs()
+}
+
+// LagImageFs makes ImageFsInfo answer the figure as of its last refresh
+// (the used bytes and the time then), as containerd does between two
+// recomputations (every stats_collect_period): from now on, until
+// RefreshImageFs or SetImageFsUsage, or the refreshEvery-th ImageFsInfo
+// call after the last refresh, which refreshes it before answering (0:
+// no call does), standing in for the period. It takes a refresh now.
+// SetImageFsUsage must have been called.
+func (s *Server) LagImageFs(refreshEvery int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.imageFs == nil {
+		panic("fakecri: LagImageFs before SetImageFsUsage")
+	}
+	s.imageFs.lag, s.imageFs.refreshEvery = true, refreshEvery
+	s.refreshImageFs()
+}
+
+// RefreshImageFs makes a lagging ImageFsInfo answer the used bytes as they
+// are now, timestamped now. SetImageFsUsage must have been called.
+func (s *Server) RefreshImageFs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.imageFs == nil {
+		panic("fakecri: RefreshImageFs before SetImageFsUsage")
+	}
+	s.refreshImageFs()
+}
+
+// refreshImageFs takes the figure a lagging ImageFsInfo answers; s.mu must
+// be held.
+func (s *Server) refreshImageFs() {
+	fs := s.imageFs
+	fs.reported, fs.reportedAt, fs.callsSinceRefresh = fs.used, s.clock.Now(), 0
+}
+
+// ImageFsUsed returns the bytes the image filesystem uses now, whatever a
+// lagging ImageFsInfo answers.
+func (s *Server) ImageFsUsed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.imageFs == nil {
+		return 0
+	}
+	return s.imageFs.used
+}
+
+// FailImageFs makes ImageFsInfo fail with err (wrapped in gRPC status
+// Unknown unless it already is a status); nil undoes it.
+func (s *Server) FailImageFs(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failImageFs = err
+}
+
+// ImageFsInfoCalls returns how many ImageFsInfo calls were made.
+func (s *Server) ImageFsInfoCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.imageFsCalls
+}
+
 // RemoveCalls returns the image named by each RemoveImage call, in order,
 // including calls that failed.
 func (s *Server) RemoveCalls() []string {
@@ -320,9 +435,7 @@ func (i imageService) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIma
 	}
 	defer i.s.mu.Unlock()
 	i.s.removeCalls = append(i.s.removeCalls, name)
-	idx := slices.IndexFunc(i.s.images, func(img *runtimeapi.Image) bool {
-		return img.GetId() == name || slices.Contains(img.GetRepoTags(), name) || slices.Contains(img.GetRepoDigests(), name)
-	})
+	idx := slices.IndexFunc(i.s.images, func(img *runtimeapi.Image) bool { return names(img, name) })
 	if idx < 0 {
 		// containerd answers success for an image it does not have.
 		return &runtimeapi.RemoveImageResponse{}, nil
@@ -330,14 +443,53 @@ func (i imageService) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIma
 	if err := i.s.failRemove[i.s.images[idx].GetId()]; err != nil {
 		return nil, asStatus(err)
 	}
-	i.s.images = slices.Delete(i.s.images, idx, idx+1)
+	i.s.deleteImage(name)
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
 
-// deleteImage removes the image that name names, if any; s.mu must be held.
+func (i imageService) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	i.s.mu.Lock()
+	defer i.s.mu.Unlock()
+	i.s.imageFsCalls++
+	if i.s.failImageFs != nil {
+		return nil, asStatus(i.s.failImageFs)
+	}
+	fs := i.s.imageFs
+	if fs == nil {
+		return nil, status.Error(codes.Unimplemented, "method ImageFsInfo not implemented")
+	}
+	used, at := fs.used, i.s.clock.Now()
+	if fs.lag {
+		fs.callsSinceRefresh++
+		if fs.refreshEvery > 0 && fs.callsSinceRefresh >= fs.refreshEvery {
+			i.s.refreshImageFs()
+		}
+		used, at = fs.reported, fs.reportedAt
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{{
+		Timestamp:  at.UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: imageFsMountpoint},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: used},
+		InodesUsed: &runtimeapi.UInt64Value{Value: 1},
+	}}}, nil
+}
+
+// names reports whether name names img: its ID, a tag or a repo digest.
+func names(img *runtimeapi.Image, name string) bool {
+	return img.GetId() == name || slices.Contains(img.GetRepoTags(), name) || slices.Contains(img.GetRepoDigests(), name)
+}
+
+// deleteImage removes the image that name names, if any, and takes its size
+// off the image filesystem's usage; s.mu must be held.
 func (s *Server) deleteImage(name string) {
 	s.images = slices.DeleteFunc(s.images, func(img *runtimeapi.Image) bool {
-		return img.GetId() == name || slices.Contains(img.GetRepoTags(), name) || slices.Contains(img.GetRepoDigests(), name)
+		if !names(img, name) {
+			return false
+		}
+		if s.imageFs != nil {
+			s.imageFs.used -= min(s.imageFs.used, size(img))
+		}
+		return true
 	})
 }
 
@@ -480,6 +632,18 @@ func clone[T any](m *T) *T {
 		panic(fmt.Sprintf("fakecri: clone %T: %v", m, err))
 	}
 	return out
+}
+
+// size is img's size: Size_ in cri-api up to v0.31 (gogo protobuf), Size
+// after.
+func size(img *runtimeapi.Image) uint64 {
+	switch m := any(img).(type) {
+	case interface{ GetSize() uint64 }:
+		return m.GetSize()
+	case interface{ GetSize_() uint64 }:
+		return m.GetSize_()
+	}
+	return 0
 }
 
 // WithSize sets img's size and returns it. The field is Size_ in cri-api up

@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -40,5 +41,60 @@ func TestResultFromTerminationNegativeBytesKeepTheResult(t *testing.T) {
 	r := ResultFromTermination(`{"removed":3,"failed":0,"bytesReclaimed":-1}`)
 	if r.Error != "" || r.Removed != 3 || r.BytesReclaimed != 0 {
 		t.Errorf("ResultFromTermination = %+v, want Removed 3, BytesReclaimed 0 (below zero counts as zero), no Error", r)
+	}
+}
+
+// TestResultFromTerminationBoundsImageFs holds ResultFromTermination's
+// promise for the byte figures of issue 14 (imageFs's usedBefore and
+// usedAfter, threshold) as for bytesReclaimed: below zero counts as zero,
+// above maxBytes counts as maxBytes, and neither makes the result
+// unreadable; the flags beside them pass through.
+func TestResultFromTerminationBoundsImageFs(t *testing.T) {
+	const big = "1e30"
+	cases := []struct {
+		name string
+		msg  string
+		want Result
+	}{
+		{"measured", `{"removed":1,"failed":0,"bytesReclaimed":10,"imageFs":{"usedBefore":300,"usedAfter":290}}`,
+			Result{Removed: 1, BytesReclaimed: 10, ImageFs: &ImageFs{UsedBefore: 300, UsedAfter: 290}}},
+		{"stale", `{"removed":1,"failed":0,"bytesReclaimed":10,"imageFs":{"usedBefore":300,"usedAfter":300,"stale":true}}`,
+			Result{Removed: 1, BytesReclaimed: 10, ImageFs: &ImageFs{UsedBefore: 300, UsedAfter: 300, Stale: true}}},
+		{"below the threshold", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":{"usedBefore":300,"usedAfter":300},"belowThreshold":true,"threshold":1000}`,
+			Result{ImageFs: &ImageFs{UsedBefore: 300, UsedAfter: 300}, BelowThreshold: true, Threshold: 1000}},
+		{"not measured", `{"removed":0,"failed":0,"bytesReclaimed":0}`, Result{}},
+		{"below zero", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":{"usedBefore":-1,"usedAfter":-5},"threshold":-3}`,
+			Result{ImageFs: &ImageFs{}}},
+		{"too large", `{"removed":0,"failed":0,"bytesReclaimed":` + big + `,"imageFs":{"usedBefore":` + big + `,"usedAfter":` + big + `},"threshold":` + big + `}`,
+			Result{BytesReclaimed: maxBytes, ImageFs: &ImageFs{UsedBefore: maxBytes, UsedAfter: maxBytes}, Threshold: maxBytes}},
+		{"just below the cap", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":{"usedBefore":9007199254740991,"usedAfter":0},"threshold":9007199254740991}`,
+			Result{ImageFs: &ImageFs{UsedBefore: maxBytes - 1}, Threshold: maxBytes - 1}},
+		{"a fraction", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":{"usedBefore":2.9,"usedAfter":1.5}}`,
+			Result{ImageFs: &ImageFs{UsedBefore: 2, UsedAfter: 1}}},
+		{"imageFs null", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":null}`, Result{}},
+		{"imageFs of the wrong type", `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":"full"}`,
+			Result{Error: `{"removed":0,"failed":0,"bytesReclaimed":0,"imageFs":"full"}`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ResultFromTermination(tc.msg); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ResultFromTermination(%s) = %+v (imageFs %+v), want %+v (imageFs %+v)", tc.msg, got, got.ImageFs, tc.want, tc.want.ImageFs)
+			}
+		})
+	}
+}
+
+// TestCheckedCapsImageFs: a Result built in Go (not parsed) is capped too,
+// and checked does not change the ImageFs its input points to.
+func TestCheckedCapsImageFs(t *testing.T) {
+	fs := &ImageFs{UsedBefore: math.MaxUint64, UsedAfter: 7, Stale: true}
+	in := Result{ImageFs: fs, Threshold: math.MaxUint64, BytesReclaimed: math.MaxUint64}
+	got := in.checked()
+	want := Result{ImageFs: &ImageFs{UsedBefore: maxBytes, UsedAfter: 7, Stale: true}, Threshold: maxBytes, BytesReclaimed: maxBytes}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("checked() = %+v (imageFs %+v), want %+v (imageFs %+v)", got, got.ImageFs, want, want.ImageFs)
+	}
+	if fs.UsedBefore != math.MaxUint64 {
+		t.Errorf("checked() changed its input's ImageFs to %+v", fs)
 	}
 }

@@ -149,8 +149,10 @@ const noMessage = "the remover left no termination message"
 // ResultFromTermination reads a remover's termination message, whatever
 // wrote it. A result (a JSON object with the result's "removed" or "error"
 // field, as TerminationMessage writes) is returned checked, because a pod's
-// status is not the remover's to vouch for: counts below zero count as zero
-// and counts are capped (maxCount, maxBytes) so that totals cannot overflow,
+// status is not the remover's to vouch for: counts and byte figures
+// (bytesReclaimed, threshold, imageFs's usedBefore and usedAfter) below zero
+// count as zero and all are capped (maxCount, maxBytes) so that totals
+// cannot overflow,
 // skip reasons the remover does not give are added up under ReasonUnknown
 // (so a summary of many nodes stays bounded), and Error and FailedImages are
 // escaped and cut as TerminationMessage cuts them. Anything else
@@ -166,15 +168,24 @@ func ResultFromTermination(msg string) Result {
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal([]byte(text), &fields) == nil && (fields["removed"] != nil || fields["error"] != nil) {
-		// bytesReclaimed is read as a number of any sign, so that a value
+		// Byte figures are read as numbers of any sign, so that a value
 		// below zero is checked like the counts instead of failing the parse.
 		var w struct {
 			Result
 			BytesReclaimed float64 `json:"bytesReclaimed"`
+			Threshold      float64 `json:"threshold"`
+			ImageFs        *struct {
+				UsedBefore float64 `json:"usedBefore"`
+				UsedAfter  float64 `json:"usedAfter"`
+				Stale      bool    `json:"stale"`
+			} `json:"imageFs"`
 		}
 		if err := json.Unmarshal([]byte(text), &w); err == nil {
 			r := w.Result
-			r.BytesReclaimed = uint64(min(max(w.BytesReclaimed, 0), maxBytes))
+			r.BytesReclaimed, r.Threshold = toBytes(w.BytesReclaimed), toBytes(w.Threshold)
+			if fs := w.ImageFs; fs != nil {
+				r.ImageFs = &ImageFs{UsedBefore: toBytes(fs.UsedBefore), UsedAfter: toBytes(fs.UsedAfter), Stale: fs.Stale}
+			}
 			return r.checked()
 		}
 	}
@@ -189,10 +200,19 @@ const (
 	maxBytes = 1 << 53
 )
 
+// toBytes is a byte figure read as a JSON number, between 0 and maxBytes.
+func toBytes(f float64) uint64 { return uint64(min(max(f, 0), maxBytes)) }
+
 // checked is r with what ResultFromTermination promises of a parsed result.
 func (r Result) checked() Result {
 	count := func(n int) int { return min(max(n, 0), maxCount) }
 	r.Removed, r.Failed, r.DanglingRemoved = count(r.Removed), count(r.Failed), count(r.DanglingRemoved)
+	r.BytesReclaimed, r.Threshold = min(r.BytesReclaimed, maxBytes), min(r.Threshold, maxBytes)
+	if r.ImageFs != nil {
+		fs := *r.ImageFs
+		fs.UsedBefore, fs.UsedAfter = min(fs.UsedBefore, maxBytes), min(fs.UsedAfter, maxBytes)
+		r.ImageFs = &fs
+	}
 	if len(r.Skipped) > 0 {
 		skipped := make(map[Reason]int, len(r.Skipped))
 		for reason, n := range r.Skipped {

@@ -46,7 +46,8 @@ func TestTerminationMessageCarriesTheError(t *testing.T) {
 }
 
 func TestResultFromTermination(t *testing.T) {
-	ok := Result{Removed: 2, Skipped: map[Reason]int{ReasonInCurrentList: 1}, BytesReclaimed: 30}
+	ok := Result{Removed: 2, Skipped: map[Reason]int{ReasonInCurrentList: 1}, BytesReclaimed: 30,
+		ImageFs: &ImageFs{UsedBefore: 1 << 40, UsedAfter: 1<<40 - 25, Stale: true}, Threshold: 1 << 39}
 	okMsg, err := ok.TerminationMessage()
 	if err != nil {
 		t.Fatal(err)
