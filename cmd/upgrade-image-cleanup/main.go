@@ -1,6 +1,7 @@
 // Command upgrade-image-cleanup plans the removal of the container images a
 // Harvester upgrade leaves behind, as soon as the upgrade's repo has a Ready
-// endpoint, and runs it on the nodes. Its `plan` subcommand previews a plan.
+// endpoint, and runs it on the nodes. Its `plan` subcommand previews a plan,
+// its `status` subcommand reads a cleanup from the cluster.
 // The demo is a program of its own (cmd/upgrade-image-cleanup-demo), so this
 // binary links no fake clientset.
 package main
