@@ -66,7 +66,10 @@ func TestControllerKilledMidRemoval(t *testing.T) {
 		if s := a[cleanup.StateAnnotation]; s != string(cleanup.StateRemoving) {
 			return false, fmt.Errorf("state %s (%s), want Removing", s, a[cleanup.MessageAnnotation])
 		}
-		return a[cleanup.MessageAnnotation] == wantMsg, nil
+		// The count may be followed by where the plan came from
+		// ("; plan written at completion"), which issue 14 added.
+		msg := a[cleanup.MessageAnnotation]
+		return msg == wantMsg || strings.HasPrefix(msg, wantMsg+"; "), nil
 	})
 	for _, n := range nodeNames[1:] {
 		finishJob(t, ctx, before[n], report.Result{Removed: 7})
