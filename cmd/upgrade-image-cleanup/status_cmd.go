@@ -254,7 +254,7 @@ func renderStatusText(w io.Writer, s cleanup.Status) error {
 }
 
 func writeOperator(field func(indent, name, value string), o cleanup.OperatorStatus) {
-	if o.Skip == "" && o.Rerun == "" && o.Run == "" && len(o.CatchUp) == 0 {
+	if o.Skip == "" && o.Rerun == "" && o.Run == "" && o.Refused == "" && len(o.CatchUp) == 0 {
 		field("", "Operator", "none")
 		return
 	}
@@ -264,7 +264,9 @@ func writeOperator(field func(indent, name, value string), o cleanup.OperatorSta
 	}
 	switch {
 	case o.Rerun != "" && o.Rerun == o.Run:
-		field("  ", "Rerun", esc(o.Rerun)+" (acted on)")
+		field("  ", "Rerun", esc(o.Rerun)+" (started)")
+	case o.Rerun != "" && o.Rerun == o.Refused:
+		field("  ", "Rerun", esc(o.Rerun)+" (refused: see the message)")
 	case o.Rerun != "" && o.Run != "":
 		field("  ", "Rerun", esc(o.Rerun)+" (not acted on yet; the last one was "+esc(o.Run)+")")
 	case o.Rerun != "":

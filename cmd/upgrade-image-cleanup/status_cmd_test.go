@@ -212,6 +212,8 @@ func TestStatusText(t *testing.T) {
 				Outcomes:     map[string]int{cleanup.NodeSucceeded: 3, cleanup.NodeSkipped: 1, cleanup.NodeFailed: 1},
 				Total: report.Result{Removed: 353, Failed: 1, BytesReclaimed: 4_500_000_000,
 					Skipped: map[report.Reason]int{report.ReasonInUse: 4, report.ReasonNotPresent: 10}},
+				// The omitted nodes measured too: the totals count them.
+				ImageFs: &cleanup.ImageFsTotals{Nodes: 5, Stale: 1, UsedBefore: 60_000_000_000, UsedAfter: 57_000_000_000, Freed: 3_000_000_000},
 			}
 			u, cm := plannedStatusUpgrade(t, cleanup.StateFailed, map[string]string{
 				cleanup.FailedPhaseAnnotation: string(cleanup.PhaseRemoval),
@@ -229,7 +231,7 @@ func TestStatusText(t *testing.T) {
 			row("node-b", "failed", "80", "0", "1", "900.0 MB", "11.0 GB → 10.5 GB, freed 500.0 MB (stale)", job("node-b")),
 			row("node-c", "skipped", "0", "0", "0", "0 B", "9.0 GB, below threshold 50.0 GB", job("node-c")),
 			regexp.MustCompile(`(?m)^  2 more nodes omitted from the summary; see their Jobs$`),
-			line("Total", "5 nodes (3 succeeded, 1 skipped, 1 failed): removed 353, skipped 14 (in-use 4, not-present 10), failed 1, reclaimed 4.5 GB; image fs freed 1.6 GB on 3 nodes (1 stale)"),
+			line("Total", "5 nodes (3 succeeded, 1 skipped, 1 failed): removed 353, skipped 14 (in-use 4, not-present 10), failed 1, reclaimed 4.5 GB; image fs freed 3.0 GB on 5 nodes (1 stale)"),
 			regexp.MustCompile(`(?m)^  node-b: DeadlineExceeded: Job was active longer than specified deadline$`),
 		},
 		requests: []string{"get upgrades", "get configmaps"},

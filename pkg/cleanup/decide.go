@@ -247,7 +247,9 @@ func decideEarly(s Snapshot, o DecideOptions) Action {
 	}
 	switch s.Plan.Presence {
 	case PlanForeign:
-		return failed(PhasePlan, s.Plan.Foreign.Error(), "a ConfigMap the Upgrade does not own holds the plan's place")
+		// Perhaps a deleted Upgrade's, which the garbage collector removes
+		// in a moment: the completion records it if it stays.
+		return nothing("the upgrade runs; not planning early: " + s.Plan.Foreign.Error())
 	case PlanOwned:
 		return decidePlanned(s)
 	}
@@ -272,31 +274,44 @@ func validateInput(u Upgrade, o DecideOptions) error {
 // CatchUpVersions returns the older versions whose images the plan of u
 // also removes: CatchUpAnnotation's comma-separated list when the Upgrade
 // has it (empty means none), else def. Each must be a version
-// (ValidateVersion) other than the previous one and "current"; duplicates
-// are dropped.
+// (ValidateVersion) other than "current"; duplicates are dropped. The
+// previous version is refused in the annotation, which names it for this
+// Upgrade, and dropped from def, which names versions for every Upgrade:
+// one of them upgraded from it.
 func CatchUpVersions(u Upgrade, def []string) ([]string, error) {
-	field, list := "option catch-up", def
+	field, list, fromOption := "option catch-up", def, true
 	if v, ok := u.Annotations[CatchUpAnnotation]; ok {
-		field, list = "annotation "+CatchUpAnnotation, nil
-		for _, w := range strings.Split(v, ",") {
-			if w = strings.TrimSpace(w); w != "" {
-				list = append(list, w)
-			}
-		}
+		field, list, fromOption = "annotation "+CatchUpAnnotation, splitList(v), false
 	}
 	var out []string
 	for _, v := range list {
 		if err := ValidateVersion(field+" entry", v); err != nil {
 			return nil, err
 		}
-		if v == CurrentVersion || v == u.PreviousVersion {
-			return nil, fmt.Errorf("%s entry %q: the %s list is already fetched; name only older versions", field, v, map[bool]string{true: "current", false: "previous version's"}[v == CurrentVersion])
+		switch {
+		case v == CurrentVersion:
+			return nil, fmt.Errorf("%s entry %q: the current list is what the plan keeps; name only older versions", field, v)
+		case v == u.PreviousVersion && fromOption:
+			continue
+		case v == u.PreviousVersion:
+			return nil, fmt.Errorf("%s entry %q: the previous version's list is already fetched; name only older versions", field, v)
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
 	return out, nil
+}
+
+// splitList splits a comma-separated annotation value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, w := range strings.Split(v, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // skipped says why the cleanup of u is switched off; "" when it is not.
@@ -310,12 +325,13 @@ func skipped(u Upgrade, o DecideOptions) string {
 	return ""
 }
 
-// pendingRerun is the RerunAnnotation token not yet acted on, if the
-// cleanup has ended and so may run again; "" otherwise.
+// pendingRerun is the RerunAnnotation token not yet acted on (neither
+// started nor refused), if the cleanup has ended and so may run again; ""
+// otherwise.
 func pendingRerun(u Upgrade) string {
 	token := u.Annotations[RerunAnnotation]
 	state := State(u.Annotations[StateAnnotation])
-	if token == "" || token == u.Annotations[RunAnnotation] || !u.Completed ||
+	if token == "" || token == u.Annotations[RunAnnotation] || token == u.Annotations[RerunRefusedAnnotation] || !u.Completed ||
 		(state != StateSucceeded && state != StateFailed && state != StateSkipped) {
 		return ""
 	}
@@ -330,24 +346,34 @@ func rerunning(u Upgrade) bool {
 }
 
 // decideRerun starts the stored plan again for token, without the repo,
-// or records why it cannot; either way the token is recorded as acted on.
+// or records why it cannot: the token is recorded as started
+// (RunAnnotation) or refused (RerunRefusedAnnotation). Only the plan that
+// was planned runs again: one replaced since, whose digest is not the one
+// recorded on the Upgrade, is refused as it would be in Planned.
 func decideRerun(s Snapshot, token string) Action {
 	u, p := s.Upgrade, s.Plan
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
 	var refused string
-	switch {
+	switch recorded := u.Annotations[PlanDigestAnnotation]; {
 	case p.Presence == PlanAbsent:
-		refused = fmt.Sprintf("no plan is stored (ConfigMap %s/%s); remove the annotation %s to plan again from the repo", u.Namespace, PlanConfigMapName(u.Name), StateAnnotation)
+		refused = fmt.Sprintf("no plan is stored (ConfigMap %s/%s); remove the annotation %s", u.Namespace, PlanConfigMapName(u.Name), StateAnnotation)
+		if u.Annotations[HarvesterDoneAnnotation] == "true" {
+			refused += " and " + HarvesterDoneAnnotation
+		}
+		refused += " to plan again from the repo"
 	case p.Presence == PlanForeign:
 		refused = p.Foreign.Error()
 	case p.Invalid != nil:
 		refused = p.Invalid.Error()
+	case recorded != "" && recorded != p.Ref.Digest:
+		refused = fmt.Sprintf("plan ConfigMap %s/%s: %s has digest %s, but the upgrade recorded %q when it was planned: it is not the plan that was planned",
+			u.Namespace, p.Ref.ConfigMap, PlanKey, p.Ref.Digest, recorded)
 	}
 	if refused != "" {
-		return Action{Kind: ActRecord, Why: "a re-run was asked for, but there is no plan to run", Outcome: Outcome{
+		return Action{Kind: ActRecord, Why: "a re-run was asked for, but there is no plan it may run", Outcome: Outcome{
 			State: state, Phase: phase,
 			Message:     fmt.Sprintf("re-run %q refused, still %s: %s", token, state, refused),
-			Annotations: map[string]string{RunAnnotation: token},
+			Annotations: map[string]string{RerunRefusedAnnotation: token},
 		}}
 	}
 	return Action{Kind: ActRecord, Why: "a re-run was asked for", Outcome: Outcome{

@@ -25,7 +25,9 @@ func TestDecideWhileTheUpgradeRuns(t *testing.T) {
 		{"repo not Ready: nothing recorded", running(snapshot("", "", false, PlanAbsent)), doNothing},
 		{"plan written: Planned", running(snapshot("", "", true, PlanOwned)), doPlanned},
 		{"plan written, repo gone: Planned", running(snapshot("", "", false, PlanOwned)), doPlanned},
-		{"plan's place taken: Failed at once", running(snapshot("", "", true, PlanForeign)), doFail(PhasePlan)},
+		// Perhaps a deleted Upgrade's plan the garbage collector is about
+		// to remove: the completion records it if it stays.
+		{"plan's place taken: nothing yet", running(snapshot("", "", true, PlanForeign)), doNothing},
 		{"Planned: removal waits for completion", running(snapshot(StatePlanned, "", true, PlanOwned)), doNothing},
 		{"no previousVersion yet: nothing", func() Snapshot {
 			s := running(snapshot("", "", true, PlanAbsent))
@@ -138,22 +140,39 @@ func TestDecideRerun(t *testing.T) {
 		s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
 		return s
 	}
+	replaced := func(s Snapshot) Snapshot {
+		s.Upgrade.Annotations[PlanDigestAnnotation] = "sha256:planned"
+		return s
+	}
+	refusedOnce := func(s Snapshot) Snapshot {
+		s.Upgrade.Annotations[RerunRefusedAnnotation] = "a"
+		return s
+	}
 	tests := []struct {
-		name    string
-		snap    Snapshot
-		want    want
-		wantRun string
-		msg     string
+		name        string
+		snap        Snapshot
+		want        want
+		wantRun     string
+		wantRefused string
+		msg         string
 	}{
-		{"Succeeded, plan stored: run again", withToken(succeeded(false, PlanOwned), "2026-11-30", ""), doPlanned, "2026-11-30", `re-run "2026-11-30"`},
-		{"Failed in removal: run again", withToken(snapshot(StateFailed, PhaseRemoval, false, PlanOwned), "a", ""), doPlanned, "a", "re-run"},
-		{"Skipped, plan stored: run again", withToken(snapshot(StateSkipped, "", false, PlanOwned), "a", ""), doPlanned, "a", "re-run"},
-		{"a new token after an earlier re-run", withToken(succeeded(true, PlanOwned), "b", "a"), doPlanned, "b", `"b"`},
-		{"no plan: refused, state kept", withToken(succeeded(true, PlanAbsent), "a", ""), want{kind: ActRecord, state: StateSucceeded}, "a", "no plan is stored"},
-		{"foreign plan: refused", withToken(snapshot(StateFailed, PhaseRemoval, true, PlanForeign), "a", ""), want{kind: ActRecord, state: StateFailed, phase: PhaseRemoval}, "a", "not owned"},
-		{"token already acted on: nothing", withToken(succeeded(true, PlanOwned), "a", "a"), doNothing, "", ""},
-		{"removal under way: the token waits", withToken(snapshot(StateRemoving, "", true, PlanOwned), "a", ""), doExecute, "", ""},
-		{"not completed: the token waits", withToken(running(snapshot(StateFailed, PhasePlan, true, PlanOwned)), "a", ""), doNothing, "", ""},
+		{"Succeeded, plan stored: run again", withToken(succeeded(false, PlanOwned), "2026-11-30", ""), doPlanned, "2026-11-30", "", `re-run "2026-11-30"`},
+		{"Failed in removal: run again", withToken(snapshot(StateFailed, PhaseRemoval, false, PlanOwned), "a", ""), doPlanned, "a", "", "re-run"},
+		{"Skipped, plan stored: run again", withToken(snapshot(StateSkipped, "", false, PlanOwned), "a", ""), doPlanned, "a", "", "re-run"},
+		{"a new token after an earlier re-run", withToken(succeeded(true, PlanOwned), "b", "a"), doPlanned, "b", "", `"b"`},
+		{"no plan: refused, state kept", withToken(succeeded(true, PlanAbsent), "a", ""), want{kind: ActRecord, state: StateSucceeded}, "", "a", "no plan is stored"},
+		{"no plan after a skip: names the done annotation too", withToken(func() Snapshot {
+			s := snapshot(StateSkipped, "", true, PlanAbsent)
+			s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
+			return s
+		}(), "a", ""), want{kind: ActRecord, state: StateSkipped}, "", "a", "and " + HarvesterDoneAnnotation},
+		{"foreign plan: refused", withToken(snapshot(StateFailed, PhaseRemoval, true, PlanForeign), "a", ""), want{kind: ActRecord, state: StateFailed, phase: PhaseRemoval}, "", "a", "not owned"},
+		// Found by review: a plan replaced after it was planned ran again.
+		{"plan not the one planned: refused", withToken(replaced(snapshot(StateFailed, PhasePlan, true, PlanOwned)), "a", ""), want{kind: ActRecord, state: StateFailed, phase: PhasePlan}, "", "a", `recorded "sha256:planned"`},
+		{"token already started: nothing", withToken(succeeded(true, PlanOwned), "a", "a"), doNothing, "", "", ""},
+		{"token already refused: nothing", refusedOnce(withToken(succeeded(true, PlanAbsent), "a", "")), doNothing, "", "", ""},
+		{"removal under way: the token waits", withToken(snapshot(StateRemoving, "", true, PlanOwned), "a", ""), doExecute, "", "", ""},
+		{"not completed: the token waits", withToken(running(snapshot(StateFailed, PhasePlan, true, PlanOwned)), "a", ""), doNothing, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +180,9 @@ func TestDecideRerun(t *testing.T) {
 			checkAction(t, got, tt.want)
 			if run := got.Outcome.Annotations[RunAnnotation]; run != tt.wantRun {
 				t.Errorf("records run %q, want %q", run, tt.wantRun)
+			}
+			if refused := got.Outcome.Annotations[RerunRefusedAnnotation]; refused != tt.wantRefused {
+				t.Errorf("records refused %q, want %q", refused, tt.wantRefused)
 			}
 			if !strings.Contains(got.Outcome.Message, tt.msg) {
 				t.Errorf("message %q lacks %q", got.Outcome.Message, tt.msg)
@@ -177,6 +199,15 @@ func TestDecideRerun(t *testing.T) {
 	s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
 	s.Upgrade.Annotations[SkipAnnotation] = "true"
 	checkAction(t, Decide(s, tableOpts), doExecute)
+
+	// Found by review: a refused token marked a run under way, so a later
+	// plan (the state annotation removed by a person) ignored the skip and
+	// Harvester's done annotation as if it were a re-run.
+	s = snapshot(StatePlanned, "", false, PlanOwned)
+	s.Upgrade.Annotations[RerunAnnotation] = "a"
+	s.Upgrade.Annotations[RerunRefusedAnnotation] = "a"
+	s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
+	checkAction(t, Decide(s, tableOpts), want{kind: ActRecord, state: StateSucceeded})
 }
 
 func TestCatchUpVersions(t *testing.T) {
@@ -196,7 +227,10 @@ func TestCatchUpVersions(t *testing.T) {
 		{"empty annotation: none", u(map[string]string{CatchUpAnnotation: ""}), []string{"v1.2.0"}, nil, ""},
 		{"not a version", u(map[string]string{CatchUpAnnotation: "v1.3.0,../../etc"}), nil, nil, "annotation " + CatchUpAnnotation + " entry"},
 		{"current", u(nil), []string{"current"}, nil, "option catch-up entry \"current\""},
-		{"the previous version", u(map[string]string{CatchUpAnnotation: "v1.4.2"}), nil, nil, "already fetched"},
+		{"the previous version in the annotation", u(map[string]string{CatchUpAnnotation: "v1.4.2"}), nil, nil, "already fetched"},
+		// Found by review: the option names versions for every Upgrade;
+		// the one upgraded from one of them must not fail for it.
+		{"the previous version in the option: dropped", u(nil), []string{"v1.3.0", "v1.4.2"}, []string{"v1.3.0"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,12 +114,8 @@ func fetchResult(err error) string {
 func (m *metrics) removed(s *Summary) {
 	addCount(m.imagesRemoved, s.Total.Removed+s.Total.DanglingRemoved)
 	m.bytesReclaimed.Add(float64(s.Total.BytesReclaimed))
-	// Per node: one node's growth (an image pulled meanwhile) must not
-	// hide another's freed space.
-	for _, n := range s.Nodes {
-		if n.Result != nil && n.Result.ImageFs != nil {
-			m.imageFsFreed.Add(float64(n.Result.ImageFs.Freed()))
-		}
+	if s.ImageFs != nil {
+		m.imageFsFreed.Add(float64(s.ImageFs.Freed))
 	}
 	for r, n := range s.Total.Skipped {
 		addCount(m.imagesSkipped.WithLabelValues(string(r)), n)

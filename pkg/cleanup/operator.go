@@ -13,32 +13,22 @@ const (
 	// any token, such as a date: a token not yet in RunAnnotation starts one
 	// run once the cleanup has ended (Succeeded, Failed or Skipped).
 	RerunAnnotation = "harvesterhci.io/image-cleanup-rerun"
-	// RunAnnotation records the RerunAnnotation token the controller last
-	// acted on (started, or refused because no plan is stored); empty for
-	// the first run. The run's Jobs carry it as RunLabel's hash.
+	// RunAnnotation records the RerunAnnotation token of the run the
+	// controller last started; empty for the first run. The run's Jobs
+	// carry it as RunLabel's hash.
 	RunAnnotation = "harvesterhci.io/image-cleanup-run"
+	// RerunRefusedAnnotation records a RerunAnnotation token the controller
+	// refused (no plan stored, or not the one planned), so it is answered
+	// once; it never marks a run under way.
+	RerunRefusedAnnotation = "harvesterhci.io/image-cleanup-rerun-refused"
 	// CatchUpAnnotation names, comma-separated, older versions whose images
 	// the plan also removes (Options.CatchUp for every Upgrade): leftovers
 	// of earlier upgrades whose cleanup did not run. Their lists come from
 	// the same repo archive; one it does not serve (404) is recorded and
 	// skipped.
 	CatchUpAnnotation = "harvesterhci.io/image-cleanup-catch-up"
-	// PlanCatchUpAnnotation, on the plan ConfigMap, lists the catch-up
-	// versions whose lists were planned.
-	PlanCatchUpAnnotation = "harvesterhci.io/image-cleanup-catch-up"
-	// PlanCatchUpMissingAnnotation, on the plan ConfigMap, lists the
-	// catch-up versions the repo's archive does not serve (404).
-	PlanCatchUpMissingAnnotation = "harvesterhci.io/image-cleanup-catch-up-missing"
-	// PlannedEarlyAnnotation, on the plan ConfigMap, is "true" when the
-	// plan was written while the upgrade ran (before Completed).
-	PlannedEarlyAnnotation = "harvesterhci.io/image-cleanup-planned-early"
 )
 
 // StateSkipped: the cleanup was switched off for this Upgrade
 // (SkipAnnotation) or for all (Options.Skip).
 const StateSkipped State = "Skipped"
-
-// NodeSkipped is a node whose image filesystem was below the disk-pressure
-// threshold (RemovalOptions.ImageFsThreshold): it removed nothing, on
-// purpose, and counts as succeeded.
-const NodeSkipped = "skipped"

@@ -273,8 +273,10 @@ func TestRerunWithoutAPlanIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := f.Annotations()
-	if cleanup.State(a[cleanup.StateAnnotation]) != cleanup.StateSucceeded || a[cleanup.RunAnnotation] != "x" || !strings.Contains(a[cleanup.MessageAnnotation], "no plan is stored") {
-		t.Errorf("state %q run %q message %q; want Succeeded kept, the token recorded, the reason", a[cleanup.StateAnnotation], a[cleanup.RunAnnotation], a[cleanup.MessageAnnotation])
+	if cleanup.State(a[cleanup.StateAnnotation]) != cleanup.StateSucceeded || a[cleanup.RerunRefusedAnnotation] != "x" || a[cleanup.RunAnnotation] != "" ||
+		!strings.Contains(a[cleanup.MessageAnnotation], "no plan is stored") {
+		t.Errorf("state %q refused %q run %q message %q; want Succeeded kept, the token recorded as refused (not as a run), the reason",
+			a[cleanup.StateAnnotation], a[cleanup.RerunRefusedAnnotation], a[cleanup.RunAnnotation], a[cleanup.MessageAnnotation])
 	}
 	f.WantNoFetch()
 }
@@ -313,8 +315,8 @@ func TestDiskPressureAndMeasuredSpace(t *testing.T) {
 	if skipped == nil || skipped.Outcome != cleanup.NodeSkipped || !strings.Contains(skipped.Message, "3.0 GB") || !strings.Contains(skipped.Message, "5.0 GB") {
 		t.Errorf("node below the threshold: %+v, want outcome skipped with its usage and the threshold", skipped)
 	}
-	if fs := s.Total.ImageFs; fs == nil || fs.UsedBefore != 11_000_000_000 || fs.UsedAfter != 10_400_000_000 {
-		t.Errorf("total image fs %+v, want 11 GB before, 10.4 GB after", fs)
+	if fs := s.ImageFs; fs == nil || fs.UsedBefore != 11_000_000_000 || fs.UsedAfter != 10_400_000_000 || fs.Freed != 600_000_000 || fs.Nodes != 2 {
+		t.Errorf("total image fs %+v, want 2 nodes, 11 GB before, 10.4 GB after, 600 MB freed", fs)
 	}
 	msg := a[cleanup.MessageAnnotation]
 	for _, want := range []string{"900.0 MB reclaimed", "600.0 MB freed, measured", "1 nodes below the image filesystem threshold"} {

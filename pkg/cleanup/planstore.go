@@ -34,6 +34,15 @@ const (
 	PreviousVersionAnnotation = "harvesterhci.io/image-cleanup-previous-version"
 	// PlanCountAnnotation records how many images the plan removes.
 	PlanCountAnnotation = "harvesterhci.io/image-cleanup-images"
+	// PlanCatchUpAnnotation lists the catch-up versions whose lists were
+	// planned.
+	PlanCatchUpAnnotation = "harvesterhci.io/image-cleanup-catch-up-planned"
+	// PlanCatchUpMissingAnnotation lists the catch-up versions the repo's
+	// archive does not serve (404).
+	PlanCatchUpMissingAnnotation = "harvesterhci.io/image-cleanup-catch-up-missing"
+	// PlannedEarlyAnnotation is "true" when the plan was written while the
+	// upgrade ran (before Completed).
+	PlannedEarlyAnnotation = "harvesterhci.io/image-cleanup-planned-early"
 	// maxPlanBytes keeps the ConfigMap (both keys) under the API server's
 	// 1 MiB object limit, with room for its metadata.
 	maxPlanBytes = 1000 * 1000

@@ -34,6 +34,10 @@ const (
 	// NodeLeft: the node stopped matching the selector (or was deleted)
 	// before its Job finished; it does not count toward the ratio.
 	NodeLeft = "left"
+	// NodeSkipped: the node's image filesystem was below the disk-pressure
+	// threshold (RemovalOptions.ImageFsThreshold): it removed nothing, on
+	// purpose, and counts as succeeded.
+	NodeSkipped = "skipped"
 )
 
 // NodeSummary is one node's line in the summary.
@@ -59,8 +63,49 @@ type Summary struct {
 	OmittedNodes int `json:"omittedNodes,omitempty"`
 	// Outcomes counts the nodes by outcome, all of them.
 	Outcomes map[string]int `json:"outcomes,omitempty"`
-	// Total adds up the nodes' results (FailedImages left out).
+	// Total adds up the nodes' results (FailedImages and ImageFs left out).
 	Total report.Result `json:"total"`
+	// ImageFs adds up the nodes' measured image filesystems; nil when no
+	// node measured its own.
+	ImageFs *ImageFsTotals `json:"imageFs,omitempty"`
+}
+
+// ImageFsTotals adds up the image filesystems the nodes' removers measured
+// (report.ImageFs): the one computation behind the summary's message, the
+// status command and the freed-bytes metric.
+type ImageFsTotals struct {
+	// Nodes counts the nodes that measured; Stale those whose figure after
+	// the removal had not refreshed.
+	Nodes int `json:"nodes"`
+	Stale int `json:"stale,omitempty"`
+	// UsedBefore and UsedAfter add up the nodes' figures.
+	UsedBefore uint64 `json:"usedBefore"`
+	UsedAfter  uint64 `json:"usedAfter"`
+	// Freed adds up each node's report.ImageFs.Freed: a node whose
+	// filesystem grew meanwhile adds 0 and hides no other node's space.
+	Freed uint64 `json:"freed"`
+}
+
+// imageFsTotals adds up the measured image filesystems of nodes.
+func imageFsTotals(nodes []NodeSummary) *ImageFsTotals {
+	var t *ImageFsTotals
+	for _, n := range nodes {
+		if n.Result == nil || n.Result.ImageFs == nil {
+			continue
+		}
+		if t == nil {
+			t = &ImageFsTotals{}
+		}
+		m := n.Result.ImageFs
+		t.Nodes++
+		t.UsedBefore += m.UsedBefore
+		t.UsedAfter += m.UsedAfter
+		t.Freed += m.Freed()
+		if m.Stale {
+			t.Stale++
+		}
+	}
+	return t
 }
 
 // Bounds of the summary annotation. The API server allows 256 KiB for all
@@ -269,7 +314,6 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	succeeded, counted := 0, 0
 	skipped := map[report.Reason]int{}
 	s.Outcomes = map[string]int{}
-	var fs *report.ImageFs
 	for _, n := range s.Nodes {
 		s.Outcomes[n.Outcome]++
 		if n.Outcome != NodeLeft {
@@ -288,16 +332,8 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 		for r, c := range n.Result.Skipped {
 			skipped[r] += c
 		}
-		if m := n.Result.ImageFs; m != nil {
-			if fs == nil {
-				fs = &report.ImageFs{}
-			}
-			fs.UsedBefore += m.UsedBefore
-			fs.UsedAfter += m.UsedAfter
-			fs.Stale = fs.Stale || m.Stale
-		}
 	}
-	s.Total.ImageFs = fs
+	s.ImageFs = imageFsTotals(s.Nodes)
 	if len(skipped) > 0 {
 		s.Total.Skipped = skipped
 	}
@@ -316,8 +352,8 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 	if n := s.Outcomes[NodeSkipped]; n > 0 {
 		msg += fmt.Sprintf("; %d nodes below the image filesystem threshold removed nothing", n)
 	}
-	if fs != nil {
-		msg += "; " + fsDetail(*fs)
+	if s.ImageFs != nil {
+		msg += "; " + fsDetail(*s.ImageFs)
 	}
 	out := Outcome{State: state, Message: msg, Annotations: map[string]string{SummaryAnnotation: string(b)}, Summary: &s}
 	if state == StateSucceeded {
@@ -329,7 +365,7 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 // boundedSummary encodes s in at most maxSummaryBytes: node lines failed
 // first, then left, then succeeded, each cut to its bounds, as many as fit.
 func boundedSummary(s Summary) ([]byte, error) {
-	rank := map[string]int{NodeFailed: 0, NodeLeft: 1, NodeSucceeded: 2}
+	rank := map[string]int{NodeFailed: 0, NodeLeft: 1, NodeSucceeded: 2, NodeSkipped: 2}
 	nodes := make([]NodeSummary, len(s.Nodes))
 	for i, n := range s.Nodes {
 		nodes[i] = compactNode(n)
@@ -390,10 +426,10 @@ func compactNode(n NodeSummary) NodeSummary {
 
 // fsDetail says what the image filesystems measured, beside the sum of the
 // removed images' sizes: layers shared with kept images free nothing.
-func fsDetail(fs report.ImageFs) string {
-	d := fmt.Sprintf("image filesystems %s before, %s after (%s freed, measured)", humanBytes(fs.UsedBefore), humanBytes(fs.UsedAfter), humanBytes(fs.Freed()))
-	if fs.Stale {
-		d += ", some runtimes had not refreshed their figure"
+func fsDetail(fs ImageFsTotals) string {
+	d := fmt.Sprintf("image filesystems %s before, %s after (%s freed, measured)", humanBytes(fs.UsedBefore), humanBytes(fs.UsedAfter), humanBytes(fs.Freed))
+	if fs.Stale > 0 {
+		d += fmt.Sprintf(", %d of %d nodes' runtimes had not refreshed their figure", fs.Stale, fs.Nodes)
 	}
 	return d
 }

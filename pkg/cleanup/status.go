@@ -90,12 +90,20 @@ type TotalStatus struct {
 	Failed          int            `json:"failed"`
 	BytesReclaimed  uint64         `json:"bytesReclaimed"`
 	DanglingRemoved int            `json:"danglingRemoved"`
-	// ImageFsFreed adds up report.ImageFs.Freed over the nodes listed in
-	// Nodes that measured their image filesystem; ImageFsNodes counts them,
-	// ImageFsStale those whose figure after the removal was stale.
+	// ImageFsFreed adds up report.ImageFs.Freed over the nodes that
+	// measured their image filesystem, the omitted ones too; ImageFsNodes
+	// counts them, ImageFsStale those whose figure after the removal was
+	// stale (ImageFsTotals, as the controller adds them up).
 	ImageFsFreed uint64 `json:"imageFsFreed"`
 	ImageFsNodes int    `json:"imageFsNodes"`
 	ImageFsStale int    `json:"imageFsStale"`
+}
+
+// addImageFs copies the controller's image filesystem totals.
+func (t *TotalStatus) addImageFs(fs *ImageFsTotals) {
+	if fs != nil {
+		t.ImageFsFreed, t.ImageFsNodes, t.ImageFsStale = fs.Freed, fs.Nodes, fs.Stale
+	}
 }
 
 // UpgradeStatus is the Upgrade itself.
@@ -119,10 +127,12 @@ type UpgradeStatus struct {
 type OperatorStatus struct {
 	// Skip is SkipAnnotation's value.
 	Skip string `json:"skip"`
-	// Rerun is RerunAnnotation's token, Run the RunAnnotation token the
-	// controller last acted on: a Rerun other than Run is still to start.
-	Rerun string `json:"rerun"`
-	Run   string `json:"run"`
+	// Rerun is RerunAnnotation's token, Run the RunAnnotation token of the
+	// run the controller last started, Refused the token it last refused:
+	// a Rerun other than both is still to be answered.
+	Rerun   string `json:"rerun"`
+	Run     string `json:"run"`
+	Refused string `json:"refused"`
 	// CatchUp are the versions of CatchUpAnnotation.
 	CatchUp []string `json:"catchUp"`
 }
@@ -185,6 +195,7 @@ func ReadStatus(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inte
 			Skip:    outsideText(a[SkipAnnotation]),
 			Rerun:   outsideText(a[RerunAnnotation]),
 			Run:     outsideText(a[RunAnnotation]),
+			Refused: outsideText(a[RerunRefusedAnnotation]),
 			CatchUp: versionList(a[CatchUpAnnotation]),
 		},
 		Nodes:    []NodeSummary{},
@@ -204,7 +215,9 @@ func ReadStatus(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inte
 		switch err := json.Unmarshal([]byte(raw), &sum); {
 		case err != nil:
 			s.Notes = append(s.Notes, outsideText("the summary annotation cannot be read, so the Jobs are shown: "+err.Error()))
-		case s.State == StateRemoving:
+		case underWay(s.State):
+			// Planned again (a re-run, or re-armed by a person) or Removing:
+			// the summary is an earlier run's.
 			s.Notes = append(s.Notes, "the summary annotation is of an earlier run; the Jobs of this one are shown")
 		default:
 			summary = &sum
@@ -319,7 +332,7 @@ func (s *Status) fromSummary(sum Summary) {
 	slices.SortStableFunc(s.Nodes, func(a, b NodeSummary) int { return strings.Compare(a.Node, b.Node) })
 	s.OmittedNodes = max(sum.OmittedNodes, 0)
 	s.Total = totalStatus(sum.Total.Removed, sum.Total.Failed, sum.Total.DanglingRemoved, sum.Total.BytesReclaimed, sum.Total.Skipped)
-	s.addImageFs()
+	s.Total.addImageFs(sum.ImageFs)
 }
 
 // fromJobs fills the nodes and totals from u's removal Jobs: the newest Job
@@ -371,7 +384,7 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 	}
 	t := out.Summary.Total
 	s.Total = totalStatus(t.Removed, t.Failed, t.DanglingRemoved, t.BytesReclaimed, t.Skipped)
-	s.addImageFs()
+	s.Total.addImageFs(out.Summary.ImageFs)
 	return nil
 }
 
@@ -390,20 +403,6 @@ func statusNode(n NodeSummary) NodeSummary {
 		n.Result = &r
 	}
 	return n
-}
-
-// addImageFs adds up the measured image filesystems of the listed nodes.
-func (s *Status) addImageFs() {
-	for _, n := range s.Nodes {
-		if n.Result == nil || n.Result.ImageFs == nil {
-			continue
-		}
-		s.Total.ImageFsNodes++
-		s.Total.ImageFsFreed += n.Result.ImageFs.Freed()
-		if n.Result.ImageFs.Stale {
-			s.Total.ImageFsStale++
-		}
-	}
 }
 
 func totalStatus[R ~string](removed, failed, dangling int, reclaimed uint64, skipped map[R]int) TotalStatus {
