@@ -206,3 +206,28 @@ func TestAdversaryEarlyPlanStuckWhenTheUpgradeIsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// The brief's rule: a refused re-run says why. README, "Re-running a stored
+// plan": "Without a stored plan the re-run is refused: the state stays, the
+// message says why ... and the token is recorded as acted on".
+//
+// Minimal input: a Succeeded cleanup with its plan stored, on an Upgrade a
+// newer one has replaced (harvesterhci.io/latestUpgrade "false"), e.g. to
+// remove the images again from a node that joined since; a re-run token.
+//
+// Expected: either the re-run runs, or it is refused with a message naming
+// why (not the latest Upgrade) and the token recorded.
+// Actual: ActNothing: nothing is written, the token is never recorded, the
+// message still reads as the first run's.
+// Cause: settled() returns "not the latest upgrade" before pendingRerun is
+// consulted.
+func TestAdversaryRerunOnAReplacedUpgradeIsSilentlyIgnored(t *testing.T) {
+	s := snapshot(StateSucceeded, "", false, PlanOwned)
+	s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
+	s.Upgrade.Annotations[RerunAnnotation] = "node-4-joined"
+	s.Upgrade.Labels[LatestUpgradeLabel] = "false"
+	got := Decide(s, tableOpts)
+	if got.Kind == ActNothing {
+		t.Errorf("re-run token on an Upgrade no longer latest: Decide = nothing (%s); nothing on the Upgrade says the re-run was refused", got.Why)
+	}
+}
