@@ -7,12 +7,12 @@ import (
 	"os"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // flags are the command line, checked: every field is usable as it is.
@@ -66,20 +66,6 @@ func (c commandFlag) Set(v string) error {
 	return nil
 }
 
-// parseBytes reads a byte count as a Kubernetes quantity (50Gi, 5e10,
-// 53687091200); it must be a whole number of bytes, not negative.
-func parseBytes(v string) (uint64, error) {
-	q, err := resource.ParseQuantity(v)
-	if err != nil {
-		return 0, err
-	}
-	n, ok := q.AsInt64()
-	if !ok || n < 0 {
-		return 0, fmt.Errorf("must be a whole number of bytes, not negative")
-	}
-	return uint64(n), nil
-}
-
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
 	var selector, nodeSelector, repoAddress string
@@ -124,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	}
 	f.Exclude = exclude
 	f.CatchUp = catchUp
-	if f.Removal.ImageFsThreshold, err = parseBytes(imageFsThreshold); err != nil {
+	if f.Removal.ImageFsThreshold, err = report.ParseThreshold(imageFsThreshold); err != nil {
 		return flags{}, fmt.Errorf("--image-fs-threshold %q: %w", imageFsThreshold, err)
 	}
 	f.RepoAddress = cleanup.RepoAddress(repoAddress)

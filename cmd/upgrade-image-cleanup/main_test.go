@@ -40,7 +40,7 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--dry-run", "--catch-up", "current"}, "--catch-up"},
 		{[]string{"--dry-run", "--image-fs-threshold", "-1Gi"}, "--image-fs-threshold"},
 		{[]string{"--dry-run", "--image-fs-threshold", "lots"}, "--image-fs-threshold"},
-		{[]string{"--dry-run", "--image-fs-threshold", "0.5"}, "--image-fs-threshold"},
+		{[]string{"--dry-run", "--image-fs-threshold", "9Pi"}, "--image-fs-threshold"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		// The demo is cmd/upgrade-image-cleanup-demo now.
 		{[]string{"--demo"}, "flag provided but not defined: -demo"},

@@ -100,6 +100,8 @@ func (o RemovalOptions) Validate() error {
 		return fmt.Errorf("--runtime-socket %q must be an absolute path on the node", o.SocketPath)
 	case o.SuccessRatio <= 0 || o.SuccessRatio > 1:
 		return fmt.Errorf("--success-ratio %v must be in (0, 1]", o.SuccessRatio)
+	case o.ImageFsThreshold > report.MaxThreshold:
+		return fmt.Errorf("--image-fs-threshold %d bytes: must be at most 8Pi, as the remover reads it", o.ImageFsThreshold)
 	case o.BackoffLimit < 0 || o.ActiveDeadline <= 0 || o.TTLAfterFinished < 0:
 		return fmt.Errorf("job limits: backoffLimit %d, activeDeadline %v, ttlAfterFinished %v must not be negative (deadline positive)", o.BackoffLimit, o.ActiveDeadline, o.TTLAfterFinished)
 	}

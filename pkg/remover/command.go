@@ -12,7 +12,6 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/go-logr/zapr"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -246,33 +245,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--remove-timeout %v: must be positive and at most --timeout %v", c.removeTimeout, c.timeout)
 	}
 	var err error
-	if c.imageFsThreshold, err = parseThreshold(*threshold); err != nil {
+	if c.imageFsThreshold, err = report.ParseThreshold(*threshold); err != nil {
 		return c, fmt.Errorf("--image-fs-threshold %q: %w", *threshold, err)
 	}
 	if c.imageFsWait < 0 {
 		return c, fmt.Errorf("--image-fs-wait %v: must not be negative", c.imageFsWait)
 	}
 	return c, nil
-}
-
-// maxThreshold bounds --image-fs-threshold: 8 PiB, far beyond any node,
-// and what report.ResultFromTermination caps byte figures at.
-var maxThreshold = resource.MustParse("8Pi")
-
-// parseThreshold reads a threshold in bytes given as a Kubernetes quantity
-// (50Gi, 200G, 1.5Ti, 0); a fraction of a byte counts as one.
-func parseThreshold(s string) (uint64, error) {
-	q, err := resource.ParseQuantity(s)
-	if err != nil {
-		return 0, fmt.Errorf("want a quantity of bytes such as 50Gi or 200G, or 0 for none: %w", err)
-	}
-	switch {
-	case q.Sign() < 0:
-		return 0, errors.New("must not be negative")
-	case q.Cmp(maxThreshold) > 0:
-		return 0, fmt.Errorf("must be at most %s", maxThreshold.String())
-	}
-	return uint64(q.Value()), nil
 }
 
 // isPlanDigest reports whether s has the form of imagelist.Digest:
