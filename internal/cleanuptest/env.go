@@ -441,13 +441,13 @@ func (e *Env) Events() []string {
 }
 
 // RemovalJobs lists the removal Jobs of Key's current run (its
-// RunAnnotation) by node.
+// RunIDAnnotation) by node.
 func (e *Env) RemovalJobs() (map[string]*batchv1.Job, error) {
 	a, err := e.Annotations()
 	if err != nil {
 		return nil, err
 	}
-	return RunJobs(e.Ctx, e.Kube, e.Key.Namespace, e.Key.Name, a[cleanup.RunAnnotation])
+	return RunJobs(e.Ctx, e.Kube, e.Key.Namespace, e.Key.Name, a[cleanup.RunIDAnnotation])
 }
 
 // FinishNodeJob finishes the removal Job of Key on node (see FinishJob).

@@ -134,7 +134,8 @@ func RemovalJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgr
 	return RunJobs(ctx, kube, namespace, upgrade, "")
 }
 
-// RunJobs is RemovalJobs for the run of re-run token run ("" for the first).
+// RunJobs is RemovalJobs for the run whose RunIDAnnotation is run ("" for
+// the first).
 func RunJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgrade, run string) (map[string]*batchv1.Job, error) {
 	sel := cleanup.RunSelector(upgrade, run)
 	list, err := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})

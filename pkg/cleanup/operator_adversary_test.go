@@ -10,8 +10,7 @@ import (
 )
 
 // Adversarial flows over the operator's controls (issue 14). Each test names
-// the README promise it breaks; they fail on purpose until the product code
-// is fixed.
+// the README promise it broke; each failed before its fix.
 
 func annotate(f flow, key, value string) {
 	f.UpdateUpgrade(func(u *unstructured.Unstructured) {
@@ -101,8 +100,8 @@ func TestAdversarySkipIgnoredAfterARefusedRerun(t *testing.T) {
 	if err := f.SyncNow(); err != nil {
 		t.Fatal(err)
 	}
-	if a := f.Annotations(); a[cleanup.RunAnnotation] != "t1" || cleanup.State(a[cleanup.StateAnnotation]) != cleanup.StateFailed {
-		t.Fatalf("setup: run %q state %q, want the re-run refused and recorded", a[cleanup.RunAnnotation], a[cleanup.StateAnnotation])
+	if a := f.Annotations(); a[cleanup.RerunRefusedAnnotation] != "t1" || cleanup.State(a[cleanup.StateAnnotation]) != cleanup.StateFailed {
+		t.Fatalf("setup: refused %q state %q, want the re-run refused and recorded", a[cleanup.RerunRefusedAnnotation], a[cleanup.StateAnnotation])
 	}
 	f.SetRepoReady(false)
 	if err := f.SyncNow(); err != nil {

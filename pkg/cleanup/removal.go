@@ -201,7 +201,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 			names = append(names, n.Name)
 		}
 	}
-	run := u.Annotations[RunAnnotation]
+	run := u.Annotations[RunIDAnnotation]
 	jobs, err := e.jobs.Jobs(u.Namespace).List(RunSelector(u.Name, run))
 	if err != nil {
 		return Outcome{}, fmt.Errorf("list removal Jobs: %w", err)
