@@ -161,7 +161,10 @@ func TestOperatorFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := f.Options(); o.Skip || len(o.CatchUp) > 0 || f.Removal.ImageFsThreshold != 0 {
+	if o, err = f.Options(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Skip || len(o.CatchUp) > 0 || f.Removal.ImageFsThreshold != 0 {
 		t.Errorf("defaults: skip %v catch-up %q threshold %d; want off", o.Skip, o.CatchUp, f.Removal.ImageFsThreshold)
 	}
 }

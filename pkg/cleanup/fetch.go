@@ -9,12 +9,17 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
+
+// CurrentVersion names the new version's list in the repo's archive.
+const CurrentVersion = "current"
 
 // ArchivePath is where the upgrade repo serves the image lists' archive:
 // ArchivePath + "<version>/image_list_all.txt".
@@ -155,3 +160,86 @@ func (e invalidList) Unwrap() error { return e.error }
 // empty is an error: an empty previous list plans nothing while hiding a
 // broken repo, and an empty current list would plan every old image.
 var ErrEmptyList = errors.New("image list is empty")
+
+// fetchList fetches one version's list from t; observe, if set, sees the
+// request's result. An empty list is an error whatever the fetcher: an
+// empty previous list would hide a wrong file behind an empty plan, an
+// empty current list would plan every old image.
+func fetchList(ctx context.Context, f ListFetcher, t Target, version string, observe func(error)) ([]reference.Named, error) {
+	list, err := f.FetchList(ctx, t, version)
+	if observe != nil {
+		observe(err)
+	}
+	if err == nil && len(list) == 0 {
+		err = ErrEmptyList
+	}
+	return list, err
+}
+
+// fetchLists fetches the previous list, then the current one; a failure of
+// the first makes no second request. observe, if set, sees each request's
+// result.
+func fetchLists(ctx context.Context, f ListFetcher, t Target, previousVersion string, observe func(error)) (previous, current []reference.Named, err error) {
+	fetch := func(version string) ([]reference.Named, error) {
+		list, err := fetchList(ctx, f, t, version, observe)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s list: %w", version, err)
+		}
+		return list, nil
+	}
+	if previous, err = fetch(previousVersion); err != nil {
+		return nil, nil, err
+	}
+	if current, err = fetch(CurrentVersion); err != nil {
+		return nil, nil, err
+	}
+	return previous, current, nil
+}
+
+// fetchCatchUp fetches the lists of the catch-up versions, in order, after
+// the previous and current ones. A version the repo's archive does not
+// serve (404) is returned in missing and skipped: an older version may
+// predate the archive, and it must not cost the cleanup of the previous
+// one. Any other failure is the fetch's, as for the previous list.
+func fetchCatchUp(ctx context.Context, f ListFetcher, t Target, versions []string, observe func(error)) (lists [][]reference.Named, fetched, missing []string, err error) {
+	for _, v := range versions {
+		list, err := fetchList(ctx, f, t, v, observe)
+		var se *StatusError
+		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+			missing = append(missing, v)
+			continue
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("fetch %s list (catch-up): %w", v, err)
+		}
+		lists, fetched = append(lists, list), append(fetched, v)
+	}
+	return lists, fetched, missing, nil
+}
+
+// mergeLists joins image lists into one, sorted by String() and unique, as
+// imagelist.Parse returns each.
+func mergeLists(lists ...[]reference.Named) []reference.Named {
+	var all []reference.Named
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortFunc(all, func(a, b reference.Named) int { return strings.Compare(a.String(), b.String()) })
+	return slices.CompactFunc(all, func(a, b reference.Named) bool { return a.String() == b.String() })
+}
+
+// fetchPlan fetches what the plan of u needs from t (the previous and
+// current lists, then the catch-up versions' lists) and computes it.
+func fetchPlan(ctx context.Context, f ListFetcher, t Target, u Upgrade, catchUp []string, p Policy, observe func(error)) (Plan, error) {
+	previous, current, err := fetchLists(ctx, f, t, u.PreviousVersion, observe)
+	if err != nil {
+		return Plan{}, err
+	}
+	extra, fetched, missing, err := fetchCatchUp(ctx, f, t, catchUp, observe)
+	if err != nil {
+		return Plan{}, err
+	}
+	plan := ComputePlan(mergeLists(append([][]reference.Named{previous}, extra...)...), current, p)
+	plan.CatchUp, plan.CatchUpMissing = fetched, missing
+	return plan, nil
+}

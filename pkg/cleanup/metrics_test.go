@@ -154,12 +154,17 @@ func TestMetricsOfAnEarlyPlanAndMeasuredSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	found := false
 	for _, mf := range mfs {
 		if mf.GetName() == "upgrade_image_cleanup_ready_to_first_request_seconds" {
+			found = true
 			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 0.7 {
 				t.Errorf("ready→first request: %d samples summing %v s, want 1 of 0.7 s", h.GetSampleCount(), h.GetSampleSum())
 			}
 		}
+	}
+	if !found {
+		t.Error("upgrade_image_cleanup_ready_to_first_request_seconds is not exported")
 	}
 
 	f.UpdateUpgrade(setCompleted)

@@ -78,7 +78,6 @@ func measureAfter(ctx context.Context, fsr ImageFsReporter, since time.Time, wai
 		u, err := fsr.ImageFsInfo(lctx)
 		return u, err == nil && isFresh(u), err
 	}
-	logger := klog.FromContext(ctx)
 	deadline := clk.Now().Add(wait)
 	have := false
 	for {
@@ -97,7 +96,7 @@ func measureAfter(ctx context.Context, fsr ImageFsReporter, since time.Time, wai
 			}
 			return u, false, err
 		default:
-			logger.V(1).Info("Cannot measure the image filesystems after the removals yet", logKeyFsError, cerr.Error())
+			// Not logged per poll: measureAfterRemoving logs the outcome once.
 			if !have {
 				err = cerr
 			}
@@ -122,7 +121,11 @@ func measureBefore(ctx context.Context, fsr ImageFsReporter) (ImageFsUsage, erro
 	if fsr == nil {
 		return ImageFsUsage{}, fmt.Errorf("%w (the Runtime has no ImageFsInfo)", ErrImageFsUnsupported)
 	}
-	return fsr.ImageFsInfo(ctx)
+	// Bounded on its own: a runtime that hangs on it must not spend the
+	// run's --timeout before anything is listed.
+	cctx, cancel := context.WithTimeout(ctx, imageFsCallTimeout)
+	defer cancel()
+	return fsr.ImageFsInfo(cctx)
 }
 
 // measureAfterRemoving sets fs.UsedAfter and fs.Stale from measureAfter,
