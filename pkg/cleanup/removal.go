@@ -132,10 +132,7 @@ type removalProgress struct {
 // that finished on a node that has since left still counts.
 func assessRemoval(nodes []string, jobs []*batchv1.Job) removalProgress {
 	var p removalProgress
-	byNode := map[string]*batchv1.Job{}
-	for _, j := range jobs {
-		byNode[j.Spec.Template.Spec.NodeName] = j
-	}
+	byNode := jobsByNode(jobs)
 	isTarget := map[string]bool{}
 	for _, n := range nodes {
 		isTarget[n] = true
@@ -163,6 +160,26 @@ func assessRemoval(nodes []string, jobs []*batchv1.Job) removalProgress {
 	}
 	p.targetted = len(p.missing) + len(p.running) + len(p.finished)
 	return p
+}
+
+// jobsByNode is each node's Job among one run's Jobs: the newest, should a
+// node have several (one deleted and created again, say), chosen the same
+// way every time.
+func jobsByNode(jobs []*batchv1.Job) map[string]*batchv1.Job {
+	byNode := map[string]*batchv1.Job{}
+	for _, j := range jobs {
+		node := cmp.Or(j.Spec.Template.Spec.NodeName, j.Annotations[NodeAnnotation])
+		if cur, ok := byNode[node]; !ok || newerJob(j, cur) {
+			byNode[node] = j
+		}
+	}
+	return byNode
+}
+
+// newerJob reports whether a was created after b (of the same second, the
+// name sorting last).
+func newerJob(a, b *batchv1.Job) bool {
+	return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name)) > 0
 }
 
 func jobFinished(j *batchv1.Job) bool {
@@ -236,7 +253,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 	}
 	s := Summary{}
 	for _, j := range p.finished {
-		s.Nodes = append(s.Nodes, e.nodeSummary(ctx, j))
+		s.Nodes = append(s.Nodes, nodeSummary(ctx, e.kube, j))
 	}
 	for _, n := range p.left {
 		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: runJobName(u.Name, n, run)})
@@ -246,13 +263,13 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 
 // nodeSummary reads one finished Job's outcome, and its remover's result
 // from the termination message of the Job's last pod.
-func (e *jobExecutor) nodeSummary(ctx context.Context, j *batchv1.Job) NodeSummary {
+func nodeSummary(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job) NodeSummary {
 	ns := NodeSummary{Node: j.Spec.Template.Spec.NodeName, Job: j.Name, Outcome: NodeSucceeded}
 	if !jobCondition(j, batchv1.JobComplete) {
 		ns.Outcome = NodeFailed
 		ns.Message = jobFailureMessage(j)
 	}
-	r, err := e.podResult(ctx, j)
+	r, err := podResult(ctx, kube, j)
 	if err != nil {
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
 		return ns
@@ -277,7 +294,7 @@ func jobFailureMessage(j *batchv1.Job) string {
 	return "job failed"
 }
 
-func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*report.Result, error) {
+func podResult(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job) (*report.Result, error) {
 	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
 	if j.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
@@ -286,7 +303,7 @@ func (e *jobExecutor) podResult(ctx context.Context, j *batchv1.Job) (*report.Re
 		}
 		sel = s
 	}
-	pods, err := e.kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	pods, err := kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list pods of job %s: %w", j.Name, err)
 	}

@@ -348,22 +348,18 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 	if err != nil {
 		return fmt.Errorf("list removal Jobs of upgrade %s/%s: %w", u.Namespace, u.Name, err)
 	}
-	byNode := map[string]*batchv1.Job{}
+	jobs := make([]*batchv1.Job, len(list.Items))
 	for i := range list.Items {
-		j := &list.Items[i]
-		node := cmp.Or(j.Spec.Template.Spec.NodeName, j.Annotations[NodeAnnotation])
-		if cur, ok := byNode[node]; !ok || newerJob(j, cur) {
-			byNode[node] = j
-		}
+		jobs[i] = &list.Items[i]
 	}
-	e := &jobExecutor{kube: kube}
+	byNode := jobsByNode(jobs)
 	var sum Summary
 	for _, node := range slices.Sorted(maps.Keys(byNode)) {
 		j := byNode[node]
 		var n NodeSummary
 		switch {
 		case jobFinished(j):
-			n = e.nodeSummary(ctx, j)
+			n = nodeSummary(ctx, kube, j)
 		case j.Status.Active > 0:
 			n = NodeSummary{Node: node, Outcome: NodeRunning, Job: j.Name}
 		default:
@@ -411,12 +407,6 @@ func totalStatus[R ~string](removed, failed, dangling int, reclaimed uint64, ski
 		t.Skipped[outsideText(string(r))] += n
 	}
 	return t
-}
-
-// newerJob reports whether a was created after b (of the same second, the
-// name sorting last), so each node's Job is chosen the same way every time.
-func newerJob(a, b *batchv1.Job) bool {
-	return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name)) > 0
 }
 
 // versionList splits a comma-separated list of versions; never nil.
