@@ -46,6 +46,17 @@ type Settings struct {
 	DryRun bool
 	// Workers is how many upgrades are processed in parallel, at least 1.
 	Workers int
+	// Skip switches every cleanup off (harvester#6625), as the controller's
+	// --skip; the annotation harvesterhci.io/image-cleanup-skip does it
+	// for one Upgrade.
+	Skip bool
+	// CatchUp names older versions whose images every plan also removes,
+	// as --catch-up.
+	CatchUp []string
+	// ImageFsThreshold, in bytes, removes only on nodes whose image
+	// filesystem holds at least this much, as --image-fs-threshold; 0: on
+	// every node.
+	ImageFsThreshold uint64
 }
 
 // DefaultSettings run the remover from Harvester's own image, at the
@@ -122,9 +133,11 @@ func register(ctx context.Context, m *config.Management, o config.Options, s Set
 		Options:        cleanup.DefaultOptions(),
 	}
 	cfg.Options.Namespace = o.Namespace
+	cfg.Options.Skip, cfg.Options.CatchUp = s.Skip, s.CatchUp
 	if !s.DryRun {
 		removal := cleanup.DefaultRemovalOptions()
 		removal.RemoverImage = s.RemoverImage
+		removal.ImageFsThreshold = s.ImageFsThreshold
 		if len(s.RemoverCommand) > 0 {
 			removal.RemoverCommand = s.RemoverCommand
 		}

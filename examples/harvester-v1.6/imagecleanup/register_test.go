@@ -358,6 +358,32 @@ func TestRegisterDrivesAnUpgradeToAPlan(t *testing.T) {
 	}
 }
 
+// TestRegisterSkipSetting: Settings.Skip switches Harvester's cleanup off
+// (harvester#6625): the completed Upgrade is Skipped, the repo is asked
+// nothing, and Harvester's own annotation is set so that its handler goes
+// on to delete the repo instead of running its own cleanup.
+func TestRegisterSkipSetting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := serveRepo(t)
+	h := newHarvester(t, harvesterScheme(t), completedUpgrade(), r.slice(t, true))
+	s := DefaultSettings()
+	s.Skip = true
+	if err := register(ctx, h.management, config.Options{HCIMode: true, Namespace: namespace}, s, h.newClients); err != nil {
+		t.Fatal(err)
+	}
+	h.start(ctx, t)
+	waitFor(ctx, t, "Skipped", func() bool {
+		return h.upgrade(ctx, t).Annotations[cleanup.StateAnnotation] == string(cleanup.StateSkipped)
+	})
+	if u := h.upgrade(ctx, t); u.Annotations[cleanup.HarvesterDoneAnnotation] != "true" {
+		t.Errorf("Skipped without %s: Harvester's own cleanup would run", cleanup.HarvesterDoneAnnotation)
+	}
+	if n := r.Requests(); n != 0 {
+		t.Errorf("%d requests to the repo of a skipped cleanup", n)
+	}
+}
+
 // TestRegisterOutsideHCIMode: as Harvester's upgrade controller, the
 // cleanup registers nothing unless Harvester runs in HCI mode.
 func TestRegisterOutsideHCIMode(t *testing.T) {
