@@ -3,6 +3,11 @@ package cleanup
 import (
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
 
 // Second adversarial round over the state machine. Each test names the
@@ -200,5 +205,89 @@ func TestAdversary2RefusedRerunRewritesAnEmptyFailedPhase(t *testing.T) {
 	}
 	if why := settled(after.Upgrade); why != "" {
 		t.Errorf("after the refused re-run the cleanup is settled (%s); before it, the repo's next Ready phase re-armed it", why)
+	}
+}
+
+// README, "Troubleshooting", Planned: "While the upgrade runs (`... while
+// the upgrade ran; removal starts when it completes, without the repo`) it
+// stays here by design until the Upgrade is Completed"; "Re-running a
+// stored plan": a re-run records Planned (`re-run "TOKEN": running the
+// stored plan again on every node, without the repo: ...`) and its Jobs
+// start at once.
+//
+// Minimal input: a Succeeded cleanup whose plan was written early (the
+// README's normal case), and a re-run token.
+//
+// Expected: a Planned message that says the removal runs now.
+// Actual: `re-run "t1": running the stored plan again ...: 2 images of
+// v1.4.2 planned for removal in ConfigMap u-image-cleanup, while the
+// upgrade ran; removal starts when it completes, without the repo`: the
+// message a person is told means "waiting for the upgrade to complete", on
+// an upgrade completed long ago.
+// Cause: decideRerun appends the plan's own message (planMessage), written
+// for the plan's first Planned, whose early variant speaks of a completion
+// still to come.
+func TestAdversary2RerunOfAnEarlyPlanSaysItWaitsForCompletion(t *testing.T) {
+	s := snapshot(StateSucceeded, "", false, PlanOwned)
+	s.Upgrade.Annotations[PlanDigestAnnotation] = tableDigest
+	s.Upgrade.Annotations[RerunAnnotation] = "t1"
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "u-image-cleanup", Annotations: map[string]string{
+		PreviousVersionAnnotation: "v1.4.2", PlanCountAnnotation: "2", PlannedEarlyAnnotation: "true",
+	}}}
+	s.Plan.Message, s.Plan.Ref.Early = planMessage(cm), true // as gather reads the plan
+	a := Decide(s, tableOpts)
+	if a.Kind != ActRecord || a.Outcome.State != StatePlanned {
+		t.Fatalf("setup: the re-run should start; got %s %q (%s)", a.Kind, a.Outcome.State, a.Why)
+	}
+	if strings.Contains(a.Outcome.Message, "removal starts when it completes") {
+		t.Errorf("re-run Planned message on a completed upgrade says it waits for completion: %q", a.Outcome.Message)
+	}
+}
+
+// Rule: bad input gets a clear error naming what and where, and changes
+// nothing; a cleanup never sticks. README, "Re-running a stored plan": the
+// token is "any token"; the controller records it in
+// harvesterhci.io/image-cleanup-run (started) or
+// harvesterhci.io/image-cleanup-rerun-refused (refused). The API server
+// allows 256 KiB for all of an object's annotations together (Summary's
+// doc: an annotation that outgrew it "would be refused forever").
+//
+// Minimal input: a Succeeded cleanup with a stored plan and a re-run token
+// of 150 KiB (accepted: the Upgrade's annotations stay under 256 KiB).
+//
+// Expected: the token refused with a message naming the annotation and its
+// size (or an answer that fits), in one patch the API server accepts.
+// Actual: Decide asks record to copy the whole token into the run
+// annotation (and, refused, into rerun-refused): the Upgrade's annotations
+// would be over 300 KiB, the API server refuses every such patch, the key
+// is retried and dropped, every resync does it again, and the Upgrade never
+// says why the re-run does not start.
+// Cause: the token is neither bounded nor checked; its answer copies it.
+func TestAdversary2HugeRerunTokenIsCopiedPastTheAnnotationLimit(t *testing.T) {
+	const apiLimit = 256 << 10
+	token := strings.Repeat("t", 150<<10)
+	for _, tt := range []struct {
+		name string
+		plan PlanPresence
+	}{{"started", PlanOwned}, {"refused", PlanAbsent}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := snapshot(StateSucceeded, "", false, tt.plan)
+			s.Upgrade.Annotations[PlanDigestAnnotation] = tableDigest
+			s.Upgrade.Annotations[RerunAnnotation] = token
+			a := Decide(s, tableOpts)
+			if a.Kind != ActRecord {
+				t.Fatalf("setup: want a record, got %s (%s)", a.Kind, a.Why)
+			}
+			after := applyOutcome(t, s, a)
+			after.Upgrade.Annotations[MessageAnnotation] = imagelist.Truncate(a.Outcome.Message, maxMessage)
+			size := 0
+			for k, v := range after.Upgrade.Annotations {
+				size += len(k) + len(v)
+			}
+			if size > apiLimit {
+				t.Errorf("the answer to a %d-byte token makes the Upgrade's annotations %d bytes, over the API server's %d: the patch is refused on every sync",
+					len(token), size, apiLimit)
+			}
+		})
 	}
 }
