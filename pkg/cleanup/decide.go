@@ -1,6 +1,8 @@
 package cleanup
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 )
 
@@ -38,8 +41,11 @@ type PlanSeen struct {
 	// Invalid says why an owned plan may not run (no keep list, content
 	// not what its digest annotation says); nil when it may.
 	Invalid error
-	// Message is the state message for the plan (count, version, name).
+	// Message is the state message for the plan: Contents, and when it
+	// was written.
 	Message string
+	// Contents says what the plan holds: count, versions, ConfigMap.
+	Contents string
 	// Foreign explains a PlanForeign ConfigMap.
 	Foreign error
 }
@@ -182,14 +188,13 @@ func Decide(s Snapshot, o DecideOptions) Action {
 			Annotations: map[string]string{HarvesterDoneAnnotation: "true"},
 		}}
 	}
-	if !u.Completed {
+	// A removal under way runs to its end, even should Completed turn
+	// false again: its Jobs are running.
+	if !u.Completed && state != StateRemoving {
 		return decideEarly(s, o)
 	}
 	if state == StatePlanned || state == StateRemoving {
 		return decideExecute(s)
-	}
-	if err := validateInput(u, o); err != nil {
-		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "a version to fetch cannot be put in a URL")
 	}
 	// A plan already written (restart after writing it, a stale cache, a
 	// Planned patch that did not land, or a person re-arming a failed
@@ -203,6 +208,10 @@ func Decide(s Snapshot, o DecideOptions) Action {
 			return nothing("failed after planning, recorded by a version that wrote no phase")
 		}
 		return decidePlanned(s)
+	}
+	// Only now: the versions matter to a fetch, not to a plan written.
+	if err := validateInput(u, o); err != nil {
+		return failed(PhaseFetch, "cannot fetch image lists: "+err.Error(), "a version to fetch cannot be put in a URL")
 	}
 	if s.Tried != nil {
 		return decideTried(s, o)
@@ -245,9 +254,6 @@ func decideEarly(s Snapshot, o DecideOptions) Action {
 	if u.PreviousVersion == "" {
 		return nothing("the upgrade runs and has no status.previousVersion yet")
 	}
-	if err := validateInput(u, o); err != nil {
-		return nothing("the upgrade runs; not planning early: " + err.Error())
-	}
 	switch s.Plan.Presence {
 	case PlanForeign:
 		// Perhaps a deleted Upgrade's, which the garbage collector removes
@@ -255,6 +261,9 @@ func decideEarly(s Snapshot, o DecideOptions) Action {
 		return nothing("the upgrade runs; not planning early: " + s.Plan.Foreign.Error())
 	case PlanOwned:
 		return decidePlanned(s)
+	}
+	if err := validateInput(u, o); err != nil {
+		return nothing("the upgrade runs; not planning early: " + err.Error())
 	}
 	if s.Tried != nil {
 		return decideTried(s, o)
@@ -334,7 +343,8 @@ func skipped(u Upgrade, o DecideOptions) string {
 func pendingRerun(u Upgrade) string {
 	token := u.Annotations[RerunAnnotation]
 	state := State(u.Annotations[StateAnnotation])
-	if token == "" || token == u.Annotations[RunAnnotation] || token == u.Annotations[RerunRefusedAnnotation] || !u.Completed ||
+	key := tokenKey(token)
+	if token == "" || key == u.Annotations[RunAnnotation] || key == u.Annotations[RerunRefusedAnnotation] || !u.Completed ||
 		(state != StateSucceeded && state != StateFailed && state != StateSkipped) {
 		return ""
 	}
@@ -345,7 +355,8 @@ func pendingRerun(u Upgrade) string {
 // HarvesterDoneAnnotation then predates it, and its skip was overridden by
 // the person who asked for it.
 func rerunning(u Upgrade) bool {
-	return u.Annotations[RunAnnotation] != "" && underWay(State(u.Annotations[StateAnnotation]))
+	s := State(u.Annotations[StateAnnotation])
+	return u.Annotations[RerunningAnnotation] == "true" && (s == StatePlanned || s == StateRemoving)
 }
 
 // decideRerun starts the stored plan again for token, without the repo,
@@ -373,21 +384,46 @@ func decideRerun(s Snapshot, token string) Action {
 			u.Namespace, p.Ref.ConfigMap, PlanKey, p.Ref.Digest, recorded)
 	}
 	if refused != "" {
-		return Action{Kind: ActRecord, Why: "a re-run was asked for, but there is no plan it may run", Outcome: Outcome{
-			State: state, Phase: phase,
-			Message:     fmt.Sprintf("re-run %q refused, still %s: %s", token, state, refused),
-			Annotations: map[string]string{RerunRefusedAnnotation: token},
-		}}
+		return refuseRerun(state, phase, token, refused)
 	}
+	key := tokenKey(token)
 	return Action{Kind: ActRecord, Why: "a re-run was asked for", Outcome: Outcome{
 		State:   StatePlanned,
-		Message: fmt.Sprintf("re-run %q: running the stored plan again on every node, without the repo: %s", token, p.Message),
-		Annotations: map[string]string{PlanDigestAnnotation: p.Ref.Digest, RunAnnotation: token,
+		Message: fmt.Sprintf("re-run %q: running the stored plan again on every node, without the repo: %s", tokenText(token), p.Contents),
+		Annotations: map[string]string{PlanDigestAnnotation: p.Ref.Digest, RunAnnotation: key, RerunningAnnotation: "true",
 			// Chained to the last run's ID: new at each start, whatever
 			// the token, so no earlier run's Jobs are taken for this one.
-			RunIDAnnotation: runID(token + "@" + u.Annotations[RunIDAnnotation])},
+			RunIDAnnotation: runID(key + "@" + u.Annotations[RunIDAnnotation])},
 	}}
 }
+
+// refuseRerun records why token cannot run, changing nothing else: the
+// state and its phase stay as they are (an older version's Failed without
+// a phase too), and the token is recorded as answered.
+func refuseRerun(state State, phase Phase, token, why string) Action {
+	return Action{Kind: ActRecord, Why: "a re-run was asked for, but there is no plan it may run", Outcome: Outcome{
+		State: state, Phase: phase, keepPhase: true,
+		Message:     fmt.Sprintf("re-run %q refused, still %s: %s", tokenText(token), state, why),
+		Annotations: map[string]string{RerunRefusedAnnotation: tokenKey(token)},
+	}}
+}
+
+// maxToken bounds a re-run token as it is recorded: the Upgrade's
+// annotations together may hold 256 KiB, Harvester's own among them.
+const maxToken = 128
+
+// tokenKey is how a re-run token is recorded and compared: itself when it
+// is short and printable (a date, a number), else its digest.
+func tokenKey(token string) string {
+	if len(token) <= maxToken && imagelist.Printable(token) == token {
+		return token
+	}
+	sum := sha256.Sum256([]byte(token))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// tokenText is a token as a message quotes it.
+func tokenText(token string) string { return imagelist.Truncate(token, 64) }
 
 // decideReplaced answers for an Upgrade a newer one replaced (its latest
 // label is no longer "true"), which Harvester and this controller no longer
@@ -405,11 +441,7 @@ func decideReplaced(s Snapshot) Action {
 		return recordState(StateSkipped, why+" before its removal started; nothing is removed for it", "replaced before the removal started")
 	}
 	if token := pendingRerun(u); token != "" {
-		return Action{Kind: ActRecord, Why: "a re-run was asked for on a replaced upgrade", Outcome: Outcome{
-			State: state, Phase: phase,
-			Message:     fmt.Sprintf("re-run %q refused, still %s: %s; only the latest upgrade is cleaned", token, state, why),
-			Annotations: map[string]string{RerunRefusedAnnotation: token},
-		}}
+		return refuseRerun(state, phase, token, why+"; only the latest upgrade is cleaned")
 	}
 	return nothing("not the latest upgrade") // Harvester acts only on the latest; so do we
 }

@@ -11,27 +11,26 @@ import (
 // its fix.
 
 // applyOutcome is s after apply recorded a's Outcome on the Upgrade, as
-// record's merge patch leaves the annotations.
+// record's merge patch (annotationPatch) leaves the annotations.
 func applyOutcome(t *testing.T, s Snapshot, a Action) Snapshot {
 	t.Helper()
 	if a.Kind != ActRecord {
 		t.Fatalf("applyOutcome: %s is not a record (%s)", a.Kind, a.Why)
 	}
+	patch, changed := annotationPatch(s.Upgrade, a.Outcome)
+	if !changed {
+		return s
+	}
 	ann := map[string]string{}
 	for k, v := range s.Upgrade.Annotations {
 		ann[k] = v
 	}
-	ann[StateAnnotation] = string(a.Outcome.State)
-	ann[MessageAnnotation] = a.Outcome.Message
-	delete(ann, FailedPhaseAnnotation)
-	if a.Outcome.State == StateFailed {
-		ann[FailedPhaseAnnotation] = string(a.Outcome.Phase)
-		if a.Outcome.Phase == "" {
-			ann[FailedPhaseAnnotation] = string(PhaseRemoval)
+	for k, v := range patch {
+		if v == nil {
+			delete(ann, k)
+		} else {
+			ann[k] = v.(string)
 		}
-	}
-	for k, v := range a.Outcome.Annotations {
-		ann[k] = v
 	}
 	s.Upgrade.Annotations = ann
 	return s

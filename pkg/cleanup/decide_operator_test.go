@@ -197,6 +197,7 @@ func TestDecideRerun(t *testing.T) {
 	// The re-run under way: Harvester's done annotation (set by the first
 	// run) and a skip do not stop it.
 	s := withToken(snapshot(StatePlanned, "", false, PlanOwned), "a", "a")
+	s.Upgrade.Annotations[RerunningAnnotation] = "true"
 	s.Upgrade.Annotations[HarvesterDoneAnnotation] = "true"
 	s.Upgrade.Annotations[SkipAnnotation] = "true"
 	checkAction(t, Decide(s, tableOpts), doExecute)

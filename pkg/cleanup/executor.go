@@ -53,6 +53,9 @@ type Outcome struct {
 	Annotations map[string]string
 	// Summary, on a final outcome, is what the removal did (for metrics).
 	Summary *Summary
+	// keepPhase records Phase as it is, also empty (a refusal that leaves
+	// an older version's Failed without a phase as it was).
+	keepPhase bool
 }
 
 // DryRun is the Executor that removes nothing: the cleanup stops at Planned,

@@ -54,5 +54,6 @@ func (c *Controller) seePlan(ctx context.Context, u Upgrade) (PlanSeen, error) {
 		Ref:      PlanRef{Namespace: cm.Namespace, ConfigMap: cm.Name, UID: cm.UID, Digest: digest, Early: cm.Annotations[PlannedEarlyAnnotation] == "true"},
 		Invalid:  invalid,
 		Message:  planMessage(cm),
+		Contents: planContents(cm),
 	}, nil
 }

@@ -21,6 +21,11 @@ const (
 	// Jobs' RunLabel: unique per start, so a token used again gets Jobs of
 	// its own and is never summed up from an earlier run's.
 	RunIDAnnotation = "harvesterhci.io/image-cleanup-run-id"
+	// RerunningAnnotation is "true" while a re-run is Planned or Removing:
+	// the done annotation its first run set, and a skip, do not stop it.
+	// Any other state's record removes it, so a cleanup re-armed by a
+	// person later is a first run again.
+	RerunningAnnotation = "harvesterhci.io/image-cleanup-rerunning"
 	// RerunRefusedAnnotation records a RerunAnnotation token the controller
 	// refused (no plan stored, or not the one planned), so it is answered
 	// once; it never marks a run under way.

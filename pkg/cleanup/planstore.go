@@ -198,9 +198,19 @@ func ownedBy(refs []metav1.OwnerReference, u Upgrade) bool {
 	return false
 }
 
-// planMessage is the state message for a written plan: how many images of
-// which versions, where, and whether it was written while the upgrade ran.
+// planMessage is the state message for a written plan: planContents, and
+// whether it was written while the upgrade ran.
 func planMessage(cm *corev1.ConfigMap) string {
+	when := "at completion"
+	if cm.Annotations[PlannedEarlyAnnotation] == "true" {
+		when = "while the upgrade ran; removal starts when it completes, without the repo"
+	}
+	return planContents(cm) + ", " + when
+}
+
+// planContents says how many images of which versions a plan removes, and
+// where it is.
+func planContents(cm *corev1.ConfigMap) string {
 	a := cm.Annotations
 	versions := a[PreviousVersionAnnotation]
 	if v := a[PlanCatchUpAnnotation]; v != "" {
@@ -209,9 +219,5 @@ func planMessage(cm *corev1.ConfigMap) string {
 	if v := a[PlanCatchUpMissingAnnotation]; v != "" {
 		versions += " (catch-up " + v + " skipped: not in the repo's archive)"
 	}
-	when := "at completion"
-	if a[PlannedEarlyAnnotation] == "true" {
-		when = "while the upgrade ran; removal starts when it completes, without the repo"
-	}
-	return fmt.Sprintf("%s images of %s planned for removal in ConfigMap %s, %s", a[PlanCountAnnotation], versions, cm.Name, when)
+	return fmt.Sprintf("%s images of %s planned for removal in ConfigMap %s", a[PlanCountAnnotation], versions, cm.Name)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -86,6 +87,16 @@ type ImageFsTotals struct {
 	Freed uint64 `json:"freed"`
 }
 
+// addBytes adds byte figures, stopping at the largest uint64 instead of
+// wrapping: each node's figure is capped (report.ResultFromTermination),
+// but thousands of nodes at the cap would wrap a sum to nothing.
+func addBytes(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint64
+}
+
 // imageFsTotals adds up the measured image filesystems of nodes.
 func imageFsTotals(nodes []NodeSummary) *ImageFsTotals {
 	var t *ImageFsTotals
@@ -98,9 +109,9 @@ func imageFsTotals(nodes []NodeSummary) *ImageFsTotals {
 		}
 		m := n.Result.ImageFs
 		t.Nodes++
-		t.UsedBefore += m.UsedBefore
-		t.UsedAfter += m.UsedAfter
-		t.Freed += m.Freed()
+		t.UsedBefore = addBytes(t.UsedBefore, m.UsedBefore)
+		t.UsedAfter = addBytes(t.UsedAfter, m.UsedAfter)
+		t.Freed = addBytes(t.Freed, m.Freed())
 		if m.Stale {
 			t.Stale++
 		}
@@ -344,7 +355,7 @@ func summarize(s Summary, ratio float64) (Outcome, error) {
 		}
 		s.Total.Removed += n.Result.Removed
 		s.Total.Failed += n.Result.Failed
-		s.Total.BytesReclaimed += n.Result.BytesReclaimed
+		s.Total.BytesReclaimed = addBytes(s.Total.BytesReclaimed, n.Result.BytesReclaimed)
 		s.Total.DanglingRemoved += n.Result.DanglingRemoved
 		for r, c := range n.Result.Skipped {
 			skipped[r] += c

@@ -69,25 +69,11 @@ var errStale = errors.New("upgrade changed since it was read")
 // sees a final state without its summary. The failed phase is written with
 // Failed and removed (a JSON null in the merge patch) with any other state.
 func (c *Controller) record(ctx context.Context, u Upgrade, o Outcome) error {
-	// Messages carry text from the repo and the runtime: escaped before it
-	// reaches an annotation, an Event and so a person's terminal.
-	s, msg := o.State, imagelist.Printable(o.Message)
-	msg = imagelist.Truncate(msg, maxMessage)
-	cur := State(u.Annotations[StateAnnotation])
-	var phase Phase
-	if s == StateFailed {
-		phase = cmp.Or(o.Phase, PhaseRemoval)
-	}
-	if cur == s && u.Annotations[MessageAnnotation] == msg && Phase(u.Annotations[FailedPhaseAnnotation]) == phase {
+	annotations, changed := annotationPatch(u, o)
+	if !changed {
 		return nil
 	}
-	annotations := map[string]any{StateAnnotation: string(s), MessageAnnotation: msg, FailedPhaseAnnotation: nil}
-	if phase != "" {
-		annotations[FailedPhaseAnnotation] = string(phase)
-	}
-	for k, v := range o.Annotations {
-		annotations[k] = v
-	}
+	s, cur, msg := o.State, State(u.Annotations[StateAnnotation]), annotations[MessageAnnotation].(string)
 	meta := map[string]any{"annotations": annotations}
 	if u.ResourceVersion != "" {
 		meta["resourceVersion"] = u.ResourceVersion
@@ -111,6 +97,41 @@ func (c *Controller) record(ctx context.Context, u Upgrade, o Outcome) error {
 	}
 	c.recorder.Event(upgradeRef(u), eventType, "ImageCleanup"+string(s), msg)
 	return nil
+}
+
+// annotationPatch is what record writes for o on u: the annotations of a
+// merge patch (nil removes one), and whether it changes anything. A pure
+// function, so the state machine's tests apply an Outcome as record does.
+func annotationPatch(u Upgrade, o Outcome) (map[string]any, bool) {
+	// Messages carry text from the repo and the runtime: escaped before it
+	// reaches an annotation, an Event and so a person's terminal.
+	s, msg := o.State, imagelist.Truncate(imagelist.Printable(o.Message), maxMessage)
+	cur := State(u.Annotations[StateAnnotation])
+	var phase Phase
+	if s == StateFailed {
+		phase = o.Phase
+		if !o.keepPhase {
+			phase = cmp.Or(phase, PhaseRemoval)
+		}
+	}
+	// A re-run's mark lasts while it is Planned or Removing, no longer; a
+	// plan recorded Planned anew (not by a re-run) is a first run again.
+	_, marked := u.Annotations[RerunningAnnotation]
+	dropMark := marked && (s != StatePlanned && s != StateRemoving || o.Annotations[RerunningAnnotation] == "" && s == StatePlanned && cur != StatePlanned)
+	if cur == s && u.Annotations[MessageAnnotation] == msg && Phase(u.Annotations[FailedPhaseAnnotation]) == phase && !dropMark {
+		return nil, false
+	}
+	annotations := map[string]any{StateAnnotation: string(s), MessageAnnotation: msg, FailedPhaseAnnotation: nil}
+	if phase != "" {
+		annotations[FailedPhaseAnnotation] = string(phase)
+	}
+	if dropMark {
+		annotations[RerunningAnnotation] = nil
+	}
+	for k, v := range o.Annotations {
+		annotations[k] = v
+	}
+	return annotations, true
 }
 
 // upgradeRef names the Upgrade for events and owner references.

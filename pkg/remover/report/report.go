@@ -151,9 +151,9 @@ const noMessage = "the remover left no termination message"
 // field, as TerminationMessage writes) is returned checked, because a pod's
 // status is not the remover's to vouch for: counts and byte figures
 // (bytesReclaimed, threshold, imageFs's usedBefore and usedAfter) below zero
-// count as zero and all are capped (maxCount, maxBytes) so that totals
-// cannot overflow,
-// skip reasons the remover does not give are added up under ReasonUnknown
+// count as zero and all are capped (maxCount, maxBytes), so that no node's
+// figure can overflow a total on its own (the controller's byte totals
+// saturate), skip reasons the remover does not give are added up under ReasonUnknown
 // (so a summary of many nodes stays bounded), and Error and FailedImages are
 // escaped and cut as TerminationMessage cuts them. Anything else
 // (the plain text of an older remover, a Go panic, a message the kubelet
@@ -193,8 +193,9 @@ func ResultFromTermination(msg string) Result {
 }
 
 // Bounds of a checked result: far beyond any node (two billion images, 8
-// PiB), and low enough that adding up the results of a million nodes cannot
-// overflow.
+// PiB). Counts of a million nodes add up without overflow; totals of byte
+// figures could wrap at two thousand nodes at the cap, so the controller
+// adds them saturating.
 const (
 	maxCount = 1 << 31
 	maxBytes = 1 << 53
