@@ -12,7 +12,7 @@ import (
 
 // Second adversarial round over the state machine. Each test names the
 // README promise it breaks, its minimal input, what is expected and what
-// happens, and the cause. They fail on the code as it is.
+// happened, and the cause; each failed before its fix.
 
 // README, "Switching the cleanup off": a skip set while WaitingForRepo
 // records Skipped at once ("A skipped Upgrade ... At completion it records

@@ -466,8 +466,8 @@ func fsDetail(fs ImageFsTotals) string {
 // ran (no request to the repo at completion), at completion, or a re-run.
 func runNote(u Upgrade, plan PlanRef) string {
 	switch {
-	case u.Annotations[RunAnnotation] != "":
-		return fmt.Sprintf("re-run %q of the stored plan", u.Annotations[RunAnnotation])
+	case u.Annotations[RerunningAnnotation] == "true":
+		return fmt.Sprintf("re-run %q of the stored plan", tokenText(u.Annotations[RunAnnotation]))
 	case plan.Early:
 		return "plan written while the upgrade ran: no request to the repo at completion"
 	}
