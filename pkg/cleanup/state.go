@@ -118,7 +118,13 @@ func annotationPatch(u Upgrade, o Outcome) (map[string]any, bool) {
 	// plan recorded Planned anew (not by a re-run) is a first run again.
 	_, marked := u.Annotations[RerunningAnnotation]
 	dropMark := marked && (s != StatePlanned && s != StateRemoving || o.Annotations[RerunningAnnotation] == "" && s == StatePlanned && cur != StatePlanned)
-	if cur == s && u.Annotations[MessageAnnotation] == msg && Phase(u.Annotations[FailedPhaseAnnotation]) == phase && !dropMark {
+	same := cur == s && u.Annotations[MessageAnnotation] == msg && Phase(u.Annotations[FailedPhaseAnnotation]) == phase && !dropMark
+	for k, v := range o.Annotations {
+		if cur, ok := u.Annotations[k]; !ok || cur != v {
+			same = false
+		}
+	}
+	if same {
 		return nil, false
 	}
 	annotations := map[string]any{StateAnnotation: string(s), MessageAnnotation: msg, FailedPhaseAnnotation: nil}
