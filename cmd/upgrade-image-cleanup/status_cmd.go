@@ -263,9 +263,9 @@ func writeOperator(field func(indent, name, value string), o cleanup.OperatorSta
 		field("  ", "Skip", esc(o.Skip))
 	}
 	switch {
-	case o.Rerun != "" && o.Rerun == o.Run:
+	case o.Answer == cleanup.RerunStarted:
 		field("  ", "Rerun", esc(o.Rerun)+" (started)")
-	case o.Rerun != "" && o.Rerun == o.Refused:
+	case o.Answer == cleanup.RerunRefused:
 		field("  ", "Rerun", esc(o.Rerun)+" (refused: see the message)")
 	case o.Rerun != "" && o.Run != "":
 		field("  ", "Rerun", esc(o.Rerun)+" (not acted on yet; the last one was "+esc(o.Run)+")")

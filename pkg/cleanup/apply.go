@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/workqueue"
 )
 
@@ -98,7 +99,7 @@ func (c *Controller) execute(ctx context.Context, u Upgrade, p PlanRef) error {
 	// A cache still showing Removing can make the same final write twice
 	// (the API server refuses the second as a conflict, a fake does not),
 	// and totals must count once.
-	if out.Summary != nil && c.memory.firstFinal(u) {
+	if out.Summary != nil && c.memory.firstFinal(u, out.Annotations[SummaryAnnotation]) {
 		c.metrics.removed(out.Summary)
 	}
 	return nil
@@ -127,8 +128,8 @@ type remembered struct {
 	failedKnown bool
 	// timed is the Ready epoch (plus one) whose first request was timed.
 	timed uint64
-	// finalized names the Upgrade (UID) and run whose removal totals were
-	// counted.
+	// finalized names the Upgrade (UID) and summary whose removal totals
+	// were counted.
 	finalized string
 }
 
@@ -179,17 +180,19 @@ func (m *memory) firstRequest(key workqueue.Key, epoch uint64) bool {
 	return true
 }
 
-// firstFinal reports whether u's final outcome of its current run is
-// counted for the first time in this process.
-func (m *memory) firstFinal(u Upgrade) bool {
+// firstFinal reports whether u's final outcome, whose summary annotation is
+// summary, is counted for the first time in this process. The same summary
+// written again (a stale cache) counts once; another one (a re-run, a
+// removal re-armed by a person with a Job created again) counts too.
+func (m *memory) firstFinal(u Upgrade, summary string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.byKey[u.Key()]
-	run := string(u.UID) + "/" + u.Annotations[RunIDAnnotation]
-	if r.finalized == run {
+	final := string(u.UID) + "/" + imagelist.Digest([]byte(summary))
+	if r.finalized == final {
 		return false
 	}
-	r.finalized = run
+	r.finalized = final
 	m.byKey[u.Key()] = r
 	return true
 }

@@ -351,6 +351,29 @@ func pendingRerun(u Upgrade) string {
 	return token
 }
 
+// RerunAnswer says what the controller made of u's RerunAnnotation token,
+// comparing it as the controller does (by its recorded key): RerunStarted,
+// RerunRefused, RerunPending (not answered yet), or "" when no token is set.
+func RerunAnswer(u Upgrade) string {
+	token := u.Annotations[RerunAnnotation]
+	switch key := tokenKey(token); {
+	case token == "":
+		return ""
+	case key == u.Annotations[RunAnnotation]:
+		return RerunStarted
+	case key == u.Annotations[RerunRefusedAnnotation]:
+		return RerunRefused
+	}
+	return RerunPending
+}
+
+// What the controller made of a re-run token (RerunAnswer).
+const (
+	RerunStarted = "started"
+	RerunRefused = "refused"
+	RerunPending = "pending"
+)
+
 // rerunning reports whether u's removal under way is a re-run: its
 // HarvesterDoneAnnotation then predates it, and its skip was overridden by
 // the person who asked for it.
@@ -413,9 +436,11 @@ func refuseRerun(state State, phase Phase, token, why string) Action {
 const maxToken = 128
 
 // tokenKey is how a re-run token is recorded and compared: itself when it
-// is short and printable (a date, a number), else its digest.
+// is short and printable (a date, a number), else its digest. A token that
+// itself reads "sha256:..." is digested too, so it can never be taken for
+// another token's digest.
 func tokenKey(token string) string {
-	if len(token) <= maxToken && imagelist.Printable(token) == token {
+	if len(token) <= maxToken && imagelist.Printable(token) == token && !strings.HasPrefix(token, "sha256:") {
 		return token
 	}
 	sum := sha256.Sum256([]byte(token))

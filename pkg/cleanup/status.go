@@ -133,6 +133,9 @@ type OperatorStatus struct {
 	Rerun   string `json:"rerun"`
 	Run     string `json:"run"`
 	Refused string `json:"refused"`
+	// Answer is what the controller made of Rerun, compared as it compares
+	// it (RerunAnswer): started, refused, pending, or "" without a token.
+	Answer string `json:"answer"`
 	// CatchUp are the versions of CatchUpAnnotation.
 	CatchUp []string `json:"catchUp"`
 }
@@ -196,6 +199,7 @@ func ReadStatus(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inte
 			Rerun:   outsideText(a[RerunAnnotation]),
 			Run:     outsideText(a[RunAnnotation]),
 			Refused: outsideText(a[RerunRefusedAnnotation]),
+			Answer:  RerunAnswer(u),
 			CatchUp: versionList(a[CatchUpAnnotation]),
 		},
 		Nodes:    []NodeSummary{},
