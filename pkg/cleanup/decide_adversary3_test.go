@@ -7,7 +7,7 @@ import (
 
 // Third adversarial round over the state machine. Each test names the
 // README promise it breaks, its minimal input, what is expected and what
-// happens, and the cause.
+// happened, and the cause; each failed before its fix.
 
 // README, "Re-running a stored plan": a refused re-run "says why in the
 // message ... and records the token in
