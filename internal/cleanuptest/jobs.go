@@ -137,7 +137,10 @@ func RemovalJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgr
 // RunJobs is RemovalJobs for the run whose RunIDAnnotation is run ("" for
 // the first).
 func RunJobs(ctx context.Context, kube kubernetes.Interface, namespace, upgrade, run string) (map[string]*batchv1.Job, error) {
-	sel := cleanup.RunSelector(upgrade, run)
+	sel, err := cleanup.RunSelector(upgrade, run)
+	if err != nil {
+		return nil, err
+	}
 	list, err := kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list removal Jobs of %s: %w", upgrade, err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
@@ -153,8 +154,10 @@ func runID(text string) string {
 }
 
 // RunSelector selects the removal Jobs of upgrade's run: run is the
-// Upgrade's RunIDAnnotation, "" for the first run.
-func RunSelector(upgrade, run string) labels.Selector {
+// Upgrade's RunIDAnnotation, "" for the first run. The annotation is on the
+// Upgrade, where anyone who may patch it can write it: a value that is no
+// label value is an error naming it, never a panic.
+func RunSelector(upgrade, run string) (labels.Selector, error) {
 	sel := labels.SelectorFromSet(labels.Set{informers.UpgradeLabel: upgrade, informers.UpgradeComponentLabel: RemovalComponent})
 	op, vals := selection.DoesNotExist, []string(nil)
 	if run != "" {
@@ -162,9 +165,9 @@ func RunSelector(upgrade, run string) labels.Selector {
 	}
 	req, err := labels.NewRequirement(RunLabel, op, vals)
 	if err != nil {
-		panic(err) // a constant key and a hex value
+		return nil, fmt.Errorf("annotation %s %q on upgrade %s is not a run ID this controller wrote: %w", RunIDAnnotation, imagelist.Truncate(imagelist.Printable(run), 80), upgrade, err)
 	}
-	return sel.Add(*req)
+	return sel.Add(*req), nil
 }
 
 // namePart makes s a DNS label fragment of at most n characters.

@@ -230,7 +230,12 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		}
 	}
 	run := u.Annotations[RunIDAnnotation]
-	jobs, err := e.jobs.Jobs(u.Namespace).List(RunSelector(u.Name, run))
+	sel, err := RunSelector(u.Name, run)
+	if err != nil {
+		// Written over by hand: no Job can carry it, and no retry mends it.
+		return Outcome{State: StateFailed, Phase: PhaseRemoval, Message: err.Error() + "; ask for a re-run, or remove it and the state annotation"}, nil
+	}
+	jobs, err := e.jobs.Jobs(u.Namespace).List(sel)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("list removal Jobs: %w", err)
 	}

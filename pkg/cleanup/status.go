@@ -347,7 +347,10 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 	}
 	// The current run's Jobs only: a re-run's nodes are not those of the
 	// run before, whose finished Jobs stay until their TTL.
-	sel := RunSelector(u.Name, u.Annotations[RunIDAnnotation])
+	sel, err := RunSelector(u.Name, u.Annotations[RunIDAnnotation])
+	if err != nil {
+		return err
+	}
 	list, err := kube.BatchV1().Jobs(u.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return fmt.Errorf("list removal Jobs of upgrade %s/%s: %w", u.Namespace, u.Name, err)

@@ -173,7 +173,10 @@ func TestContainerd(t *testing.T) {
 	inUse := "used by container " + cid
 
 	t.Run("without MatchOtherRegistries", func(t *testing.T) {
-		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: false})
+		// containerd answers ImageFsInfo with 0 until its first statistics
+		// pass after it starts (measured here: the first call, 0.1 s after
+		// the start): the wait lets the remover get a real figure.
+		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: false, ImageFsWait: DefaultImageFsWait})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -194,7 +197,7 @@ func TestContainerd(t *testing.T) {
 	})
 
 	t.Run("with MatchOtherRegistries", func(t *testing.T) {
-		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: true})
+		rep, err := Run(testContext(t), c, plan, Options{MatchOtherRegistries: true, ImageFsWait: DefaultImageFsWait})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}

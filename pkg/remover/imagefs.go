@@ -42,6 +42,13 @@ type ImageFsUsage struct {
 // Unimplemented, or lists no image filesystem. Asking again will not help.
 var ErrImageFsUnsupported = errors.New("the runtime does not report its image filesystem usage")
 
+// errImageFsNotComputed is a figure of 0 bytes used: containerd's CRI plugin
+// answers so after it starts, until its first statistics pass (a sum over
+// an empty store, stamped now). The Jobs run right after an upgrade, when
+// containerd has often just restarted: a 0 taken for a measurement would
+// call every node below any threshold.
+var errImageFsNotComputed = errors.New("the runtime reports 0 bytes used by its image filesystems: its figure is not computed yet (a runtime just started)")
+
 // DefaultImageFsWait is Main's default --image-fs-wait: twice containerd's
 // default stats_collect_period (10 s in 1.6 and 1.7), the period at which
 // its CRI plugin recomputes the figure ImageFsInfo answers with, so that
@@ -71,7 +78,9 @@ const imageFsCallTimeout = 5 * time.Second
 // it got with fresh false; if it got none at all, the last error. When ctx
 // has already ended, it asks once, under a short bound of its own.
 func measureAfter(ctx context.Context, fsr ImageFsReporter, since time.Time, wait time.Duration, clk clock.Clock) (u ImageFsUsage, fresh bool, err error) {
-	isFresh := func(u ImageFsUsage) bool { return !u.CollectedAt.IsZero() && !u.CollectedAt.Before(since) }
+	isFresh := func(u ImageFsUsage) bool {
+		return u.UsedBytes > 0 && !u.CollectedAt.IsZero() && !u.CollectedAt.Before(since)
+	}
 	if ctx.Err() != nil {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), imageFsLateTimeout)
 		defer cancel()
@@ -116,16 +125,35 @@ func measureAfter(ctx context.Context, fsr ImageFsReporter, since time.Time, wai
 }
 
 // measureBefore measures the image filesystems before anything is removed.
-// A runtime without ImageFsReporter (fsr nil) does not measure them.
-func measureBefore(ctx context.Context, fsr ImageFsReporter) (ImageFsUsage, error) {
+// A runtime without ImageFsReporter (fsr nil) does not measure them. A
+// figure of 0 is asked again every imageFsPollInterval for at most wait by
+// clk; still 0, it is errImageFsNotComputed, no measurement.
+func measureBefore(ctx context.Context, fsr ImageFsReporter, wait time.Duration, clk clock.Clock) (ImageFsUsage, error) {
 	if fsr == nil {
 		return ImageFsUsage{}, fmt.Errorf("%w (the Runtime has no ImageFsInfo)", ErrImageFsUnsupported)
 	}
-	// Bounded on its own: a runtime that hangs on it must not spend the
-	// run's --timeout before anything is listed.
-	cctx, cancel := context.WithTimeout(ctx, imageFsCallTimeout)
-	defer cancel()
-	return fsr.ImageFsInfo(cctx)
+	deadline := clk.Now().Add(wait)
+	for {
+		// Bounded on its own: a runtime that hangs on it must not spend
+		// the run's --timeout before anything is listed.
+		cctx, cancel := context.WithTimeout(ctx, imageFsCallTimeout)
+		u, err := fsr.ImageFsInfo(cctx)
+		cancel()
+		if err != nil || u.UsedBytes > 0 {
+			return u, err
+		}
+		left := deadline.Sub(clk.Now())
+		if left <= 0 {
+			return u, errImageFsNotComputed
+		}
+		t := clk.NewTimer(min(imageFsPollInterval, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return u, errImageFsNotComputed
+		case <-t.C():
+		}
+	}
 }
 
 // measureAfterRemoving sets fs.UsedAfter and fs.Stale from measureAfter,

@@ -172,7 +172,7 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 		clk = clock.RealClock{}
 	}
 	fsr, _ := rt.(ImageFsReporter)
-	before, fsErr := measureBefore(ctx, fsr)
+	before, fsErr := measureBefore(ctx, fsr, opts.ImageFsWait, clk)
 	switch {
 	case opts.ImageFsThreshold > 0 && fsErr != nil:
 		// Removing without knowing would defeat the threshold's purpose;
