@@ -150,12 +150,14 @@ func (m *memory) pinFailure(key workqueue.Key, epoch uint64) {
 	m.byKey[key] = r
 }
 
-// forget drops the failure and the timing after a successful fetch.
+// forget drops the failure after a successful fetch. The timing stays: a
+// fetch made again in the same Ready phase (the plan's write failed) is not
+// that phase's first request.
 func (m *memory) forget(key workqueue.Key) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.byKey[key]
-	r.failedIn, r.failedKnown, r.timed = 0, false, 0
+	r.failedIn, r.failedKnown = 0, false
 	m.byKey[key] = r
 }
 

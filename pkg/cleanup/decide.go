@@ -178,7 +178,17 @@ func Decide(s Snapshot, o DecideOptions) Action {
 				state, HarvesterDoneAnnotation),
 		}}
 	}
-	if why := skipped(u, o); why != "" && state != StateRemoving && !rerunning(u) {
+	why, err := skipped(u, o)
+	if err != nil && state != StateRemoving && !rerunning(u) {
+		// Not a guess either way: skipping is not removing, and removing
+		// is what the person may have meant to stop.
+		if !u.Completed {
+			return nothing("the upgrade runs; not planning early: " + err.Error())
+		}
+		return failed(PhaseFetch, err.Error()+"; nothing is fetched or removed until it is: fix it, then remove the annotation "+StateAnnotation,
+			"the skip annotation cannot be read")
+	}
+	if why != "" && state != StateRemoving && !rerunning(u) {
 		if !u.Completed {
 			return nothing(why + "; recorded when the upgrade completes")
 		}
@@ -327,14 +337,22 @@ func splitList(v string) []string {
 }
 
 // skipped says why the cleanup of u is switched off; "" when it is not.
-func skipped(u Upgrade, o DecideOptions) string {
-	switch {
-	case u.Annotations[SkipAnnotation] == "true":
-		return "skipped by annotation " + SkipAnnotation + "=true"
-	case o.Skip:
-		return "skipped: every cleanup is switched off (option skip)"
+// SkipAnnotation is read as a boolean (true, True, 1, false, ...); any
+// other value is an error naming it.
+func skipped(u Upgrade, o DecideOptions) (string, error) {
+	if v, ok := u.Annotations[SkipAnnotation]; ok {
+		skip, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", fmt.Errorf("annotation %s %q is neither true nor false", SkipAnnotation, imagelist.Truncate(imagelist.Printable(v), 64))
+		}
+		if skip {
+			return "skipped by annotation " + SkipAnnotation + "=" + v, nil
+		}
 	}
-	return ""
+	if o.Skip {
+		return "skipped: every cleanup is switched off (option skip)", nil
+	}
+	return "", nil
 }
 
 // pendingRerun is the RerunAnnotation token not yet acted on (neither

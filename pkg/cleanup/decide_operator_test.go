@@ -108,6 +108,16 @@ func TestDecideSkip(t *testing.T) {
 			return s
 		}(), tableOpts, doFetch, ""},
 		{"option, at completion", snapshot("", "", true, PlanAbsent), DecideOptions{MaxRetries: 4, Skip: true}, doSkip, "option skip"},
+		{"annotation True, as strconv reads it", func() Snapshot {
+			s := snapshot("", "", true, PlanAbsent)
+			s.Upgrade.Annotations[SkipAnnotation] = "True"
+			return s
+		}(), tableOpts, doSkip, SkipAnnotation + "=True"},
+		{"annotation neither true nor false: Failed, nothing fetched", func() Snapshot {
+			s := snapshot("", "", true, PlanAbsent)
+			s.Upgrade.Annotations[SkipAnnotation] = "yes"
+			return s
+		}(), tableOpts, doFail(PhaseFetch), ""},
 		{"while the upgrade runs: no early plan, nothing recorded", running(skipAnn(snapshot("", "", true, PlanAbsent))), tableOpts, doNothing, ""},
 		{"removal under way runs to its end", skipAnn(snapshot(StateRemoving, "", true, PlanOwned)), tableOpts, doExecute, ""},
 		{"Succeeded stays", skipAnn(snapshot(StateSucceeded, "", true, PlanOwned)), tableOpts, doNothing, ""},
