@@ -8,7 +8,8 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/golist"
 )
 
-// shippedPlatforms are the platforms the Dockerfile builds the binaries for;
+// shippedPlatforms are the platforms releases build the binaries for
+// (hack/build-image -platform);
 // files for one platform can link what the others do not.
 var shippedPlatforms = [][]string{{"GOOS=linux", "GOARCH=amd64"}, {"GOOS=linux", "GOARCH=arm64"}}
 

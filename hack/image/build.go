@@ -19,7 +19,7 @@ import (
 var commands = []string{"./cmd/upgrade-image-cleanup", "./cmd/image-remover"}
 
 // goBuild builds the commands of the module at root for platform, static
-// and stripped, as the Dockerfile does, and returns them by file name.
+// and stripped, and returns them by file name.
 //
 // The environment is the caller's minus what would change the output
 // without changing the source: GOFLAGS (tags, -race, -cover), the

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// The image, field by field the Dockerfile's final stage:
+// The image, field by field what the Dockerfile it replaced built:
 //
 //	FROM gcr.io/distroless/static-debian12:nonroot
 //	COPY ... /usr/local/bin/
@@ -26,7 +26,7 @@ import (
 //	ENTRYPOINT ["/usr/local/bin/upgrade-image-cleanup"]
 //
 // but FROM scratch: one layer, the two binaries and their directories.
-// What distroless/static adds and this image leaves out, and why nothing
+// What distroless/static added and this image leaves out, and why nothing
 // here needs it:
 //   - CA certificates (/etc/ssl/certs): the controller reaches the API
 //     server with the service account's CA (in-cluster config), fetches the

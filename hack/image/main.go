@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// defaultRef is the Dockerfile's name for a development image.
+// defaultRef is the name a development image is given.
 const defaultRef = "ghcr.io/upgrade-image-cleanup/upgrade-image-cleanup:dev"
 
 func main() {
