@@ -10,7 +10,9 @@
 //
 // The test starts its own containerd with its root, state, socket and opt
 // folder in a temporary folder, imports images it generates (no registry,
-// no network), and stops that containerd at the end. Only runc's state and
+// no network) and the product's image, which it builds with
+// hack/build-image (Go's module proxy on a cold cache), and stops that
+// containerd at the end. Only runc's state and
 // the shims' sockets go to /run/containerd, which containerd does not let
 // a configuration move.
 
@@ -43,6 +45,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -83,7 +86,7 @@ var (
 	testImg = []testImage{imgA, imgB, imgC, imgD, imgE, imgF, imgG}
 )
 
-// TestContainerd removes images from a real containerd in seven passes over
+// TestContainerd removes images from a real containerd in eight passes over
 // the same node, each starting from what the one before left:
 //
 //  1. Run without MatchOtherRegistries: A (one tag) and C (two tags, both
@@ -109,8 +112,15 @@ var (
 //     filesystems' usage nothing is removed (belowThreshold); with one
 //     below it both are removed, and ImageFsInfo's figure, refreshed after
 //     the removals (stats_collect_period = 1), drops by about what they
-//     took: each unpacked layer. Every pass checks that the result has
-//     ImageFs.
+//     took: each unpacked layer.
+//  8. The product's image, built by hack/build-image and imported with
+//     ctr, runs the remover as a container through CRI the way the
+//     removal Job's pod runs (its command, args, mounts and security
+//     context): the plan names J, K (two tags) and L, the keep list L; J
+//     and K are removed, L stays, and the result is read back from the
+//     termination log file mounted at /dev/termination-log.
+//
+// Every pass checks that the result has ImageFs.
 //
 // containerd 1.6 (Debian 12's) reports pinned=false for every image, the
 // sandbox image included (1.7 pins it), and a pod sandbox is not a container
@@ -128,7 +138,8 @@ func TestContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sandbox := testImage{name: "pause", tags: []string{sandboxImage}, file: pauseBin, entrypoint: []string{"/pause"}}
-	newSandbox := testImage{name: "pause-new", tags: []string{newSandboxImage}, file: pauseBin, entrypoint: []string{"/pause"}}
+	// Runnable: the last pass runs a pod after the restart onto it.
+	newSandbox := testImage{name: "pause-new", tags: []string{newSandboxImage}, file: pauseBin, entrypoint: []string{"/pause-new"}}
 	ctd.importImages(t, append([]testImage{sandbox, newSandbox}, testImg...))
 
 	c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
@@ -388,6 +399,141 @@ func TestContainerd(t *testing.T) {
 		}
 		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG)
 	})
+
+	t.Run("remover image run as the removal Job runs it", func(t *testing.T) {
+		c, err := DialCRI(t.Context(), "unix://"+ctd.sock, 5*time.Second)
+		if err != nil {
+			t.Fatalf("DialCRI: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		dir := t.TempDir()
+		product := testImage{name: "product", tags: []string{productRef}}
+		ctd.importArchive(t, buildProductImage(t, dir))
+		// Fresh images, whatever the passes before left.
+		imgJ := testImage{name: "j", tags: []string{"docker.io/rancher/j:1"}}
+		imgK := testImage{name: "k", tags: []string{"docker.io/rancher/k:1", "docker.io/rancher/k:1.0"}}
+		imgL := testImage{name: "l", tags: []string{"docker.io/rancher/l:1"}}
+		ctd.importImages(t, []testImage{imgJ, imgK, imgL})
+		added := ctd.waitForImages(t, c, product, imgJ, imgK, imgL)
+		maps.Copy(before, added)
+
+		// The plan ConfigMap's keys, as its volume shows them.
+		planDir := filepath.Join(dir, "plan")
+		planText := []byte("docker.io/rancher/j:1\ndocker.io/rancher/k:1\ndocker.io/rancher/k:1.0\ndocker.io/rancher/l:1\n")
+		for name, text := range map[string][]byte{cleanup.PlanKey: planText, cleanup.KeepKey: []byte("docker.io/rancher/l:1\n")} {
+			if err := os.MkdirAll(planDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(planDir, name), text, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The kubelet creates the termination log empty and mounts it.
+		term := filepath.Join(dir, "termination-log")
+		if err := os.WriteFile(term, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		digest := imagelist.Digest(planText)
+
+		// What removalJob (pkg/cleanup/jobs.go) puts in the Job's pod, as
+		// the kubelet hands it to CRI. removalJob is unexported: the mount
+		// paths, args and security context are copied from it; keep them
+		// in sync.
+		o := cleanup.DefaultRemovalOptions()
+		const planMountPath, socketMountPath = "/etc/image-cleanup", "/run/cri/cri.sock"
+		config := &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "image-remover"},
+			Image:    &runtimeapi.ImageSpec{Image: productRef},
+			Command:  slices.Clone(o.RemoverCommand),
+			Args: []string{
+				"--plan=" + planMountPath + "/" + cleanup.PlanKey,
+				"--keep=" + planMountPath + "/" + cleanup.KeepKey,
+				"--plan-digest=" + digest,
+				"--runtime-endpoint=unix://" + socketMountPath,
+				fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
+				fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
+			},
+			Mounts: []*runtimeapi.Mount{
+				{ContainerPath: planMountPath, HostPath: planDir, Readonly: true},
+				{ContainerPath: socketMountPath, HostPath: ctd.sock},
+				{ContainerPath: "/dev/termination-log", HostPath: term},
+			},
+			LogPath: "image-remover.log",
+			Linux: &runtimeapi.LinuxContainerConfig{
+				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					RunAsUser:        &runtimeapi.Int64Value{Value: 0},
+					NoNewPrivs:       true,
+					ReadonlyRootfs:   true,
+					Capabilities:     &runtimeapi.Capability{DropCapabilities: []string{"ALL"}},
+					NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
+				},
+			},
+		}
+		start := time.Now()
+		status, stdout, stderr := ctd.runToExit(t, config)
+		t.Logf("image-remover ran in the image for %v, exit code %d; stderr:\n%s", time.Since(start).Round(time.Millisecond), status.GetExitCode(), stderr)
+		if status.GetExitCode() != 0 {
+			t.Fatalf("image-remover exited %d (%s: %s), want 0; stdout:\n%s", status.GetExitCode(), status.GetReason(), status.GetMessage(), stdout)
+		}
+
+		msg, err := os.ReadFile(term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := report.Result{
+			Removed:        2,
+			Skipped:        map[report.Reason]int{report.ReasonInCurrentList: 1},
+			BytesReclaimed: added[imgJ.tags[0]].Size + added[imgK.tags[0]].Size,
+		}
+		if res := report.ResultFromTermination(string(msg)); !reflect.DeepEqual(withoutImageFs(t, res), want) {
+			t.Errorf("termination log %s, read as %+v; want %+v", msg, res, want)
+		}
+		var rep Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("report on stdout %q: %v", stdout, err)
+		}
+		if rep.PlanDigest != digest {
+			t.Errorf("report's planDigest = %q, want %q", rep.PlanDigest, digest)
+		}
+		assertReport(t, rep, []reportLine{
+			{"docker.io/rancher/j:1", ActionRemoved, "", added[imgJ.tags[0]].ID, ""},
+			{"docker.io/rancher/k:1", ActionRemoved, "", added[imgK.tags[0]].ID, ""},
+			{"docker.io/rancher/k:1.0", ActionRemoved, "", added[imgK.tags[0]].ID, ""},
+			{"docker.io/rancher/l:1", ActionSkipped, report.ReasonInCurrentList, added[imgL.tags[0]].ID, "the new version ships docker.io/rancher/l:1 (" + string(imagematch.WhySameTag) + ")"},
+		}, want)
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG, imgL, product)
+	})
+}
+
+// productRef is the name the last pass gives the product's image.
+const productRef = "ghcr.io/upgrade-image-cleanup/upgrade-image-cleanup:containerd-test"
+
+// removerExitTimeout bounds the wait for the remover's container to exit:
+// it waits at most DefaultImageFsWait for a fresh ImageFsInfo figure
+// (containerd here refreshes it every second).
+const removerExitTimeout = 2 * time.Minute
+
+// buildProductImage builds the product's image with hack/build-image, as
+// releases do, named productRef, into dir, and returns its docker-archive.
+// It takes about 7 s with Go's caches warm, minutes cold.
+func buildProductImage(t *testing.T, dir string) string {
+	t.Helper()
+	// go test runs in the package's folder.
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "product.tar")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), filepath.Join(root, "hack", "build-image"),
+		"-output", filepath.Join(dir, "product-layout"), "-tarball", archive, "-ref", productRef)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("hack/build-image: %v\n%s", err, stderr.String())
+	}
+	t.Logf("hack/build-image built %s, manifest %s, in %v", productRef, strings.TrimSpace(stdout.String()), time.Since(start).Round(time.Millisecond))
+	return archive
 }
 
 // bigLayer is the size of the file in each image of the measured-space
@@ -690,6 +836,12 @@ func (d *ctdProcess) importImages(t *testing.T, images []testImage) {
 	if err := writeDockerArchive(archive, images); err != nil {
 		t.Fatalf("write images: %v", err)
 	}
+	d.importArchive(t, archive)
+}
+
+// importArchive imports a docker-archive with ctr into CRI's namespace.
+func (d *ctdProcess) importArchive(t *testing.T, archive string) {
+	t.Helper()
 	out, err := exec.CommandContext(t.Context(), "ctr", "-n", ctdNamespace, "--address", d.sock, "images", "import", archive).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr images import: %v\n%s", err, out)
@@ -747,40 +899,7 @@ func (d *ctdProcess) waitForImages(t *testing.T, c *CRI, images ...testImage) ma
 func (d *ctdProcess) createContainer(t *testing.T, image string) (sandboxID, containerID string) {
 	t.Helper()
 	ctx := t.Context()
-	logDir := filepath.Join(d.dir, "pods")
-	sandboxConfig := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "user", Namespace: "default", Uid: "containerd-test"},
-		LogDirectory: logDir,
-		// No Hostname: runc cannot set one without a UTS namespace of its
-		// own, and host-network pods share the host's (kubelet sends none).
-		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
-			},
-		},
-	}
-	sb, err := d.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sandboxConfig})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v", err)
-	}
-	sandboxID = sb.GetPodSandboxId()
-	t.Cleanup(func() {
-		// t.Context is done by now.
-		ctx, cancel := context.WithTimeout(context.Background(), ctdReadyTimeout)
-		defer cancel()
-		if containerID != "" {
-			if _, err := d.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: containerID}); err != nil {
-				t.Errorf("RemoveContainer %s: %v", containerID, err)
-			}
-		}
-		if _, err := d.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sandboxID}); err != nil {
-			t.Errorf("StopPodSandbox %s: %v", sandboxID, err)
-		}
-		if _, err := d.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil {
-			t.Errorf("RemovePodSandbox %s: %v", sandboxID, err)
-		}
-	})
-
+	sandboxID, sandboxConfig := d.runSandbox(t, "user")
 	ctr, err := d.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: sandboxID,
 		Config: &runtimeapi.ContainerConfig{
@@ -797,7 +916,115 @@ func (d *ctdProcess) createContainer(t *testing.T, image string) (sandboxID, con
 		t.Fatalf("CreateContainer: %v", err)
 	}
 	containerID = ctr.GetContainerId()
+	d.removeContainerAtEnd(t, containerID)
 	return sandboxID, containerID
+}
+
+// runSandbox runs a pod sandbox named name on the host's network and
+// removes it through CRI when the test ends, before containerd stops: its
+// shim would outlive it. Its log folder is d.dir/pods/name.
+func (d *ctdProcess) runSandbox(t *testing.T, name string) (string, *runtimeapi.PodSandboxConfig) {
+	t.Helper()
+	config := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: "containerd-test-" + name},
+		LogDirectory: filepath.Join(d.dir, "pods", name),
+		// No Hostname: runc cannot set one without a UTS namespace of its
+		// own, and host-network pods share the host's (kubelet sends none).
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			},
+		},
+	}
+	sb, err := d.runtime.RunPodSandbox(t.Context(), &runtimeapi.RunPodSandboxRequest{Config: config})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	id := sb.GetPodSandboxId()
+	t.Cleanup(func() {
+		// t.Context is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(), ctdReadyTimeout)
+		defer cancel()
+		if _, err := d.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Errorf("StopPodSandbox %s: %v", id, err)
+		}
+		if _, err := d.runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Errorf("RemovePodSandbox %s: %v", id, err)
+		}
+	})
+	return id, config
+}
+
+// removeContainerAtEnd removes container id through CRI when the test
+// ends, before its sandbox (cleanups run last registered first).
+func (d *ctdProcess) removeContainerAtEnd(t *testing.T, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ctdReadyTimeout)
+		defer cancel()
+		if _, err := d.runtime.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Errorf("RemoveContainer %s: %v", id, err)
+		}
+	})
+}
+
+// runToExit runs config as a pod's only container, in a sandbox of its own
+// on the host's network, as the kubelet runs a Job's pod; waits until it
+// has exited; and returns its status and what it wrote to stdout and
+// stderr, read from its CRI log.
+func (d *ctdProcess) runToExit(t *testing.T, config *runtimeapi.ContainerConfig) (status *runtimeapi.ContainerStatus, stdout, stderr string) {
+	t.Helper()
+	ctx := t.Context()
+	name := config.GetMetadata().GetName()
+	sandboxID, sandboxConfig := d.runSandbox(t, name)
+	ctr, err := d.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: config, SandboxConfig: sandboxConfig})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", name, err)
+	}
+	id := ctr.GetContainerId()
+	d.removeContainerAtEnd(t, id)
+	if _, err := d.runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer %s: %v", name, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, removerExitTimeout, true, func(ctx context.Context) (bool, error) {
+		s, err := d.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+		if err != nil {
+			return false, err
+		}
+		status = s.GetStatus()
+		return status.GetState() == runtimeapi.ContainerState_CONTAINER_EXITED, nil
+	})
+	if err != nil {
+		t.Fatalf("container %s did not exit within %v: %v (last status %+v)", name, removerExitTimeout, err, status)
+	}
+	logFile := filepath.Join(sandboxConfig.GetLogDirectory(), config.GetLogPath())
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatalf("container log: %v", err)
+	}
+	stdout, stderr = splitCRILog(string(b))
+	return status, stdout, stderr
+}
+
+// splitCRILog splits a container log in the CRI format
+// ("<time> <stream> <P|F> <text>" per line; P: the line goes on in the
+// next) into what the container wrote to stdout and to stderr.
+func splitCRILog(log string) (stdout, stderr string) {
+	var out, errOut strings.Builder
+	for line := range strings.Lines(log) {
+		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
+		if len(f) < 4 {
+			continue
+		}
+		w := &out
+		if f[1] == "stderr" {
+			w = &errOut
+		}
+		w.WriteString(f[3])
+		if f[2] != "P" {
+			w.WriteString("\n")
+		}
+	}
+	return out.String(), errOut.String()
 }
 
 // assertNode checks that the node has exactly the images of want, each with
