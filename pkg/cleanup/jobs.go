@@ -193,9 +193,11 @@ func RemovalSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{informers.UpgradeComponentLabel: RemovalComponent})
 }
 
-// removalJob is the Job that removes plan's images on node. It is owned by
+// RemovalJob is the Job that removes plan's images on node. It is owned by
 // the plan ConfigMap, so deleting the Upgrade removes the plan and its Jobs.
-func removalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
+// Exported so that the real-containerd test runs the remover with this
+// very pod spec (command, args, mounts, security context), not a copy.
+func RemovalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1.Job {
 	lbls := map[string]string{informers.UpgradeLabel: u.Name, informers.UpgradeComponentLabel: RemovalComponent}
 	run := u.Annotations[RunIDAnnotation]
 	if run != "" {

@@ -41,7 +41,7 @@ func TestRemovalJobRunsTheRemoverCommand(t *testing.T) {
 			if err := o.Validate(); err != nil {
 				t.Fatalf("Validate() = %v", err)
 			}
-			c := removalJob(u, plan, "harvester-node-0", o).Spec.Template.Spec.Containers[0]
+			c := RemovalJob(u, plan, "harvester-node-0", o).Spec.Template.Spec.Containers[0]
 			if c.Image != tt.image {
 				t.Errorf("image = %q, want %q", c.Image, tt.image)
 			}

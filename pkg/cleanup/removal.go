@@ -244,7 +244,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		return Outcome{State: StateFailed, Message: fmt.Sprintf("no node matches the node selector %q; nothing can be removed", e.opts.NodeSelector)}, nil
 	}
 	for _, n := range p.missing {
-		job := removalJob(u, plan, n, e.opts)
+		job := RemovalJob(u, plan, n, e.opts)
 		_, err := e.kube.BatchV1().Jobs(u.Namespace).Create(ctx, job, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			continue // the cache was behind; the existing Job stands

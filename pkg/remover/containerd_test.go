@@ -435,36 +435,44 @@ func TestContainerd(t *testing.T) {
 		}
 		digest := imagelist.Digest(planText)
 
-		// What removalJob (pkg/cleanup/jobs.go) puts in the Job's pod, as
-		// the kubelet hands it to CRI. removalJob is unexported: the mount
-		// paths, args and security context are copied from it; keep them
-		// in sync.
-		o := cleanup.DefaultRemovalOptions()
-		const planMountPath, socketMountPath = "/etc/image-cleanup", "/run/cri/cri.sock"
+		// The removal Job's own pod spec (cleanup.RemovalJob), as the
+		// kubelet hands it to CRI: its command, args, mounts and security
+		// context, with the plan's ConfigMap and the socket's hostPath
+		// played by host paths.
+		job := cleanup.RemovalJob(cleanup.Upgrade{Namespace: "harvester-system", Name: "u"},
+			cleanup.PlanRef{ConfigMap: "u-image-cleanup", Digest: digest}, "node", cleanup.DefaultRemovalOptions())
+		jc := job.Spec.Template.Spec.Containers[0]
+		hostPaths := map[string]string{"plan": planDir, "cri-socket": ctd.sock}
+		var mounts []*runtimeapi.Mount
+		for _, m := range jc.VolumeMounts {
+			host, ok := hostPaths[m.Name]
+			if !ok {
+				t.Fatalf("the Job mounts volume %q, which this test does not provide", m.Name)
+			}
+			mounts = append(mounts, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly})
+		}
+		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: jc.TerminationMessagePath, HostPath: term})
+		if jc.TerminationMessagePath == "" {
+			mounts[len(mounts)-1].ContainerPath = "/dev/termination-log" // the kubelet's default
+		}
+		sc := jc.SecurityContext
+		var drop []string
+		for _, d := range sc.Capabilities.Drop {
+			drop = append(drop, string(d))
+		}
 		config := &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: "image-remover"},
+			Metadata: &runtimeapi.ContainerMetadata{Name: jc.Name},
 			Image:    &runtimeapi.ImageSpec{Image: productRef},
-			Command:  slices.Clone(o.RemoverCommand),
-			Args: []string{
-				"--plan=" + planMountPath + "/" + cleanup.PlanKey,
-				"--keep=" + planMountPath + "/" + cleanup.KeepKey,
-				"--plan-digest=" + digest,
-				"--runtime-endpoint=unix://" + socketMountPath,
-				fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
-				fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),
-			},
-			Mounts: []*runtimeapi.Mount{
-				{ContainerPath: planMountPath, HostPath: planDir, Readonly: true},
-				{ContainerPath: socketMountPath, HostPath: ctd.sock},
-				{ContainerPath: "/dev/termination-log", HostPath: term},
-			},
-			LogPath: "image-remover.log",
+			Command:  jc.Command,
+			Args:     jc.Args,
+			Mounts:   mounts,
+			LogPath:  "image-remover.log",
 			Linux: &runtimeapi.LinuxContainerConfig{
 				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-					RunAsUser:        &runtimeapi.Int64Value{Value: 0},
-					NoNewPrivs:       true,
-					ReadonlyRootfs:   true,
-					Capabilities:     &runtimeapi.Capability{DropCapabilities: []string{"ALL"}},
+					RunAsUser:        &runtimeapi.Int64Value{Value: *sc.RunAsUser},
+					NoNewPrivs:       !*sc.AllowPrivilegeEscalation,
+					ReadonlyRootfs:   *sc.ReadOnlyRootFilesystem,
+					Capabilities:     &runtimeapi.Capability{DropCapabilities: drop},
 					NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
 				},
 			},
