@@ -197,18 +197,7 @@ func createNode(t *testing.T, ctx context.Context, name string, managed bool) {
 // has recorded the version it upgrades from, while the upgrade runs.
 func createRunningUpgrade(t *testing.T, ctx context.Context, name, previous string) {
 	t.Helper()
-	res := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns)
-	u := cleanuptest.Upgrade(name).Namespace(ns).PreviousVersion(previous).Completed(false).Obj()
-	// The API server keeps no status on create: it is written next.
-	created, err := res.Create(ctx, u, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create Upgrade: %v", err)
-	}
-	t.Cleanup(func() { _ = res.Delete(context.Background(), name, metav1.DeleteOptions{}) })
-	created.Object["status"] = u.Object["status"]
-	if _, err := res.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("write the running Upgrade's status: %v", err)
-	}
+	createUpgrade(t, ctx, cleanuptest.Upgrade(name).Namespace(ns).PreviousVersion(previous).Completed(false))
 }
 
 // completeUpgrade turns the Upgrade's Completed condition True through the

@@ -79,17 +79,23 @@ func setPodReady(t *testing.T, ctx context.Context, name string, h *testHost, re
 // Completed condition is True, as at the end of Harvester's upgrade.
 func createCompletedUpgrade(t *testing.T, ctx context.Context, name, previous string) {
 	t.Helper()
-	res := env.dynamic.Resource(informers.UpgradeGVR).Namespace(ns)
-	u := cleanuptest.Upgrade(name).Namespace(ns).PreviousVersion(previous).Obj()
-	// The API server keeps no status on create: it is written next.
+	createUpgrade(t, ctx, cleanuptest.Upgrade(name).Namespace(ns).PreviousVersion(previous))
+}
+
+// createUpgrade creates w's Upgrade, deleted when the test ends, and writes
+// its status: the API server keeps no status on create.
+func createUpgrade(t *testing.T, ctx context.Context, w *cleanuptest.UpgradeWrapper) {
+	t.Helper()
+	u := w.Obj()
+	res := env.dynamic.Resource(informers.UpgradeGVR).Namespace(u.GetNamespace())
 	created, err := res.Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create Upgrade: %v", err)
 	}
-	t.Cleanup(func() { _ = res.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() { _ = res.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}) })
 	created.Object["status"] = u.Object["status"]
 	if _, err := res.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("complete Upgrade: %v", err)
+		t.Fatalf("write Upgrade %s's status: %v", u.GetName(), err)
 	}
 }
 

@@ -419,10 +419,8 @@ func totalStatus[R ~string](removed, failed, dangling int, reclaimed uint64, ski
 // versionList splits a comma-separated list of versions; never nil.
 func versionList(s string) []string {
 	out := []string{}
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, outsideText(v))
-		}
+	for _, v := range splitList(s) {
+		out = append(out, outsideText(v))
 	}
 	return out
 }
