@@ -65,6 +65,9 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		return fmt.Errorf("watch demo upgrade: %w", err)
 	}
 	defer w.Stop()
+	// Every watch from here on is the controller's: the Upgrade is
+	// completed only once its informers watch, or they might never see it.
+	watches := cleanuptest.TrackWatches(kube, dyn)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	// done is closed after its one value, so both waitForState and the
@@ -77,6 +80,16 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	defer func() { cancel(); <-done }()
 
 	tl.printf("repo %s serves the lists at %s; its endpoint is not Ready (the repo VM is still booting)", informers.RepoServicePrefix+demoUpgrade, repo.URL())
+	watched := []string{"upgrades", "endpointslices"}
+	if !f.dryRun {
+		watched = append(watched, "jobs", "nodes") // a dry run has no removal informers
+	}
+	watchCtx, cancelWatch := context.WithTimeout(ctx, demoTimeout)
+	err = watches.Wait(watchCtx, watched...)
+	cancelWatch()
+	if err != nil {
+		return fmt.Errorf("the controller did not start watching: %w", err)
+	}
 	if _, err := upgrades.Update(ctx, upgrade.Completed(true).Obj(), metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("complete demo upgrade: %w", err)
 	}

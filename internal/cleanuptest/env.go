@@ -74,6 +74,8 @@ type Env struct {
 	Controller *cleanup.Controller
 	// Timeout bounds each wait.
 	Timeout time.Duration
+
+	watches *Watches
 }
 
 // NewEnv returns an Env over clients holding objs (see NewClients). Key is
@@ -98,6 +100,7 @@ func NewEnv(ctx context.Context, objs ...runtime.Object) *Env {
 		}
 	}
 	e.Kube, e.Dynamic = NewClients(objs...)
+	e.watches = TrackWatches(e.Kube, e.Dynamic)
 	e.EndpointSlices = informers.NewEndpointSliceInformer(e.Kube, e.Options.Namespace, e.Options.Selector, 0)
 	e.Upgrades = informers.NewUpgradeInformer(e.Dynamic, e.Options.Namespace, 0)
 	e.Jobs = informers.NewJobInformer(e.Kube, e.Options.Namespace, cleanup.RemovalSelector(), 0)
@@ -193,7 +196,7 @@ func (e *Env) NewController(opts ...ConfigOption) (*cleanup.Controller, error) {
 
 // Start runs the informers until Ctx ends and waits until the controller's
 // handlers (or, without a controller, the informers) have seen the initial
-// lists.
+// lists and every informer's watch is registered.
 func (e *Env) Start() error {
 	infs := []cache.SharedIndexInformer{e.EndpointSlices, e.Upgrades, e.Jobs, e.Nodes}
 	for _, inf := range infs {
@@ -212,7 +215,8 @@ func (e *Env) Start() error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return errors.New("the informers' caches did not sync")
 	}
-	return nil
+	// A write the test makes next must reach the informers: see Watches.
+	return e.watches.Wait(ctx, "endpointslices", "upgrades", "jobs", "nodes")
 }
 
 // WaitFor polls cond, which reads what the informers fill in the
