@@ -1,0 +1,118 @@
+{{/*
+uic.name is the app's name: the chart's, or nameOverride.
+*/}}
+{{- define "uic.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+uic.fullname names the objects: fullnameOverride, else the release's name
+when it holds the app's name (release upgrade-image-cleanup gives
+upgrade-image-cleanup), else <release>-<name>. The metrics Service adds
+"-metrics", so it is cut to 55 characters.
+*/}}
+{{- define "uic.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 55 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "uic.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 55 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 55 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+uic.labels are on every object.
+*/}}
+{{- define "uic.labels" -}}
+app.kubernetes.io/name: {{ include "uic.name" . }}
+{{- end -}}
+
+{{/*
+uic.selectorLabels select the controller's pods (the Deployment, the
+metrics Service, the anti-affinity). They never change with the chart's
+version: a Deployment's selector cannot be changed in place.
+*/}}
+{{- define "uic.selectorLabels" -}}
+{{ include "uic.labels" . }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/*
+uic.image is the controller's image: repository@digest when a digest is
+set, else repository:tag.
+*/}}
+{{- define "uic.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (required "image.tag or image.digest is required" .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+uic.removerImage is --remover-image: remover.image, else the controller's
+own image (it holds image-remover).
+*/}}
+{{- define "uic.removerImage" -}}
+{{- .Values.remover.image | default (include "uic.image" .) -}}
+{{- end -}}
+
+{{/*
+uic.metricsServiceName names the metrics Service.
+*/}}
+{{- define "uic.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "uic.fullname" .) -}}
+{{- end -}}
+
+{{/*
+uic.leaseNamespace is where the leader-election Lease lives: the value,
+else the release's namespace (the pod's $POD_NAMESPACE, which the binary
+uses when --leader-elect-namespace is not given).
+*/}}
+{{- define "uic.leaseNamespace" -}}
+{{- .Values.leaderElection.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/*
+uic.leaseInRole is "true" when the Lease is granted by the Role in
+.Values.namespace (the Lease lives there), so it needs no Role of its own.
+*/}}
+{{- define "uic.leaseInRole" -}}
+{{- if and .Values.leaderElection.enabled (eq (include "uic.leaseNamespace" .) .Values.namespace) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+uic.arg quotes one --flag=value argument for a YAML list: a JSON string is
+a YAML scalar whatever the value holds (colons, #, quotes, brackets).
+*/}}
+{{- define "uic.arg" -}}
+{{- toJson . -}}
+{{- end -}}
+
+{{/*
+uic.mergedLabels: the chart's labels plus a feature's extra labels (the
+chart's win on a clash), as YAML. Call with (dict "ctx" $ "extra" labels).
+*/}}
+{{- define "uic.mergedLabels" -}}
+{{- $own := include "uic.labels" .ctx | fromYaml -}}
+{{- toYaml (merge $own (.extra | default dict)) -}}
+{{- end -}}
+
+{{/*
+uic.checks fails the render on values that would install a controller
+that cannot work.
+*/}}
+{{- define "uic.checks" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled: without the Lease every replica would work on the same Upgrades" -}}
+{{- end -}}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.health.port)) -}}
+{{- fail "metrics.port and health.port must differ: each is a server of its own" -}}
+{{- end -}}
+{{- end -}}
