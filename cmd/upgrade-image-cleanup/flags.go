@@ -1,17 +1,20 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
@@ -66,11 +69,43 @@ func (c commandFlag) Set(v string) error {
 	return nil
 }
 
+// parseTolerations reads --removal-tolerations: a JSON array of core/v1
+// Tolerations, as a Helm chart renders its values with toJson. Strictly: an
+// unknown field is refused, since a misspelt "efect" would leave the
+// effect empty, which tolerates every effect; so is anything after the
+// array. "" is none, and so is null, toJson's rendering of an unset value.
+// The tolerations are checked whatever the mode, as the API server would
+// check them in a pod: the value is wrong in a dry run too.
+func parseTolerations(v string) ([]corev1.Toleration, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	bad := func(why string, err error) error {
+		return fmt.Errorf("%s %q: %s: %v", cleanup.TolerationsFlag, imagelist.Truncate(v, 200), why, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var tols []corev1.Toleration
+	if err := dec.Decode(&tols); err != nil {
+		return nil, bad("not a JSON array of tolerations", err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("found %v", tok)
+		}
+		return nil, bad("more after the JSON array", err)
+	}
+	if err := cleanup.ValidateTolerations(tols); err != nil {
+		return nil, err
+	}
+	return tols, nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
 	var selector, nodeSelector, repoAddress string
 	var exclude, catchUp listFlag
-	var imageFsThreshold string
+	var imageFsThreshold, tolerations string
 	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, else the in-cluster config")
@@ -84,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.Var(&catchUp, "catch-up", "older `versions` whose images every plan also removes (leftovers of earlier upgrades), for Upgrades without the annotation "+cleanup.CatchUpAnnotation+"; a version the repo's archive does not serve is skipped; repeatable or comma-separated")
 	fs.StringVar(&imageFsThreshold, "image-fs-threshold", "0", "disk-pressure mode: remove only on nodes whose image filesystem holds at least this much (a quantity such as 50Gi, measured by the runtime's CRI ImageFsInfo); 0: remove on every node")
 	fs.StringVar(&nodeSelector, "node-selector", cleanup.DefaultNodeSelector, "label selector of the nodes to remove images on")
+	fs.StringVar(&tolerations, "removal-tolerations", "", "tolerations the removal Jobs have besides their own (drained, control-plane and etcd nodes), for nodes with taints of their own: a `JSON` array of core/v1 Tolerations, such as '[{\"key\":\"dedicated\",\"operator\":\"Equal\",\"value\":\"storage\",\"effect\":\"NoSchedule\"}]'; empty: none")
 	fs.StringVar(&f.Removal.RemoverImage, "remover-image", "", "image the remover runs in, one Job per node: this project's, or a host's own (see --remover-command); required unless --dry-run")
 	fs.Var(commandFlag{&f.Removal.RemoverCommand}, "remover-command", "command that starts the remover in --remover-image, as comma-separated `words`: the standalone image's binary by default; for a host's own image its subcommand, such as harvester,image-remover")
 	fs.StringVar(&f.Removal.SocketPath, "runtime-socket", f.Removal.SocketPath, "the container runtime's CRI socket on the nodes")
@@ -122,6 +158,9 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	}
 	if f.Removal.NodeSelector, err = labels.Parse(nodeSelector); err != nil {
 		return flags{}, fmt.Errorf("--node-selector %q: %w", nodeSelector, err)
+	}
+	if f.Removal.Tolerations, err = parseTolerations(tolerations); err != nil {
+		return flags{}, err
 	}
 	switch {
 	case f.Namespace != "" && len(validation.IsDNS1123Label(f.Namespace)) > 0:

@@ -11,9 +11,12 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
@@ -166,5 +169,105 @@ func TestOperatorFlags(t *testing.T) {
 	}
 	if o.Skip || len(o.CatchUp) > 0 || f.Removal.ImageFsThreshold != 0 {
 		t.Errorf("defaults: skip %v catch-up %q threshold %d; want off", o.Skip, o.CatchUp, f.Removal.ImageFsThreshold)
+	}
+}
+
+// TestRemovalTolerationsFlag: --removal-tolerations takes a JSON array of
+// core/v1 Tolerations, as the chart renders its values with toJson, and
+// adds them to the removal Jobs after their own; a bad value stops the
+// binary with one line naming the flag, in a dry run too.
+func TestRemovalTolerationsFlag(t *testing.T) {
+	good := []struct {
+		name  string
+		value string
+		want  []corev1.Toleration
+	}{
+		{"empty", "", nil},
+		{"empty array", "[]", []corev1.Toleration{}},
+		{"toJson of an unset value", "null", nil},
+		{"one", `[{"key":"dedicated","operator":"Equal","value":"storage","effect":"NoSchedule"}]`,
+			[]corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "storage", Effect: corev1.TaintEffectNoSchedule}}},
+		{"two, in their order, spaced", ` [ {"key": "example.com/gpu", "operator": "Exists"},
+			{"key": "example.com/maintenance", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600} ] `,
+			[]corev1.Toleration{
+				{Key: "example.com/gpu", Operator: corev1.TolerationOpExists},
+				{Key: "example.com/maintenance", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](600)},
+			}},
+	}
+	for _, tt := range good {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := parseFlags([]string{"--remover-image", "r:1", "--removal-tolerations=" + tt.value}, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !apiequality.Semantic.DeepEqual(f.Removal.Tolerations, tt.want) {
+				t.Errorf("tolerations = %+v, want %+v", f.Removal.Tolerations, tt.want)
+			}
+		})
+	}
+
+	bad := []struct {
+		name  string
+		value string
+		want  string // besides the flag's name
+	}{
+		{"unknown field", `[{"key":"dedicated","efect":"NoSchedule"}]`, `unknown field "efect"`},
+		{"an object, not an array", `{"key":"dedicated","operator":"Exists"}`, "not a JSON array"},
+		{"a string", `"dedicated"`, "not a JSON array"},
+		{"the chart's YAML, not JSON", `- key: dedicated`, "not a JSON array"},
+		{"truncated", `[{"key":"dedicated"`, "not a JSON array"},
+		{"seconds not a number", `[{"key":"k","operator":"Exists","effect":"NoExecute","tolerationSeconds":"600"}]`, "not a JSON array"},
+		{"trailing data", `[]x`, "more after the JSON array"},
+		{"two arrays", `[] []`, "more after the JSON array"},
+		{"bad effect", `[{"key":"a","operator":"Exists"},{"key":"b","operator":"Exists","effect":"NoSchedul"}]`, `--removal-tolerations[1].effect: "NoSchedul" is not one of`},
+		{"null toleration", `[null]`, "--removal-tolerations[0].key: empty"},
+		{"newline in a value", "[{\"key\":\"a\",\"value\":\"x\\ny\"}]", `--removal-tolerations[0].value: "x\ny" is not a label value`},
+	}
+	for _, tt := range bad {
+		for _, mode := range []string{"--dry-run", "--remover-image=r:1"} {
+			t.Run(tt.name+" "+mode, func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				if code := run([]string{mode, "--removal-tolerations", tt.value}, &stdout, &stderr); code != 2 {
+					t.Errorf("exit code = %d, want 2", code)
+				}
+				got := stderr.String()
+				if !strings.HasPrefix(got, "upgrade-image-cleanup: --removal-tolerations") || !strings.Contains(got, tt.want) {
+					t.Errorf("stderr %q does not name --removal-tolerations and say %q", got, tt.want)
+				}
+				if strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") {
+					t.Errorf("stderr %q is not one line", got)
+				}
+			})
+		}
+	}
+}
+
+// TestRemovalTolerationsReachTheJobs: the flag's tolerations come after
+// the Job's built-in ones; without the flag the Job is the one the default
+// options make, to the field.
+func TestRemovalTolerationsReachTheJobs(t *testing.T) {
+	u := cleanup.Upgrade{Namespace: "harvester-system", Name: "hvst-upgrade-abc12"}
+	plan := cleanup.PlanRef{Namespace: u.Namespace, ConfigMap: "hvst-upgrade-abc12-image-cleanup", UID: "uid-1", Digest: "sha256:" + strings.Repeat("a", 64)}
+	defaults := cleanup.DefaultRemovalOptions()
+	defaults.RemoverImage = "r:1"
+	builtIn := cleanup.RemovalJob(u, plan, "node-0", defaults).Spec.Template.Spec.Tolerations
+
+	f, err := parseFlags([]string{"--remover-image", "r:1"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cleanup.RemovalJob(u, plan, "node-0", f.Removal), cleanup.RemovalJob(u, plan, "node-0", defaults); !apiequality.Semantic.DeepEqual(got, want) {
+		t.Errorf("without --removal-tolerations the Job is\n%+v\nwant the default options'\n%+v", got, want)
+	}
+
+	f, err = parseFlags([]string{"--remover-image", "r:1", `--removal-tolerations=[{"key":"dedicated","operator":"Equal","value":"storage","effect":"NoSchedule"},{"key":"example.com/gpu","operator":"Exists"}]`}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(builtIn),
+		corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "storage", Effect: corev1.TaintEffectNoSchedule},
+		corev1.Toleration{Key: "example.com/gpu", Operator: corev1.TolerationOpExists})
+	if got := cleanup.RemovalJob(u, plan, "node-0", f.Removal).Spec.Template.Spec.Tolerations; !apiequality.Semantic.DeepEqual(got, want) {
+		t.Errorf("tolerations =\n%+v\nwant the built-in ones, then the flag's:\n%+v", got, want)
 	}
 }

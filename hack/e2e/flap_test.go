@@ -230,13 +230,7 @@ const queueAdds = `workqueue_adds_total{name="upgrade-image-cleanup"}`
 // the /metrics of a controller started with --metrics-addr (the address it
 // logs, so port 0 works).
 func controllerMetric(ctx context.Context, p *controllerProc, sample string) (float64, error) {
-	addr := ""
-	for _, line := range strings.Split(p.log(), "\n") {
-		var entry struct{ Msg, Flag, Addr string }
-		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "Serving" && strings.Contains(entry.Flag, "metrics") {
-			addr = entry.Addr
-		}
-	}
+	addr := p.servingAddr("--metrics-addr")
 	if addr == "" {
 		return 0, errors.New("the controller logged no metrics address")
 	}

@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,6 +124,19 @@ func (p *controllerProc) log() string {
 	return string(b)
 }
 
+// servingAddr returns the address the process logged it serves flag
+// (--metrics-addr, --health-addr) on, so port 0 works; "" until logged.
+func (p *controllerProc) servingAddr(flag string) string {
+	addr := ""
+	for _, line := range strings.Split(p.log(), "\n") {
+		var entry struct{ Msg, Flag, Addr string }
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "Serving" && entry.Flag == flag {
+			addr = entry.Addr
+		}
+	}
+	return addr
+}
+
 // kill ends the process with SIGKILL, as a crash or an OOM kill would.
 func (p *controllerProc) kill() {
 	p.killed = true
@@ -129,9 +144,16 @@ func (p *controllerProc) kill() {
 	<-p.exited
 }
 
-// startController runs the built binary against the cluster until the test
-// ends; name tells several apart.
+// startController runs the built binary against the cluster, as the
+// cluster's admin, until the test ends; name tells several apart.
 func startController(t *testing.T, name string, args ...string) *controllerProc {
+	t.Helper()
+	return startControllerAs(t, name, env.kubeconfig, nil, args...)
+}
+
+// startControllerAs is startController with another kubeconfig (another
+// identity) and extra environment variables (NAME=value).
+func startControllerAs(t *testing.T, name, kubeconfig string, environ []string, args ...string) *controllerProc {
 	t.Helper()
 	p := &controllerProc{logPath: filepath.Join(env.workdir, t.Name()+"-"+name+".log"), exited: make(chan struct{})}
 	if err := os.MkdirAll(filepath.Dir(p.logPath), 0o755); err != nil {
@@ -141,7 +163,8 @@ func startController(t *testing.T, name string, args ...string) *controllerProc 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(env.controller, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+	p.cmd = exec.Command(env.controller, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	p.cmd.Env = append(os.Environ(), environ...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start controller: %v", err)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
@@ -48,6 +49,11 @@ type RemovalOptions struct {
 	// image filesystem holds fewer bytes than this (CRI ImageFsInfo,
 	// measured by its remover) removes nothing and is reported skipped.
 	ImageFsThreshold uint64
+	// Tolerations are added to each Job's pod after its own
+	// (removalTolerations), for nodes with taints of their own, such as a
+	// dedicated pool's. They add to the built-in ones and never replace
+	// them: those let a Job run on a drained or control-plane node.
+	Tolerations []corev1.Toleration
 	// BackoffLimit, ActiveDeadline and TTLAfterFinished go to each Job.
 	BackoffLimit     int32
 	ActiveDeadline   time.Duration
@@ -105,6 +111,40 @@ func (o RemovalOptions) Validate() error {
 		return fmt.Errorf("--image-fs-threshold %d bytes: must be at most 8Pi, as the remover reads it", o.ImageFsThreshold)
 	case o.BackoffLimit < 0 || o.ActiveDeadline <= 0 || o.TTLAfterFinished < 0:
 		return fmt.Errorf("job limits: backoffLimit %d, activeDeadline %v, ttlAfterFinished %v must not be negative (deadline positive)", o.BackoffLimit, o.ActiveDeadline, o.TTLAfterFinished)
+	}
+	return ValidateTolerations(o.Tolerations)
+}
+
+// TolerationsFlag is the controller's flag for RemovalOptions.Tolerations,
+// which ValidateTolerations' errors name.
+const TolerationsFlag = "--removal-tolerations"
+
+// ValidateTolerations reports the first of tols that the API server would
+// refuse in a pod, naming its index and field, such as
+// --removal-tolerations[1].effect: it checks what Kubernetes' validation of
+// a pod's tolerations checks, so that a bad one stops the controller at
+// start instead of failing the creation of every Job.
+func ValidateTolerations(tols []corev1.Toleration) error {
+	for i, t := range tols {
+		field := func(name string) string { return fmt.Sprintf("%s[%d].%s", TolerationsFlag, i, name) }
+		quoted := func(s string) string { return fmt.Sprintf("%q", imagelist.Truncate(s, 80)) }
+		switch {
+		case t.Key == "" && t.Operator != corev1.TolerationOpExists:
+			return fmt.Errorf("%s: empty, which only operator Exists allows (matching every taint)", field("key"))
+		case t.Key != "" && len(validation.IsQualifiedName(t.Key)) > 0:
+			return fmt.Errorf("%s: %s is not a qualified name: %s", field("key"), quoted(t.Key), strings.Join(validation.IsQualifiedName(t.Key), "; "))
+		case t.Operator != "" && t.Operator != corev1.TolerationOpExists && t.Operator != corev1.TolerationOpEqual:
+			return fmt.Errorf("%s: %s is not one of \"\", Exists, Equal", field("operator"), quoted(string(t.Operator)))
+		case t.Operator == corev1.TolerationOpExists && t.Value != "":
+			return fmt.Errorf("%s: %s must be empty with operator Exists", field("value"), quoted(t.Value))
+		case t.Operator != corev1.TolerationOpExists && len(validation.IsValidLabelValue(t.Value)) > 0:
+			// Equal compares the value with a taint's, which is a label value.
+			return fmt.Errorf("%s: %s is not a label value: %s", field("value"), quoted(t.Value), strings.Join(validation.IsValidLabelValue(t.Value), "; "))
+		case t.Effect != "" && t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectPreferNoSchedule && t.Effect != corev1.TaintEffectNoExecute:
+			return fmt.Errorf("%s: %s is not one of \"\", NoSchedule, PreferNoSchedule, NoExecute", field("effect"), quoted(string(t.Effect)))
+		case t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute:
+			return fmt.Errorf("%s: %d needs effect NoExecute, not %s", field("tolerationSeconds"), *t.TolerationSeconds, quoted(string(t.Effect)))
+		}
 	}
 	return nil
 }
@@ -247,7 +287,7 @@ func RemovalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 					NodeName:                     node,
 					RestartPolicy:                corev1.RestartPolicyNever,
 					AutomountServiceAccountToken: ptr.To(false),
-					Tolerations:                  removalTolerations(),
+					Tolerations:                  tolerations(o.Tolerations),
 					Containers: []corev1.Container{{
 						Name:  removerName,
 						Image: o.RemoverImage,
@@ -290,6 +330,16 @@ func RemovalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 			},
 		},
 	}
+}
+
+// tolerations are the Job's: the built-in ones, then extra, copied so that
+// no Job shares the options' values.
+func tolerations(extra []corev1.Toleration) []corev1.Toleration {
+	all := removalTolerations()
+	for _, t := range extra {
+		all = append(all, *t.DeepCopy())
+	}
+	return all
 }
 
 // removalTolerations let the Job run where Harvester's own cleanup runs: on a

@@ -22,6 +22,7 @@ import (
 	"github.com/rancher/lasso/pkg/controller"
 	ctldiscovery "github.com/rancher/wrangler/v3/pkg/generated/controllers/discovery"
 	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -57,6 +58,11 @@ type Settings struct {
 	// filesystem holds at least this much, as --image-fs-threshold; 0: on
 	// every node.
 	ImageFsThreshold uint64
+	// Tolerations are added to each removal Job after its own, for nodes
+	// with taints of their own, as --removal-tolerations; they never
+	// replace the built-in ones, which let a Job run on a drained or
+	// control-plane node.
+	Tolerations []corev1.Toleration
 }
 
 // DefaultSettings run the remover from Harvester's own image, at the
@@ -138,6 +144,7 @@ func register(ctx context.Context, m *config.Management, o config.Options, s Set
 		removal := cleanup.DefaultRemovalOptions()
 		removal.RemoverImage = s.RemoverImage
 		removal.ImageFsThreshold = s.ImageFsThreshold
+		removal.Tolerations = s.Tolerations
 		if len(s.RemoverCommand) > 0 {
 			removal.RemoverCommand = s.RemoverCommand
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -465,4 +466,47 @@ func TestRegisterRunsTheRemoverInHarvestersImage(t *testing.T) {
 	waitFor(ctx, t, "Removing", func() bool {
 		return h.upgrade(ctx, t).Annotations[cleanup.StateAnnotation] == string(cleanup.StateRemoving)
 	})
+}
+
+// TestRegisterTolerationsSetting: Settings.Tolerations reach each node's
+// Job after its built-in ones, as --removal-tolerations does; a toleration
+// the API server would refuse is refused by register, naming it, instead
+// of failing every Job's creation.
+func TestRegisterTolerationsSetting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const node = "harvester-node-0"
+	r := serveRepo(t)
+	managed := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"harvesterhci.io/managed": "true"}}}
+
+	bad := DefaultSettings()
+	bad.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists, Effect: "NoSchedul"}}
+	h := newHarvester(t, harvesterScheme(t), completedUpgrade(), r.slice(t, true), managed)
+	err := register(ctx, h.management, config.Options{HCIMode: true, Namespace: namespace}, bad, h.newClients)
+	if err == nil || !strings.Contains(err.Error(), `[0].effect: "NoSchedul"`) {
+		t.Fatalf("register: %v, want an error naming the toleration's effect", err)
+	}
+
+	s := DefaultSettings()
+	s.Tolerations = []corev1.Toleration{
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "storage", Effect: corev1.TaintEffectNoSchedule},
+		{Key: "example.com/gpu", Operator: corev1.TolerationOpExists},
+	}
+	h = newHarvester(t, harvesterScheme(t), completedUpgrade(), r.slice(t, true), managed)
+	if err := register(ctx, h.management, config.Options{HCIMode: true, Namespace: namespace}, s, h.newClients); err != nil {
+		t.Fatal(err)
+	}
+	h.start(ctx, t)
+	var job *batchv1.Job
+	waitFor(ctx, t, "the removal Job on "+node, func() bool {
+		j, err := h.kube.BatchV1().Jobs(namespace).Get(ctx, cleanup.JobName(upgradeName, node), metav1.GetOptions{})
+		job = j
+		return err == nil
+	})
+	tols := job.Spec.Template.Spec.Tolerations
+	if n := len(tols) - len(s.Tolerations); n <= 0 || !reflect.DeepEqual(tols[n:], s.Tolerations) {
+		t.Errorf("the Job's tolerations %+v do not end with the settings' %+v", tols, s.Tolerations)
+	} else if !slices.ContainsFunc(tols[:n], func(t corev1.Toleration) bool { return t.Key == "node.kubernetes.io/unschedulable" }) {
+		t.Errorf("the Job's tolerations %+v lost the built-in ones", tols)
+	}
 }
