@@ -940,3 +940,65 @@ func sameSetting(value, flagDefault string) bool {
 	}
 	return false
 }
+
+// opaqueValues are values passed through whole (Kubernetes objects, label
+// maps): documented as one row, not key by key.
+var opaqueValues = map[string]bool{
+	"resources": true, "podSecurityContext": true, "securityContext": true,
+	"nodeSelector": true, "affinity": true, "labels": true,
+}
+
+// valueLeaves lists the values.yaml paths a reader sets: nested tables
+// are walked, opaque ones and lists are leaves.
+func valueLeaves(prefix string, m map[string]any) []string {
+	var out []string
+	for k, v := range m {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 && !opaqueValues[k] {
+			out = append(out, valueLeaves(p, sub)...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestREADMEDocumentsEveryValue: the README's table of chart values has a
+// row for every value of values.yaml, and no row for a value it lacks.
+func TestREADMEDocumentsEveryValue(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n#### Chart values\n")
+	if !ok {
+		t.Fatal("README.md has no section #### Chart values")
+	}
+	if i := regexp.MustCompile(`\n#{2,4} `).FindStringIndex(section); i != nil {
+		section = section[:i[0]]
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		first, _, ok := strings.Cut(strings.TrimPrefix(line, "| "), " | ")
+		if !strings.HasPrefix(line, "| `") || !ok {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(first, -1) {
+			documented[m[1]] = true
+		}
+	}
+	leaves := valueLeaves("", chartForTest(t, false).Values)
+	for _, v := range leaves {
+		if !documented[v] {
+			t.Errorf("README.md's Chart values has no row for %s", v)
+		}
+	}
+	for v := range documented {
+		if !slices.Contains(leaves, v) {
+			t.Errorf("README.md's Chart values documents %s, which values.yaml does not have", v)
+		}
+	}
+}
