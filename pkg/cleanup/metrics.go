@@ -34,6 +34,8 @@ type metrics struct {
 	plansWritten        *prometheus.CounterVec
 	imagesRemoved       prometheus.Counter
 	imagesSkipped       *prometheus.CounterVec
+	imagesFailed        prometheus.Counter
+	nodeRemovals        *prometheus.CounterVec
 	bytesReclaimed      prometheus.Counter
 	imageFsFreed        prometheus.Counter
 }
@@ -66,6 +68,14 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 			Name: "upgrade_image_cleanup_images_skipped_total",
 			Help: "Planned images a node kept, by reason.",
 		}, []string{"reason"}),
+		imagesFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_images_failed_total",
+			Help: "Planned images whose removal from a node failed (one per node and image).",
+		}),
+		nodeRemovals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upgrade_image_cleanup_node_removals_total",
+			Help: "Nodes' removals in final summaries, by result: succeeded, failed, left (the node left the selector first) or skipped (below the image filesystem threshold).",
+		}, []string{"result"}),
 		bytesReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "upgrade_image_cleanup_bytes_reclaimed_total",
 			Help: "Bytes of images removed from nodes (the sum of their sizes).",
@@ -75,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 			Help: "Bytes the nodes' image filesystems lost during removals, as measured by the runtime (CRI ImageFsInfo) before and after.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.plansWritten, m.imagesRemoved, m.imagesSkipped, m.bytesReclaimed, m.imageFsFreed, stateCollector(upgrades)} {
+	for _, c := range []prometheus.Collector{m.readyToFirstRequest, m.listFetches, m.imagesPlanned, m.plansWritten, m.imagesRemoved, m.imagesSkipped, m.imagesFailed, m.nodeRemovals, m.bytesReclaimed, m.imageFsFreed, stateCollector(upgrades)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -89,6 +99,9 @@ func newMetrics(reg prometheus.Registerer, upgrades func() []Upgrade) (*metrics,
 	}
 	for _, r := range []report.Reason{report.ReasonInUse, report.ReasonPinned, report.ReasonStillNeeded, report.ReasonNotPresent} {
 		m.imagesSkipped.WithLabelValues(string(r))
+	}
+	for _, r := range []string{NodeSucceeded, NodeFailed, NodeLeft, NodeSkipped} {
+		m.nodeRemovals.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -113,6 +126,10 @@ func fetchResult(err error) string {
 // removed adds a finished removal's totals.
 func (m *metrics) removed(s *Summary) {
 	addCount(m.imagesRemoved, s.Total.Removed+s.Total.DanglingRemoved)
+	addCount(m.imagesFailed, s.Total.Failed)
+	for r, n := range s.Outcomes {
+		addCount(m.nodeRemovals.WithLabelValues(r), n)
+	}
 	m.bytesReclaimed.Add(float64(s.Total.BytesReclaimed))
 	if s.ImageFs != nil {
 		m.imageFsFreed.Add(float64(s.ImageFs.Freed))
@@ -135,14 +152,36 @@ func addCount(c prometheus.Counter, n int) {
 var upgradesDesc = prometheus.NewDesc("upgrade_image_cleanup_upgrades",
 	"Upgrades by cleanup state (state \"\" has none yet).", []string{"state"}, nil)
 
+// upgradeStateDesc is one series per Upgrade, value 1, naming its state
+// (and, when Failed, the failed phase): which cleanup an alert is about.
+// One series per Upgrade object, whatever its state, so it is bounded by
+// the cache; the namespace label is upgrade_namespace, because a scrape
+// through the Prometheus Operator sets namespace to the target's own.
+var upgradeStateDesc = prometheus.NewDesc("upgrade_image_cleanup_upgrade_state",
+	"1 for each Upgrade, labelled with its cleanup state (\"\": none yet) and, when Failed, the phase that failed.",
+	[]string{"upgrade_namespace", "upgrade", "state", "failed_phase"}, nil)
+
 type stateCollector func() []Upgrade
 
-func (stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upgradesDesc }
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- upgradesDesc
+	ch <- upgradeStateDesc
+}
 
 func (list stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[State]int{StateWaitingForRepo: 0, StatePlanned: 0, StateRemoving: 0, StateSucceeded: 0, StateFailed: 0, StateSkipped: 0}
 	for _, u := range list() {
-		counts[State(u.Annotations[StateAnnotation])]++
+		s := State(u.Annotations[StateAnnotation])
+		counts[s]++
+		var phase string
+		if s == StateFailed {
+			phase = u.Annotations[FailedPhaseAnnotation]
+		}
+		// Annotation values are the API's strings, so valid label values;
+		// a value that were not is left out rather than failing the scrape.
+		if m, err := prometheus.NewConstMetric(upgradeStateDesc, prometheus.GaugeValue, 1, u.Namespace, u.Name, string(s), phase); err == nil {
+			ch <- m
+		}
 	}
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(upgradesDesc, prometheus.GaugeValue, float64(n), string(s))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
@@ -74,6 +75,15 @@ upgrade_image_cleanup_upgrades{state="WaitingForRepo"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "upgrade_image_cleanup_upgrades"); err != nil {
 		t.Error(err)
 	}
+	// Per upgrade: one series, naming it; no phase unless Failed.
+	wantOne := `
+# HELP upgrade_image_cleanup_upgrade_state 1 for each Upgrade, labelled with its cleanup state ("": none yet) and, when Failed, the phase that failed.
+# TYPE upgrade_image_cleanup_upgrade_state gauge
+upgrade_image_cleanup_upgrade_state{failed_phase="",state="Planned",upgrade="` + testUpgrade + `",upgrade_namespace="` + testNS + `"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantOne), "upgrade_image_cleanup_upgrade_state"); err != nil {
+		t.Error(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +137,93 @@ func wantTwoNodeTotals(t *testing.T, reg *prometheus.Registry) {
 	skipped := "upgrade_image_cleanup_images_skipped_total"
 	if got := metricValue(t, reg, skipped, "reason", "in-use") + metricValue(t, reg, skipped, "reason", "pinned"); got != 2 {
 		t.Errorf("skipped = %v, want 2", got)
+	}
+	nodes := "upgrade_image_cleanup_node_removals_total"
+	if got := metricValue(t, reg, nodes, "result", cleanup.NodeSucceeded); got != 2 {
+		t.Errorf("node removals succeeded = %v, want 2", got)
+	}
+	if got := metricValue(t, reg, nodes, "result", cleanup.NodeFailed); got != 0 {
+		t.Errorf("node removals failed = %v, want 0", got)
+	}
+	if got := metricValue(t, reg, "upgrade_image_cleanup_images_failed_total"); got != 0 {
+		t.Errorf("images failed = %v, want 0", got)
+	}
+}
+
+// A node whose removal failed is counted once by result, with its failed
+// images, and the per-upgrade gauge names the cleanup and the phase: what
+// the alerts UpgradeImageCleanupNodeRemovalsFailing and
+// UpgradeImageCleanupFailed read.
+func TestMetricsOfAFailedNode(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"}, cleanuptest.WithRegistry(reg))
+	f.SyncRemoval()
+	f.FinishJob("node-a", true, report.Result{Removed: 2})
+	f.FinishJob("node-b", false, report.Result{Removed: 1, Failed: 2, FailedImages: []string{"docker.io/rancher/a:1: locked", "docker.io/rancher/b:1: locked"}})
+	f.SyncRemoval()
+	f.WantFailed(cleanup.PhaseRemoval)
+	check := func() {
+		t.Helper()
+		nodes := "upgrade_image_cleanup_node_removals_total"
+		for result, want := range map[string]float64{cleanup.NodeSucceeded: 1, cleanup.NodeFailed: 1, cleanup.NodeLeft: 0, cleanup.NodeSkipped: 0} {
+			if got := metricValue(t, reg, nodes, "result", result); got != want {
+				t.Errorf("node removals %s = %v, want %v", result, got, want)
+			}
+		}
+		if got := metricValue(t, reg, "upgrade_image_cleanup_images_failed_total"); got != 2 {
+			t.Errorf("images failed = %v, want 2", got)
+		}
+		if got := metricValue(t, reg, "upgrade_image_cleanup_images_removed_total"); got != 3 {
+			t.Errorf("images removed = %v, want 3", got)
+		}
+	}
+	check()
+	want := `
+# HELP upgrade_image_cleanup_upgrade_state 1 for each Upgrade, labelled with its cleanup state ("": none yet) and, when Failed, the phase that failed.
+# TYPE upgrade_image_cleanup_upgrade_state gauge
+upgrade_image_cleanup_upgrade_state{failed_phase="removal",state="Failed",upgrade="` + testUpgrade + `",upgrade_namespace="` + testNS + `"} 1
+`
+	f.Settle()
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "upgrade_image_cleanup_upgrade_state"); err != nil {
+		t.Error(err)
+	}
+	// A resync of the Failed upgrade counts nothing twice.
+	f.SyncRemoval()
+	check()
+}
+
+// Every Upgrade in the cache is one series of the per-upgrade gauge,
+// whatever its state (none yet included), and the counts agree with it.
+func TestMetricsPerUpgradeState(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	objs := []runtime.Object{
+		cleanuptest.Upgrade("a").Completed(false).Obj(),
+		cleanuptest.Upgrade("b").State(cleanup.StateSucceeded).Obj(),
+		cleanuptest.Upgrade("c").Latest(false).State(cleanup.StateFailed).Annotate(cleanup.FailedPhaseAnnotation, string(cleanup.PhaseFetch)).Obj(),
+		// A phase left beside another state is not the state's.
+		cleanuptest.Upgrade("d").Latest(false).State(cleanup.StateWaitingForRepo).Annotate(cleanup.FailedPhaseAnnotation, string(cleanup.PhasePlan)).Obj(),
+	}
+	f := newFixture(t, objs, cleanuptest.WithRegistry(reg))
+	f.Settle()
+	want := `
+# HELP upgrade_image_cleanup_upgrade_state 1 for each Upgrade, labelled with its cleanup state ("": none yet) and, when Failed, the phase that failed.
+# TYPE upgrade_image_cleanup_upgrade_state gauge
+upgrade_image_cleanup_upgrade_state{failed_phase="",state="",upgrade="a",upgrade_namespace="` + testNS + `"} 1
+upgrade_image_cleanup_upgrade_state{failed_phase="",state="Succeeded",upgrade="b",upgrade_namespace="` + testNS + `"} 1
+upgrade_image_cleanup_upgrade_state{failed_phase="fetch",state="Failed",upgrade="c",upgrade_namespace="` + testNS + `"} 1
+upgrade_image_cleanup_upgrade_state{failed_phase="",state="WaitingForRepo",upgrade="d",upgrade_namespace="` + testNS + `"} 1
+# HELP upgrade_image_cleanup_upgrades Upgrades by cleanup state (state "" has none yet).
+# TYPE upgrade_image_cleanup_upgrades gauge
+upgrade_image_cleanup_upgrades{state=""} 1
+upgrade_image_cleanup_upgrades{state="Failed"} 1
+upgrade_image_cleanup_upgrades{state="Planned"} 0
+upgrade_image_cleanup_upgrades{state="Removing"} 0
+upgrade_image_cleanup_upgrades{state="Skipped"} 0
+upgrade_image_cleanup_upgrades{state="Succeeded"} 1
+upgrade_image_cleanup_upgrades{state="WaitingForRepo"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "upgrade_image_cleanup_upgrade_state", "upgrade_image_cleanup_upgrades"); err != nil {
+		t.Error(err)
 	}
 }
 
