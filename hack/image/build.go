@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,7 +25,11 @@ var commands = []string{"./cmd/upgrade-image-cleanup", "./cmd/image-remover"}
 // The environment is the caller's minus what would change the output
 // without changing the source: GOFLAGS (tags, -race, -cover), the
 // architecture levels (GOAMD64, GOARM64 ...; the defaults are the portable
-// ones), GOEXPERIMENT. VCS stamping is off: the revision is a label of the
+// ones), GOEXPERIMENT. The go command reads an unset (or empty) variable
+// from its configuration file (`go env -w`), so that file is switched off
+// (GOENV=off); the settings that only say where modules and caches come
+// from are read first and passed on, so a proxy configured there still
+// serves the build. VCS stamping is off: the revision is a label of the
 // image instead, and a dirty tree then builds the same binaries as its
 // files. What remains an input is the source and the Go toolchain.
 func goBuild(root string, platform v1.Platform) (map[string][]byte, error) {
@@ -34,6 +39,10 @@ func goBuild(root string, platform v1.Platform) (map[string][]byte, error) {
 	}
 	defer os.RemoveAll(out)
 
+	fetch, err := fetchSettings(root)
+	if err != nil {
+		return nil, err
+	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
@@ -43,7 +52,8 @@ func goBuild(root string, platform v1.Platform) (map[string][]byte, error) {
 		}
 		return false
 	})
-	env = append(env, "CGO_ENABLED=0", "GOOS="+platform.OS, "GOARCH="+platform.Architecture)
+	env = append(env, fetch...)
+	env = append(env, "GOENV=off", "CGO_ENABLED=0", "GOOS="+platform.OS, "GOARCH="+platform.Architecture)
 	if platform.Architecture == "arm" && platform.Variant != "" {
 		env = append(env, "GOARM="+strings.TrimPrefix(platform.Variant, "v"))
 	}
@@ -67,6 +77,34 @@ func goBuild(root string, platform v1.Platform) (map[string][]byte, error) {
 		bins[name] = b
 	}
 	return bins, nil
+}
+
+// fetchedFrom are the go env settings that say where modules, checksums,
+// toolchains and caches come from: they change no byte of the binaries.
+var fetchedFrom = []string{"GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB",
+	"GOINSECURE", "GOTOOLCHAIN", "GOMODCACHE", "GOCACHE", "GOVCS", "GOAUTH"}
+
+// fetchSettings returns fetchedFrom as the caller's go command sees them
+// (environment and configuration file), as NAME=value pairs.
+func fetchSettings(root string) ([]string, error) {
+	cmd := exec.Command("go", append([]string{"env", "-json"}, fetchedFrom...)...)
+	cmd.Dir = root
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env: %w", err)
+	}
+	var vals map[string]string
+	if err := json.Unmarshal(b, &vals); err != nil {
+		return nil, fmt.Errorf("go env -json: %w", err)
+	}
+	var env []string
+	for _, k := range fetchedFrom {
+		if v := vals[k]; v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env, nil
 }
 
 // sourceDate is the image's creation time: SOURCE_DATE_EPOCH when set
