@@ -38,34 +38,20 @@ import (
 // root is the repository's root, from this folder.
 const root = "../.."
 
-// The monitoring files are the chart's, written by the monitoring work.
-// While the chart holds none, the renders that enable monitoring get the
-// placeholders of testdata/ in memory; the chart on disk is never touched.
+// The monitoring files of the chart, which the PrometheusRule and the
+// dashboard ConfigMap hold.
 const (
 	rulesFile     = "monitoring/rules.yaml"
 	dashboardFile = "monitoring/dashboard.json"
 )
 
-// chartForTest loads the chart; withMonitoring adds a placeholder for each
-// monitoring file the chart does not hold.
-func chartForTest(t *testing.T, withMonitoring bool) *chart.Chart {
+// chartForTest loads the chart from disk; a test may change the copy in
+// memory (withoutFile), never the chart itself.
+func chartForTest(t *testing.T) *chart.Chart {
 	t.Helper()
 	ch, err := loadChart(root)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if withMonitoring {
-		for _, name := range []string{rulesFile, dashboardFile} {
-			if fileOf(ch, name) != nil {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join("testdata/monitoring-placeholder", filepath.Base(name)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("the chart has no %s: rendering with a placeholder", name)
-			ch.Files = append(ch.Files, &chart.File{Name: name, Data: b})
-		}
 	}
 	return ch
 }
@@ -243,7 +229,7 @@ func deployObjects(t *testing.T) []object {
 // TestDeployIsGenerated is hack/chart verify as a test: deploy/ is what
 // generate writes from the chart's default values.
 func TestDeployIsGenerated(t *testing.T) {
-	files, err := generate(chartForTest(t, false))
+	files, err := generate(chartForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +265,7 @@ func firstDifference(a, b []byte) int {
 // (action.Install, client only) and finds exactly the objects of deploy/:
 // the same kinds, names and content, the CRD not among them.
 func TestInstallWithDefaultsIsDeploy(t *testing.T) {
-	rel := mustInstall(t, chartForTest(t, false), nil)
+	rel := mustInstall(t, chartForTest(t), nil)
 	got := parse(t, "install", rel.Manifest)
 	want := deployObjects(t)
 	key := func(o object) string { return o.kind + " " + o.u.GetNamespace() + "/" + o.u.GetName() }
@@ -319,7 +305,7 @@ var defaultArgs = []string{
 }
 
 func TestDefaultArgsUnchanged(t *testing.T) {
-	rel := mustInstall(t, chartForTest(t, false), nil)
+	rel := mustInstall(t, chartForTest(t), nil)
 	rendered := controller(t, find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)).Args
 	deployed := controller(t, find[*appsv1.Deployment](t, deployObjects(t), "Deployment", releaseNamespace, releaseName)).Args
 	if !slices.Equal(rendered, defaultArgs) {
@@ -335,7 +321,7 @@ func TestDefaultArgsUnchanged(t *testing.T) {
 func everything(t *testing.T) (map[string]any, []object) {
 	t.Helper()
 	vals := readValues(t, "testdata/everything.yaml")
-	rel := mustInstall(t, chartForTest(t, true), vals)
+	rel := mustInstall(t, chartForTest(t), vals)
 	return vals, parse(t, "everything", rel.Manifest)
 }
 
@@ -453,7 +439,7 @@ func TestEverythingArgs(t *testing.T) {
 
 	// An empty list writes no flag at all.
 	vals["removal"].(map[string]any)["tolerations"] = []any{}
-	rel := mustInstall(t, chartForTest(t, true), vals)
+	rel := mustInstall(t, chartForTest(t), vals)
 	d = find[*appsv1.Deployment](t, parse(t, "no tolerations", rel.Manifest), "Deployment", releaseNamespace, "cleanup")
 	if _, ok := args(t, controller(t, d).Args)["removal-tolerations"]; ok {
 		t.Errorf("--removal-tolerations written for an empty list")
@@ -465,7 +451,7 @@ func TestEverythingArgs(t *testing.T) {
 func TestArgsSurviveYAML(t *testing.T) {
 	glob := `registry.example.com/a: b #c/"d"/[e]*'f'`
 	vals := map[string]any{"exclude": []any{glob}, "catchUp": []any{"v1.0.0 #1"}}
-	rel := mustInstall(t, chartForTest(t, false), vals)
+	rel := mustInstall(t, chartForTest(t), vals)
 	d := find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)
 	a := args(t, controller(t, d).Args)
 	if a["exclude"] != glob || a["catch-up"] != "v1.0.0 #1" {
@@ -578,7 +564,7 @@ func TestEverythingRBAC(t *testing.T) {
 // dashboard ConfigMap holds monitoring/dashboard.json.
 func TestEverythingMonitoring(t *testing.T) {
 	_, objs := everything(t)
-	ch := chartForTest(t, true)
+	ch := chartForTest(t)
 	svc := find[*corev1.Service](t, objs, "Service", releaseNamespace, "cleanup-metrics")
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 9091 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
 		t.Errorf("metrics Service ports %+v", svc.Spec.Ports)
@@ -675,7 +661,7 @@ func TestRefusals(t *testing.T) {
 		{name: "bad digest", vals: "image: {digest: sha256:abc}", want: "digest"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ch := chartForTest(t, false)
+			ch := chartForTest(t)
 			if c.noFiles {
 				withoutFile(ch, rulesFile)
 				withoutFile(ch, dashboardFile)
@@ -733,7 +719,7 @@ func TestAddon(t *testing.T) {
 			t.Errorf("spec.%s is missing", k)
 		}
 	}
-	ch := chartForTest(t, false)
+	ch := chartForTest(t)
 	if spec["chart"] != ch.Name() || spec["version"] != ch.Metadata.Version {
 		t.Errorf("spec.chart %v version %v, want %s %s (Chart.yaml)", spec["chart"], spec["version"], ch.Name(), ch.Metadata.Version)
 	}
@@ -825,7 +811,7 @@ func TestArgsAreAcceptedByTheBinary(t *testing.T) {
 	defined := binaryFlags(t)
 	bin, _ := binary()
 	_, all := everything(t)
-	defaults := mustInstall(t, chartForTest(t, false), nil)
+	defaults := mustInstall(t, chartForTest(t), nil)
 	for _, r := range []struct {
 		name string
 		objs []object
@@ -891,7 +877,7 @@ var optionFlags = []struct{ value, flag string }{
 // run with other settings than the values say.
 func TestOptionDefaultsAreTheBinarys(t *testing.T) {
 	defined := binaryFlags(t)
-	ch := chartForTest(t, false)
+	ch := chartForTest(t)
 	for _, o := range optionFlags {
 		bin, ok := defined[o.flag]
 		if !ok {
@@ -990,7 +976,7 @@ func TestREADMEDocumentsEveryValue(t *testing.T) {
 			documented[m[1]] = true
 		}
 	}
-	leaves := valueLeaves("", chartForTest(t, false).Values)
+	leaves := valueLeaves("", chartForTest(t).Values)
 	for _, v := range leaves {
 		if !documented[v] {
 			t.Errorf("README.md's Chart values has no row for %s", v)
