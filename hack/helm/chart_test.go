@@ -316,6 +316,17 @@ func TestDefaultArgsUnchanged(t *testing.T) {
 	}
 }
 
+// TestStrategyKeepsRollingUpdateWithTheLease: with leader election a
+// rollout may start the new replica first (the Lease keeps one working);
+// without it the Deployment is Recreate (TestAdversaryNoLeaderElection...).
+func TestStrategyKeepsRollingUpdateWithTheLease(t *testing.T) {
+	rel := mustInstall(t, chartForTest(t), nil)
+	d := find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)
+	if d.Spec.Strategy.Type != "" && d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Errorf("with leader election: strategy %+v, want the default RollingUpdate", d.Spec.Strategy)
+	}
+}
+
 // everything renders testdata/everything.yaml: every value away from its
 // default and every feature on.
 func everything(t *testing.T) (map[string]any, []object) {
@@ -651,6 +662,8 @@ func TestRefusals(t *testing.T) {
 		{name: "rules without the file", vals: "monitoring: {rules: {enabled: true}}", noFiles: true, want: "the chart has no monitoring/rules.yaml"},
 		{name: "dashboard without the file", vals: "monitoring: {dashboard: {enabled: true}}", noFiles: true, want: "the chart has no monitoring/dashboard.json"},
 		{name: "ServiceMonitor without the Service", vals: "metrics: {service: {enabled: false}}\nmonitoring: {serviceMonitor: {enabled: true}}", want: "monitoring.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled"},
+		{name: "rules without metrics", vals: "metrics: {enabled: false}\nmonitoring: {rules: {enabled: true}}", want: "monitoring.rules.enabled needs metrics.enabled"},
+		{name: "dashboard without metrics", vals: "metrics: {enabled: false}\nmonitoring: {dashboard: {enabled: true}}", want: "monitoring.dashboard.enabled needs metrics.enabled"},
 		{name: "replicas without leader election", vals: "leaderElection: {enabled: false}", want: "replicas > 1 needs leaderElection.enabled"},
 		{name: "one port for two servers", vals: "health: {port: 8080}", want: "metrics.port and health.port must differ"},
 		{name: "misspelt value", vals: "dryrun: true", want: "dryrun"},

@@ -25,16 +25,19 @@ upgrade-image-cleanup), else <release>-<name>. The metrics Service adds
 {{- end -}}
 
 {{/*
-uic.labels are on every object.
+uic.labels are on every object: the app and the release, so two releases'
+objects are told apart.
 */}}
 {{- define "uic.labels" -}}
 app.kubernetes.io/name: {{ include "uic.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
 uic.selectorLabels select the controller's pods (the Deployment, the
-metrics Service, the anti-affinity). They never change with the chart's
-version: a Deployment's selector cannot be changed in place.
+metrics Service, the anti-affinity, the ServiceMonitor): the release's
+own, never another release's in the same namespace. They never change with
+the chart's version: a Deployment's selector cannot be changed in place.
 */}}
 {{- define "uic.selectorLabels" -}}
 {{ include "uic.labels" . }}
