@@ -17,7 +17,7 @@ func installAs(t *testing.T, name, namespace string, vals map[string]any) []obje
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.ClientOnly, inst.DryRun, inst.Replace = true, true, true
 	inst.ReleaseName, inst.Namespace = name, namespace
-	rel, err := inst.Run(chartForTest(t, false), vals)
+	rel, err := inst.Run(chartForTest(t), vals)
 	if err != nil {
 		t.Fatalf("install %s: %v", name, err)
 	}

@@ -22,7 +22,7 @@ func TestAdversaryRemoverImageNotAReference(t *testing.T) {
 		"registry.example.com/harvester/harvester:v1.6.0@sha256:abc",
 	} {
 		t.Run(ref, func(t *testing.T) {
-			_, err := install(chartForTest(t, false), map[string]any{"remover": map[string]any{"image": ref}})
+			_, err := install(chartForTest(t), map[string]any{"remover": map[string]any{"image": ref}})
 			if err == nil || !strings.Contains(err.Error(), "remover") {
 				t.Errorf("remover.image %q, not an image reference: install error %v, want it refused naming remover.image", ref, err)
 			}

@@ -21,7 +21,7 @@ func TestAdversaryRulesWithoutMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := install(chartForTest(t, true), vals)
+	rel, err := install(chartForTest(t), vals)
 	if err != nil {
 		return
 	}

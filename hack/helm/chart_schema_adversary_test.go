@@ -58,7 +58,7 @@ func TestAdversarySchemaAcceptsValuesTheControllerRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rel, err := install(chartForTest(t, false), vals)
+			rel, err := install(chartForTest(t), vals)
 			if err != nil {
 				return // refused at install: what the README promises
 			}

@@ -19,7 +19,7 @@ import (
 // without a Lease work on the same Upgrades at once. Without the Lease the
 // strategy must be Recreate (or maxSurge 0).
 func TestAdversaryNoLeaderElectionRollsOutTwoControllers(t *testing.T) {
-	rel := mustInstall(t, chartForTest(t, false), map[string]any{
+	rel := mustInstall(t, chartForTest(t), map[string]any{
 		"replicas": 1, "leaderElection": map[string]any{"enabled": false},
 	})
 	d := deploymentOf(t, parse(t, "no leader election", rel.Manifest))

@@ -38,34 +38,20 @@ import (
 // root is the repository's root, from this folder.
 const root = "../.."
 
-// The monitoring files are the chart's, written by the monitoring work.
-// While the chart holds none, the renders that enable monitoring get the
-// placeholders of testdata/ in memory; the chart on disk is never touched.
+// The monitoring files of the chart, which the PrometheusRule and the
+// dashboard ConfigMap hold.
 const (
 	rulesFile     = "monitoring/rules.yaml"
 	dashboardFile = "monitoring/dashboard.json"
 )
 
-// chartForTest loads the chart; withMonitoring adds a placeholder for each
-// monitoring file the chart does not hold.
-func chartForTest(t *testing.T, withMonitoring bool) *chart.Chart {
+// chartForTest loads the chart from disk; a test may change the copy in
+// memory (withoutFile), never the chart itself.
+func chartForTest(t *testing.T) *chart.Chart {
 	t.Helper()
 	ch, err := loadChart(root)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if withMonitoring {
-		for _, name := range []string{rulesFile, dashboardFile} {
-			if fileOf(ch, name) != nil {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join("testdata/monitoring-placeholder", filepath.Base(name)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("the chart has no %s: rendering with a placeholder", name)
-			ch.Files = append(ch.Files, &chart.File{Name: name, Data: b})
-		}
 	}
 	return ch
 }
@@ -243,7 +229,7 @@ func deployObjects(t *testing.T) []object {
 // TestDeployIsGenerated is hack/chart verify as a test: deploy/ is what
 // generate writes from the chart's default values.
 func TestDeployIsGenerated(t *testing.T) {
-	files, err := generate(chartForTest(t, false))
+	files, err := generate(chartForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +265,7 @@ func firstDifference(a, b []byte) int {
 // (action.Install, client only) and finds exactly the objects of deploy/:
 // the same kinds, names and content, the CRD not among them.
 func TestInstallWithDefaultsIsDeploy(t *testing.T) {
-	rel := mustInstall(t, chartForTest(t, false), nil)
+	rel := mustInstall(t, chartForTest(t), nil)
 	got := parse(t, "install", rel.Manifest)
 	want := deployObjects(t)
 	key := func(o object) string { return o.kind + " " + o.u.GetNamespace() + "/" + o.u.GetName() }
@@ -319,7 +305,7 @@ var defaultArgs = []string{
 }
 
 func TestDefaultArgsUnchanged(t *testing.T) {
-	rel := mustInstall(t, chartForTest(t, false), nil)
+	rel := mustInstall(t, chartForTest(t), nil)
 	rendered := controller(t, find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)).Args
 	deployed := controller(t, find[*appsv1.Deployment](t, deployObjects(t), "Deployment", releaseNamespace, releaseName)).Args
 	if !slices.Equal(rendered, defaultArgs) {
@@ -330,12 +316,23 @@ func TestDefaultArgsUnchanged(t *testing.T) {
 	}
 }
 
+// TestStrategyKeepsRollingUpdateWithTheLease: with leader election a
+// rollout may start the new replica first (the Lease keeps one working);
+// without it the Deployment is Recreate (TestAdversaryNoLeaderElection...).
+func TestStrategyKeepsRollingUpdateWithTheLease(t *testing.T) {
+	rel := mustInstall(t, chartForTest(t), nil)
+	d := find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)
+	if d.Spec.Strategy.Type != "" && d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Errorf("with leader election: strategy %+v, want the default RollingUpdate", d.Spec.Strategy)
+	}
+}
+
 // everything renders testdata/everything.yaml: every value away from its
 // default and every feature on.
 func everything(t *testing.T) (map[string]any, []object) {
 	t.Helper()
 	vals := readValues(t, "testdata/everything.yaml")
-	rel := mustInstall(t, chartForTest(t, true), vals)
+	rel := mustInstall(t, chartForTest(t), vals)
 	return vals, parse(t, "everything", rel.Manifest)
 }
 
@@ -453,7 +450,7 @@ func TestEverythingArgs(t *testing.T) {
 
 	// An empty list writes no flag at all.
 	vals["removal"].(map[string]any)["tolerations"] = []any{}
-	rel := mustInstall(t, chartForTest(t, true), vals)
+	rel := mustInstall(t, chartForTest(t), vals)
 	d = find[*appsv1.Deployment](t, parse(t, "no tolerations", rel.Manifest), "Deployment", releaseNamespace, "cleanup")
 	if _, ok := args(t, controller(t, d).Args)["removal-tolerations"]; ok {
 		t.Errorf("--removal-tolerations written for an empty list")
@@ -461,15 +458,16 @@ func TestEverythingArgs(t *testing.T) {
 }
 
 // TestArgsSurviveYAML: a value with YAML's special characters (": ", " #",
-// quotes, brackets) reaches its flag unchanged.
+// quotes, brackets) reaches its flag unchanged. (A catch-up version cannot
+// hold them: the schema refuses what the binary does.)
 func TestArgsSurviveYAML(t *testing.T) {
 	glob := `registry.example.com/a: b #c/"d"/[e]*'f'`
-	vals := map[string]any{"exclude": []any{glob}, "catchUp": []any{"v1.0.0 #1"}}
-	rel := mustInstall(t, chartForTest(t, false), vals)
+	vals := map[string]any{"exclude": []any{glob}}
+	rel := mustInstall(t, chartForTest(t), vals)
 	d := find[*appsv1.Deployment](t, parse(t, "install", rel.Manifest), "Deployment", releaseNamespace, releaseName)
 	a := args(t, controller(t, d).Args)
-	if a["exclude"] != glob || a["catch-up"] != "v1.0.0 #1" {
-		t.Errorf("--exclude=%q --catch-up=%q, want %q and %q", a["exclude"], a["catch-up"], glob, "v1.0.0 #1")
+	if a["exclude"] != glob {
+		t.Errorf("--exclude=%q, want %q", a["exclude"], glob)
 	}
 }
 
@@ -578,7 +576,7 @@ func TestEverythingRBAC(t *testing.T) {
 // dashboard ConfigMap holds monitoring/dashboard.json.
 func TestEverythingMonitoring(t *testing.T) {
 	_, objs := everything(t)
-	ch := chartForTest(t, true)
+	ch := chartForTest(t)
 	svc := find[*corev1.Service](t, objs, "Service", releaseNamespace, "cleanup-metrics")
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].Port != 9091 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
 		t.Errorf("metrics Service ports %+v", svc.Spec.Ports)
@@ -665,8 +663,12 @@ func TestRefusals(t *testing.T) {
 		{name: "rules without the file", vals: "monitoring: {rules: {enabled: true}}", noFiles: true, want: "the chart has no monitoring/rules.yaml"},
 		{name: "dashboard without the file", vals: "monitoring: {dashboard: {enabled: true}}", noFiles: true, want: "the chart has no monitoring/dashboard.json"},
 		{name: "ServiceMonitor without the Service", vals: "metrics: {service: {enabled: false}}\nmonitoring: {serviceMonitor: {enabled: true}}", want: "monitoring.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled"},
+		{name: "rules without metrics", vals: "metrics: {enabled: false}\nmonitoring: {rules: {enabled: true}}", want: "monitoring.rules.enabled needs metrics.enabled"},
+		{name: "dashboard without metrics", vals: "metrics: {enabled: false}\nmonitoring: {dashboard: {enabled: true}}", want: "monitoring.dashboard.enabled needs metrics.enabled"},
 		{name: "replicas without leader election", vals: "leaderElection: {enabled: false}", want: "replicas > 1 needs leaderElection.enabled"},
 		{name: "one port for two servers", vals: "health: {port: 8080}", want: "metrics.port and health.port must differ"},
+		{name: "shutdown not below the grace period", vals: "shutdownTimeout: 1m\nterminationGracePeriodSeconds: 60", want: "shutdownTimeout 1m must be below terminationGracePeriodSeconds 60"},
+		{name: "threshold above 8Pi", vals: "imageFsThreshold: 8193Ti", want: "imageFsThreshold 8193Ti: must be at most 8Pi"},
 		{name: "misspelt value", vals: "dryrun: true", want: "dryrun"},
 		{name: "bad repoAddress", vals: "repoAddress: dns", want: "repoAddress"},
 		{name: "bad toleration", vals: "removal: {tolerations: [{key: k, operator: exists}]}", want: "operator"},
@@ -675,7 +677,7 @@ func TestRefusals(t *testing.T) {
 		{name: "bad digest", vals: "image: {digest: sha256:abc}", want: "digest"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ch := chartForTest(t, false)
+			ch := chartForTest(t)
 			if c.noFiles {
 				withoutFile(ch, rulesFile)
 				withoutFile(ch, dashboardFile)
@@ -733,7 +735,7 @@ func TestAddon(t *testing.T) {
 			t.Errorf("spec.%s is missing", k)
 		}
 	}
-	ch := chartForTest(t, false)
+	ch := chartForTest(t)
 	if spec["chart"] != ch.Name() || spec["version"] != ch.Metadata.Version {
 		t.Errorf("spec.chart %v version %v, want %s %s (Chart.yaml)", spec["chart"], spec["version"], ch.Name(), ch.Metadata.Version)
 	}
@@ -825,7 +827,7 @@ func TestArgsAreAcceptedByTheBinary(t *testing.T) {
 	defined := binaryFlags(t)
 	bin, _ := binary()
 	_, all := everything(t)
-	defaults := mustInstall(t, chartForTest(t, false), nil)
+	defaults := mustInstall(t, chartForTest(t), nil)
 	for _, r := range []struct {
 		name string
 		objs []object
@@ -891,7 +893,7 @@ var optionFlags = []struct{ value, flag string }{
 // run with other settings than the values say.
 func TestOptionDefaultsAreTheBinarys(t *testing.T) {
 	defined := binaryFlags(t)
-	ch := chartForTest(t, false)
+	ch := chartForTest(t)
 	for _, o := range optionFlags {
 		bin, ok := defined[o.flag]
 		if !ok {
@@ -990,7 +992,7 @@ func TestREADMEDocumentsEveryValue(t *testing.T) {
 			documented[m[1]] = true
 		}
 	}
-	leaves := valueLeaves("", chartForTest(t, false).Values)
+	leaves := valueLeaves("", chartForTest(t).Values)
 	for _, v := range leaves {
 		if !documented[v] {
 			t.Errorf("README.md's Chart values has no row for %s", v)

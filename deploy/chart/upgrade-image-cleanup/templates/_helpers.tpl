@@ -25,16 +25,19 @@ upgrade-image-cleanup), else <release>-<name>. The metrics Service adds
 {{- end -}}
 
 {{/*
-uic.labels are on every object.
+uic.labels are on every object: the app and the release, so two releases'
+objects are told apart.
 */}}
 {{- define "uic.labels" -}}
 app.kubernetes.io/name: {{ include "uic.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
 uic.selectorLabels select the controller's pods (the Deployment, the
-metrics Service, the anti-affinity). They never change with the chart's
-version: a Deployment's selector cannot be changed in place.
+metrics Service, the anti-affinity, the ServiceMonitor): the release's
+own, never another release's in the same namespace. They never change with
+the chart's version: a Deployment's selector cannot be changed in place.
 */}}
 {{- define "uic.selectorLabels" -}}
 {{ include "uic.labels" . }}
@@ -105,6 +108,45 @@ chart's win on a clash), as YAML. Call with (dict "ctx" $ "extra" labels).
 {{- end -}}
 
 {{/*
+uic.seconds is a Go duration of the schema's form (numbers with the units
+ns, us, µs, ms, s, m, h) in seconds.
+*/}}
+{{- define "uic.seconds" -}}
+{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1 -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+uic.bytes is a quantity of the schema's form (a number with a suffix k M
+G T P E, Ki ... Ei, or an exponent e<n>) in bytes, as a float: close
+enough to compare with the binary's 8Pi bound.
+*/}}
+{{- define "uic.bytes" -}}
+{{- $re := "^\\+?([0-9]*\\.?[0-9]*)(.*)$" -}}
+{{- $bytes := float64 (regexReplaceAll $re . "${1}") -}}
+{{- $suffix := regexReplaceAll $re . "${2}" -}}
+{{- $multipliers := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if hasKey $multipliers $suffix -}}
+{{- $bytes = mulf $bytes (get $multipliers $suffix) -}}
+{{- else -}}
+{{- $exp := atoi (trimPrefix "+" (substr 1 -1 $suffix)) -}}
+{{- range until (min 400 (max $exp (sub 0 $exp)) | int) -}}
+{{- if gt $exp 0 -}}
+{{- $bytes = mulf $bytes 10.0 -}}
+{{- else -}}
+{{- $bytes = divf $bytes 10.0 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $bytes -}}
+{{- end -}}
+
+{{/*
 uic.checks fails the render on values that would install a controller
 that cannot work.
 */}}
@@ -114,5 +156,14 @@ that cannot work.
 {{- end -}}
 {{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.health.port)) -}}
 {{- fail "metrics.port and health.port must differ: each is a server of its own" -}}
+{{- end -}}
+{{- $grace := int .Values.terminationGracePeriodSeconds -}}
+{{- if ge (float64 (include "uic.seconds" .Values.shutdownTimeout)) (float64 $grace) -}}
+{{- fail (printf "shutdownTimeout %s must be below terminationGracePeriodSeconds %d: the kubelet kills the controller %d s after SIGTERM, before the items in flight are done" .Values.shutdownTimeout $grace $grace) -}}
+{{- end -}}
+{{- if kindIs "string" .Values.imageFsThreshold -}}
+{{- if gt (float64 (include "uic.bytes" .Values.imageFsThreshold)) 9007199254740992.0 -}}
+{{- fail (printf "imageFsThreshold %s: must be at most 8Pi (the controller and the remover refuse more)" .Values.imageFsThreshold) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
