@@ -11,6 +11,8 @@
 package imagematch
 
 import (
+	"strings"
+
 	"github.com/distribution/reference"
 )
 
@@ -109,32 +111,51 @@ type Match struct {
 // Index answers "could any of these references name the same node image as
 // this one?" in constant time per lookup, for lists of tens of thousands.
 type Index struct {
-	rules    Rules
-	byTag    map[string]Ref
-	byDigest map[string]Ref
+	rules Rules
+	refs  []Ref
+	// byName maps Name:Tag, byPath Path:Tag (while rules.OtherRegistries)
+	// and byDigest the digest to an index into refs. The keys are
+	// substrings of a reference's Full, so building and looking up
+	// allocate nothing but the maps.
+	byName, byPath, byDigest map[string]int32
 }
 
-// NewIndex indexes refs under rules.
+// NewIndex indexes refs under rules. The Index keeps refs: they must not
+// change while it is in use.
 func NewIndex(rules Rules, refs []Ref) *Index {
-	x := &Index{rules: rules, byTag: make(map[string]Ref, len(refs)), byDigest: map[string]Ref{}}
-	for _, r := range refs {
+	x := &Index{rules: rules, refs: refs, byName: make(map[string]int32, len(refs))}
+	if rules.OtherRegistries {
+		x.byPath = make(map[string]int32, len(refs))
+	}
+	for i, r := range refs {
 		if r.Tag != "" {
 			// The first reference in sort order stands for each key, so the
 			// same lists always give the same match. Lookup tries the exact
 			// name first, so Why is the most specific rule that applies.
-			for _, k := range []string{exactKey(r), x.tagKey(r)} {
-				if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
-					x.byTag[k] = r
-				}
+			name, path := tagKeys(r)
+			x.keepLeast(x.byName, name, i)
+			if x.byPath != nil {
+				x.keepLeast(x.byPath, path, i)
 			}
 		}
 		if r.Digest != "" {
+			if x.byDigest == nil {
+				x.byDigest = map[string]int32{}
+			}
 			if _, ok := x.byDigest[r.Digest]; !ok {
-				x.byDigest[r.Digest] = r
+				x.byDigest[r.Digest] = int32(i)
 			}
 		}
 	}
 	return x
+}
+
+// keepLeast maps k to refs[i] unless it maps to a reference whose Full sorts
+// first.
+func (x *Index) keepLeast(m map[string]int32, k string, i int) {
+	if old, ok := m[k]; !ok || x.refs[old].Full > x.refs[i].Full {
+		m[k] = int32(i)
+	}
 }
 
 // Len is the number of lookup keys; an empty Index matches nothing.
@@ -142,7 +163,7 @@ func (x *Index) Len() int {
 	if x == nil {
 		return 0
 	}
-	return len(x.byTag) + len(x.byDigest)
+	return len(x.byName) + len(x.byPath) + len(x.byDigest)
 }
 
 // Lookup returns a reference of the index that could name the same node
@@ -153,11 +174,12 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 		return Match{}, false
 	}
 	if p.Tag != "" {
-		if r, ok := x.byTag[exactKey(p)]; ok {
-			return Match{Ref: r, Why: WhySameTag}, true
+		name, path := tagKeys(p)
+		if i, ok := x.byName[name]; ok {
+			return Match{Ref: x.refs[i], Why: WhySameTag}, true
 		}
-		if r, ok := x.byTag[x.tagKey(p)]; ok {
-			why := WhySameTag
+		if i, ok := x.byPath[path]; ok {
+			r, why := x.refs[i], WhySameTag
 			if r.Name != p.Name {
 				why = WhyOtherRegistry
 			}
@@ -165,19 +187,27 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 		}
 	}
 	if p.Digest != "" {
-		if r, ok := x.byDigest[p.Digest]; ok {
-			return Match{Ref: r, Why: WhySameDigest}, true
+		if i, ok := x.byDigest[p.Digest]; ok {
+			return Match{Ref: x.refs[i], Why: WhySameDigest}, true
 		}
 	}
 	return Match{}, false
 }
 
-// tagKey is what the rules compare of a tagged reference.
-func (x *Index) tagKey(r Ref) string {
-	if x.rules.OtherRegistries {
-		return "path " + r.Path + ":" + r.Tag
+// tagKeys returns what the rules compare of a tagged reference: Name:Tag
+// and Path:Tag. Both are substrings of Full (name:tag[@digest]) for any Ref
+// that Parse or FromNamed made; others get new strings.
+func tagKeys(r Ref) (name, path string) {
+	n := len(r.Name) + 1 + len(r.Tag)
+	if len(r.Full) >= n && r.Full[:len(r.Name)] == r.Name && r.Full[len(r.Name)] == ':' && r.Full[len(r.Name)+1:n] == r.Tag {
+		name = r.Full[:n]
+	} else {
+		name = r.Name + ":" + r.Tag
 	}
-	return exactKey(r)
+	if strings.HasSuffix(r.Name, r.Path) {
+		path = name[len(r.Name)-len(r.Path):]
+	} else {
+		path = r.Path + ":" + r.Tag
+	}
+	return name, path
 }
-
-func exactKey(r Ref) string { return "name " + r.Name + ":" + r.Tag }

@@ -1,0 +1,109 @@
+package imagematch_test
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
+)
+
+// oldIndex is Index as it was before its keys became substrings of Full:
+// one map of Refs by "name N:T" and "path P:T" strings built per reference
+// and per lookup. TestIndexMatchesOldIndex holds the Index to it.
+type oldIndex struct {
+	rules    imagematch.Rules
+	byTag    map[string]imagematch.Ref
+	byDigest map[string]imagematch.Ref
+}
+
+func newOldIndex(rules imagematch.Rules, refs []imagematch.Ref) *oldIndex {
+	x := &oldIndex{rules: rules, byTag: make(map[string]imagematch.Ref, len(refs)), byDigest: map[string]imagematch.Ref{}}
+	for _, r := range refs {
+		if r.Tag != "" {
+			for _, k := range []string{oldExactKey(r), x.tagKey(r)} {
+				if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
+					x.byTag[k] = r
+				}
+			}
+		}
+		if r.Digest != "" {
+			if _, ok := x.byDigest[r.Digest]; !ok {
+				x.byDigest[r.Digest] = r
+			}
+		}
+	}
+	return x
+}
+
+func (x *oldIndex) Len() int { return len(x.byTag) + len(x.byDigest) }
+
+func (x *oldIndex) Lookup(p imagematch.Ref) (imagematch.Match, bool) {
+	if p.Tag != "" {
+		if r, ok := x.byTag[oldExactKey(p)]; ok {
+			return imagematch.Match{Ref: r, Why: imagematch.WhySameTag}, true
+		}
+		if r, ok := x.byTag[x.tagKey(p)]; ok {
+			why := imagematch.WhySameTag
+			if r.Name != p.Name {
+				why = imagematch.WhyOtherRegistry
+			}
+			return imagematch.Match{Ref: r, Why: why}, true
+		}
+	}
+	if p.Digest != "" {
+		if r, ok := x.byDigest[p.Digest]; ok {
+			return imagematch.Match{Ref: r, Why: imagematch.WhySameDigest}, true
+		}
+	}
+	return imagematch.Match{}, false
+}
+
+func (x *oldIndex) tagKey(r imagematch.Ref) string {
+	if x.rules.OtherRegistries {
+		return "path " + r.Path + ":" + r.Tag
+	}
+	return oldExactKey(r)
+}
+
+func oldExactKey(r imagematch.Ref) string { return "name " + r.Name + ":" + r.Tag }
+
+// TestIndexMatchesOldIndex checks that Index finds, for every probe, the
+// very reference (and rule) the old Index found, and counts the same keys:
+// over lists drawn from the pool, with duplicates and several spellings of
+// one reference (Raw differs), and Refs built by hand whose Full does not
+// spell Name and Tag.
+func TestIndexMatchesOldIndex(t *testing.T) {
+	all := pool(t)
+	for _, s := range []string{"rancher/a:v1", "index.docker.io/rancher/a:v1", "registry.local:5000/rancher/a:v1@" + digestB} {
+		all = append(all, mustParse(t, s))
+	}
+	all = append(all,
+		imagematch.Ref{Raw: "odd", Full: "odd", Name: "registry.rancher.com/rancher/a", Path: "rancher/a", Tag: "v1"},
+		imagematch.Ref{Raw: "odd2", Full: "x/rancher/a:v2", Name: "x/rancher/a", Path: "other/a", Tag: "v2", Digest: digestA},
+	)
+	rng := rand.New(rand.NewSource(2))
+	lists := [][]imagematch.Ref{nil, all}
+	for i := 0; i < 400; i++ {
+		list := make([]imagematch.Ref, rng.Intn(20))
+		for j := range list {
+			list[j] = all[rng.Intn(len(all))]
+		}
+		lists = append(lists, list)
+	}
+	for _, other := range []bool{false, true} {
+		rules := imagematch.Rules{OtherRegistries: other}
+		for _, list := range lists {
+			x, old := imagematch.NewIndex(rules, list), newOldIndex(rules, list)
+			if x.Len() != old.Len() {
+				t.Fatalf("OtherRegistries=%t, index %v: Len() = %d, the old index's %d", other, fulls(list), x.Len(), old.Len())
+			}
+			for _, p := range all {
+				m, ok := x.Lookup(p)
+				wm, wok := old.Lookup(p)
+				if m != wm || ok != wok {
+					t.Fatalf("OtherRegistries=%t, index %v: Lookup(%+v) = %+v, %t; the old index's %+v, %t", other, fulls(list), p, m, ok, wm, wok)
+				}
+			}
+		}
+	}
+}
