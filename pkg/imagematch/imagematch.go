@@ -11,6 +11,7 @@
 package imagematch
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -127,33 +128,43 @@ func NewIndex(rules Rules, refs []Ref) *Index {
 	if rules.OtherRegistries {
 		x.byPath = make(map[string]int32, len(refs))
 	}
-	for i, r := range refs {
+	// The first reference in sort order stands for each tag key, so the same
+	// lists always give the same match; the first in refs for each digest.
+	// Lookup tries the exact name first, so Why is the most specific rule
+	// that applies. Walking refs backwards, the last write to a key is the
+	// first reference: one map write per key and no read. When refs is not
+	// sorted by Full, keepLeast compares.
+	sorted := slices.IsSortedFunc(refs, func(a, b Ref) int { return strings.Compare(a.Full, b.Full) })
+	for i := len(refs) - 1; i >= 0; i-- {
+		r := &refs[i]
 		if r.Tag != "" {
-			// The first reference in sort order stands for each key, so the
-			// same lists always give the same match. Lookup tries the exact
-			// name first, so Why is the most specific rule that applies.
 			name, path := tagKeys(r)
-			x.keepLeast(x.byName, name, i)
-			if x.byPath != nil {
-				x.keepLeast(x.byPath, path, i)
+			if sorted {
+				x.byName[name] = int32(i)
+				if x.byPath != nil {
+					x.byPath[path] = int32(i)
+				}
+			} else {
+				x.keepLeast(x.byName, name, i)
+				if x.byPath != nil {
+					x.keepLeast(x.byPath, path, i)
+				}
 			}
 		}
 		if r.Digest != "" {
 			if x.byDigest == nil {
 				x.byDigest = map[string]int32{}
 			}
-			if _, ok := x.byDigest[r.Digest]; !ok {
-				x.byDigest[r.Digest] = int32(i)
-			}
+			x.byDigest[r.Digest] = int32(i)
 		}
 	}
 	return x
 }
 
 // keepLeast maps k to refs[i] unless it maps to a reference whose Full sorts
-// first.
+// before it or the same (which, walking backwards, comes first in refs).
 func (x *Index) keepLeast(m map[string]int32, k string, i int) {
-	if old, ok := m[k]; !ok || x.refs[old].Full > x.refs[i].Full {
+	if old, ok := m[k]; !ok || x.refs[old].Full >= x.refs[i].Full {
 		m[k] = int32(i)
 	}
 }
@@ -174,7 +185,7 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 		return Match{}, false
 	}
 	if p.Tag != "" {
-		name, path := tagKeys(p)
+		name, path := tagKeys(&p)
 		if i, ok := x.byName[name]; ok {
 			return Match{Ref: x.refs[i], Why: WhySameTag}, true
 		}
@@ -197,7 +208,7 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 // tagKeys returns what the rules compare of a tagged reference: Name:Tag
 // and Path:Tag. Both are substrings of Full (name:tag[@digest]) for any Ref
 // that Parse or FromNamed made; others get new strings.
-func tagKeys(r Ref) (name, path string) {
+func tagKeys(r *Ref) (name, path string) {
 	n := len(r.Name) + 1 + len(r.Tag)
 	if len(r.Full) >= n && r.Full[:len(r.Name)] == r.Name && r.Full[len(r.Name)] == ':' && r.Full[len(r.Name)+1:n] == r.Tag {
 		name = r.Full[:n]

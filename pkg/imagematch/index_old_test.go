@@ -2,6 +2,8 @@ package imagematch_test
 
 import (
 	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
@@ -70,8 +72,8 @@ func oldExactKey(r imagematch.Ref) string { return "name " + r.Name + ":" + r.Ta
 // TestIndexMatchesOldIndex checks that Index finds, for every probe, the
 // very reference (and rule) the old Index found, and counts the same keys:
 // over lists drawn from the pool, with duplicates and several spellings of
-// one reference (Raw differs), and Refs built by hand whose Full does not
-// spell Name and Tag.
+// one reference (Raw differs), sorted by Full or not, and Refs built by
+// hand whose Full does not spell Name and Tag.
 func TestIndexMatchesOldIndex(t *testing.T) {
 	all := pool(t)
 	for _, s := range []string{"rancher/a:v1", "index.docker.io/rancher/a:v1", "registry.local:5000/rancher/a:v1@" + digestB} {
@@ -88,7 +90,11 @@ func TestIndexMatchesOldIndex(t *testing.T) {
 		for j := range list {
 			list[j] = all[rng.Intn(len(all))]
 		}
-		lists = append(lists, list)
+		// Sorted by Full, as the planner's lists are, NewIndex takes
+		// another path.
+		sorted := slices.Clone(list)
+		slices.SortStableFunc(sorted, func(a, b imagematch.Ref) int { return strings.Compare(a.Full, b.Full) })
+		lists = append(lists, list, sorted)
 	}
 	for _, other := range []bool{false, true} {
 		rules := imagematch.Rules{OtherRegistries: other}
