@@ -1,6 +1,7 @@
 package imagematch_test
 
 import (
+	"fmt"
 	"math/rand"
 	"slices"
 	"strings"
@@ -70,7 +71,8 @@ func (x *oldIndex) tagKey(r imagematch.Ref) string {
 func oldExactKey(r imagematch.Ref) string { return "name " + r.Name + ":" + r.Tag }
 
 // TestIndexMatchesOldIndex checks that Index finds, for every probe, the
-// very reference (and rule) the old Index found, and counts the same keys:
+// very reference (and rule) the old Index found, and counts the same keys,
+// and that NewIndexFor finds the same for the probes it was made for:
 // over lists drawn from the pool, with duplicates and several spellings of
 // one reference (Raw differs), sorted by Full or not, and Refs built by
 // hand whose Full does not spell Name and Tag.
@@ -110,6 +112,35 @@ func TestIndexMatchesOldIndex(t *testing.T) {
 					t.Fatalf("OtherRegistries=%t, index %v: Lookup(%+v) = %+v, %t; the old index's %+v, %t", other, fulls(list), p, m, ok, wm, wok)
 				}
 			}
+			// NewIndexFor answers its probes alike.
+			probes := make([]imagematch.Ref, rng.Intn(8))
+			for j := range probes {
+				probes[j] = all[rng.Intn(len(all))]
+			}
+			xf := imagematch.NewIndexFor(rules, list, slices.Values(probes))
+			for _, p := range probes {
+				m, ok := xf.Lookup(p)
+				wm, wok := old.Lookup(p)
+				if m != wm || ok != wok {
+					t.Fatalf("OtherRegistries=%t, index %v for probes %v: Lookup(%+v) = %+v, %t; the old index's %+v, %t", other, fulls(list), fulls(probes), p, m, ok, wm, wok)
+				}
+			}
 		}
+	}
+}
+
+// NewIndexFor leaves out what no probe could match.
+func TestNewIndexForLeavesOutTheRest(t *testing.T) {
+	var refs []string
+	for i := range 1000 {
+		refs = append(refs, fmt.Sprintf("docker.io/rancher/c%d:v1", i))
+	}
+	probe := mustParse(t, "registry.local:5000/rancher/c7:v1")
+	x := imagematch.NewIndexFor(imagematch.DefaultRules(), mustParseAll(t, refs), slices.Values([]imagematch.Ref{probe}))
+	if x.Len() > 10 {
+		t.Errorf("index of 1,000 references for one probe has %d keys", x.Len())
+	}
+	if m, ok := x.Lookup(probe); !ok || m.Ref.Full != "docker.io/rancher/c7:v1" || m.Why != imagematch.WhyOtherRegistry {
+		t.Errorf("Lookup(%s) = %+v, %t", probe.Full, m, ok)
 	}
 }
