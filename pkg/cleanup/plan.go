@@ -169,12 +169,12 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	// Each previous image is decided at its own position (decided[i].Rule
 	// stays empty while it is a candidate for removal), so that Kept and
 	// Remove come out in previous's order, sorted as Parse returns it.
-	prev := make([]imagematch.Ref, len(previous))
+	// FromNamed is called again where a previous image is needed again
+	// rather than kept in a copy: for Parse's references it only slices.
 	decided := make([]Kept, len(previous))
 	var candidates []int32
 	for i, n := range previous {
 		r := imagematch.FromNamed(n)
-		prev[i] = r
 		k := Kept{Image: r.Full}
 		if m, found := inCurrent.Lookup(r); found {
 			k.Rule, k.Match, k.Why = RuleInCurrent, m.Ref.Full, m.Why
@@ -191,23 +191,32 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	frontier := make([]imagematch.Ref, 0, len(previous)-len(candidates))
 	for i, k := range decided {
 		if k.Rule != "" {
-			frontier = append(frontier, prev[i])
+			frontier = append(frontier, imagematch.FromNamed(previous[i]))
 		}
 	}
 	// Each round matches what is left against the images the last round
 	// kept; spellings chain through a tag or a digest, so a few rounds do.
 	for len(frontier) > 0 && len(candidates) > 0 {
-		sameAsKept := imagematch.NewIndex(p.rules, frontier)
-		var next []imagematch.Ref // a new slice: sameAsKept keeps frontier
+		// Most kept images share no key with any candidate: an index of
+		// only those that may is much smaller, and answers alike.
+		sameAsKept := imagematch.NewIndexFor(p.rules, frontier, func(yield func(imagematch.Ref) bool) {
+			for _, i := range candidates {
+				if !yield(imagematch.FromNamed(previous[i])) {
+					return
+				}
+			}
+		})
+		var next []imagematch.Ref
 		left := candidates[:0]
 		for _, i := range candidates {
-			m, found := sameAsKept.Lookup(prev[i])
+			r := imagematch.FromNamed(previous[i])
+			m, found := sameAsKept.Lookup(r)
 			if !found {
 				left = append(left, i)
 				continue
 			}
-			decided[i] = Kept{Image: prev[i].Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why}
-			next = append(next, prev[i])
+			decided[i] = Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why}
+			next = append(next, r)
 		}
 		candidates, frontier = left, next
 	}
@@ -215,7 +224,7 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 	if len(candidates) > 0 {
 		plan.Remove = make([]string, len(candidates))
 		for j, i := range candidates {
-			plan.Remove[j] = prev[i].Full
+			plan.Remove[j] = imagematch.FromNamed(previous[i]).Full
 		}
 	}
 	// The kept images, in place, in previous's order.
