@@ -72,8 +72,11 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 	if readErr != nil {
 		return nil, fmt.Errorf("read %s: %w", source, readErr)
 	}
-	// Sort by the strings computed once, not String() per comparison.
-	sortKeyed(refs)
+	// Sort by the strings computed once, not String() per comparison; a
+	// list that comes sorted (as Harvester's do) is only checked.
+	if !slices.IsSortedFunc(refs, func(a, b keyedRef) int { return strings.Compare(a.key, b.key) }) {
+		sortKeyed(refs)
+	}
 	refs = slices.CompactFunc(refs, func(a, b keyedRef) bool { return a.key == b.key })
 	out := make([]reference.Named, len(refs))
 	for i, k := range refs {
