@@ -28,8 +28,7 @@ func parseFast(s string) (reference.Named, bool) {
 	// Split the host as the library's splitDockerDomain does: the part
 	// before the first slash is a host when it is localhost or has a dot or
 	// a colon; index.docker.io is docker.io; anything else is on docker.io.
-	// same: the normalised reference is s itself (unless :latest or
-	// library/ is added below).
+	// same says whether the normalised reference is s itself, so far.
 	domain, rest, same := defaultDomain, s, false
 	if first, after, found := strings.Cut(s, "/"); found {
 		switch {
@@ -122,8 +121,8 @@ func isLowerHex(s string) bool {
 
 func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
-// validHost reports whether h is localhost or a lowercase domain name,
-// either with an optional port: a subset of the grammar's
+// validHost reports whether h is localhost or a lowercase domain name, with
+// an optional port: a subset of the grammar's
 // host[:port-number], where a domain component is
 // [a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9].
 func validHost(h string) bool {
@@ -245,7 +244,8 @@ func (r parts) familiar() parts {
 // others, so type switches over reference's interfaces (reference.Tagged,
 // reference.Digested, IsNameOnly) and its helpers (Path, Domain,
 // FamiliarString, FamiliarName) see what they would see for the library's
-// value. They are values, so == compares them as it compares the library's.
+// value. They are values, so == compares them by value, as it does the
+// library's.
 type (
 	tagged          struct{ parts }
 	canonical       struct{ parts }
