@@ -188,25 +188,42 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 		}
 		decided[i] = k
 	}
-	frontier := make([]imagematch.Ref, 0, len(previous)-len(candidates))
-	for i, k := range decided {
-		if k.Rule != "" {
-			frontier = append(frontier, imagematch.FromNamed(previous[i]))
-		}
-	}
 	// Each round matches what is left against the images the last round
-	// kept; spellings chain through a tag or a digest, so a few rounds do.
-	for len(frontier) > 0 && len(candidates) > 0 {
-		// Most kept images share no key with any candidate: an index of
-		// only those that may is much smaller, and answers alike.
-		sameAsKept := imagematch.NewIndexFor(p.rules, frontier, func(yield func(imagematch.Ref) bool) {
+	// kept (the first round: every image kept so far); spellings chain
+	// through a tag or a digest, so a few rounds do. Most kept images
+	// share no key with any candidate: the round indexes only those a
+	// Filter of the candidates' keys lets through, which answers alike.
+	var last []int32
+	for round := 1; len(candidates) > 0; round++ {
+		f := imagematch.NewFilter(p.rules, len(candidates), func(yield func(imagematch.Ref) bool) {
 			for _, i := range candidates {
 				if !yield(imagematch.FromNamed(previous[i])) {
 					return
 				}
 			}
 		})
-		var next []imagematch.Ref
+		var frontier []imagematch.Ref
+		through := func(i int) {
+			if r := imagematch.FromNamed(previous[i]); f.MayMatch(r) {
+				frontier = append(frontier, r)
+			}
+		}
+		if round == 1 {
+			for i, k := range decided {
+				if k.Rule != "" {
+					through(i)
+				}
+			}
+		} else {
+			for _, i := range last {
+				through(int(i))
+			}
+		}
+		if len(frontier) == 0 {
+			break // no candidate can match what the last round kept
+		}
+		sameAsKept := imagematch.NewIndex(p.rules, frontier)
+		last = nil
 		left := candidates[:0]
 		for _, i := range candidates {
 			r := imagematch.FromNamed(previous[i])
@@ -216,9 +233,12 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 				continue
 			}
 			decided[i] = Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why}
-			next = append(next, r)
+			last = append(last, i)
 		}
-		candidates, frontier = left, next
+		candidates = left
+		if len(last) == 0 {
+			break
+		}
 	}
 	var plan Plan
 	if len(candidates) > 0 {

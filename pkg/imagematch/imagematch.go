@@ -163,42 +163,51 @@ func NewIndex(rules Rules, refs []Ref) *Index {
 	return x
 }
 
-// NewIndexFor is NewIndex for an Index that will only be asked about the
-// references of probes: it leaves out the refs that share no key with any
-// of them (which Lookup of a probe never returns), so that an index of many
-// refs of which few could match is small and quick to build. Lookup of a
-// probe answers exactly as NewIndex's would. Each probe's keys are hashed
-// into a bit set, and a ref is kept when any of its keys' bits are set (so
-// a few that match no probe stay too).
-func NewIndexFor(rules Rules, refs []Ref, probes iter.Seq[Ref]) *Index {
-	var f keyFilter
-	f.init(len(refs))
-	for p := range probes {
-		f.addKeys(rules, &p)
+// Filter answers "could r share a key with any of the probes?" with
+// "maybe" or "no", quickly and in little memory: an Index of only the refs
+// it says maybe to answers every probe as an Index of all refs would (a ref
+// that shares no key with any probe is one no Lookup of a probe returns).
+// It holds two bits per key of a bit set of 16 bits per expected key, so
+// about one ref in a hundred that shares no key is a "maybe" too.
+type Filter struct {
+	rules Rules
+	seed  maphash.Seed
+	bits  []uint64
+}
+
+// NewFilter returns a Filter of the keys of probes, of which there are
+// about n.
+func NewFilter(rules Rules, n int, probes iter.Seq[Ref]) *Filter {
+	size := 1024
+	for size < 16*n {
+		size *= 2
 	}
-	var kept []Ref
-	for i := range refs {
-		if f.mayHaveKeys(rules, &refs[i]) {
-			kept = append(kept, refs[i])
+	f := &Filter{rules: rules, seed: maphash.MakeSeed(), bits: make([]uint64, size/64)}
+	for p := range probes {
+		if p.Tag != "" {
+			name, path := tagKeys(&p)
+			f.add(nameKey, name)
+			if rules.OtherRegistries {
+				f.add(pathKey, path)
+			}
+		}
+		if p.Digest != "" {
+			f.add(digestKey, p.Digest)
 		}
 	}
-	return NewIndex(rules, kept)
+	return f
 }
 
-// keyFilter is a set of keys that answers "maybe" or "no": two bits per
-// key of a bit set of 16 bits per expected key (about one "maybe" in a
-// hundred for keys it does not hold).
-type keyFilter struct {
-	seed maphash.Seed
-	bits []uint64
-}
-
-func (f *keyFilter) init(keys int) {
-	n := 1024
-	for n < 16*keys {
-		n *= 2
+// MayMatch reports whether r may share a key with one of the probes under
+// the rules: false only when it shares none.
+func (f *Filter) MayMatch(r Ref) bool {
+	if r.Tag != "" {
+		name, path := tagKeys(&r)
+		if f.has(nameKey, name) || f.rules.OtherRegistries && f.has(pathKey, path) {
+			return true
+		}
 	}
-	f.seed, f.bits = maphash.MakeSeed(), make([]uint64, n/64)
+	return r.Digest != "" && f.has(digestKey, r.Digest)
 }
 
 // The kinds of key, mixed into the hash, as one string may be a name key
@@ -209,46 +218,21 @@ const (
 	digestKey
 )
 
-func (f *keyFilter) positions(kind uint64, key string) (uint64, uint64) {
+func (f *Filter) positions(kind uint64, key string) (uint64, uint64) {
 	h := maphash.String(f.seed, key) ^ kind*0x9e3779b97f4a7c15
 	mask := uint64(len(f.bits)*64 - 1)
 	return h & mask, (h >> 32) & mask
 }
 
-func (f *keyFilter) add(kind uint64, key string) {
+func (f *Filter) add(kind uint64, key string) {
 	a, b := f.positions(kind, key)
 	f.bits[a/64] |= 1 << (a % 64)
 	f.bits[b/64] |= 1 << (b % 64)
 }
 
-func (f *keyFilter) has(kind uint64, key string) bool {
+func (f *Filter) has(kind uint64, key string) bool {
 	a, b := f.positions(kind, key)
 	return f.bits[a/64]&(1<<(a%64)) != 0 && f.bits[b/64]&(1<<(b%64)) != 0
-}
-
-// addKeys adds the keys under which Lookup looks p up: exactly the keys
-// under which NewIndex indexes a reference.
-func (f *keyFilter) addKeys(rules Rules, p *Ref) {
-	if p.Tag != "" {
-		name, path := tagKeys(p)
-		f.add(nameKey, name)
-		if rules.OtherRegistries {
-			f.add(pathKey, path)
-		}
-	}
-	if p.Digest != "" {
-		f.add(digestKey, p.Digest)
-	}
-}
-
-func (f *keyFilter) mayHaveKeys(rules Rules, r *Ref) bool {
-	if r.Tag != "" {
-		name, path := tagKeys(r)
-		if f.has(nameKey, name) || rules.OtherRegistries && f.has(pathKey, path) {
-			return true
-		}
-	}
-	return r.Digest != "" && f.has(digestKey, r.Digest)
 }
 
 // keepLeast maps k to refs[i] unless it maps to a reference whose Full sorts

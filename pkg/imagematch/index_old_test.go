@@ -72,7 +72,8 @@ func oldExactKey(r imagematch.Ref) string { return "name " + r.Name + ":" + r.Ta
 
 // TestIndexMatchesOldIndex checks that Index finds, for every probe, the
 // very reference (and rule) the old Index found, and counts the same keys,
-// and that NewIndexFor finds the same for the probes it was made for:
+// and that an Index of what a Filter of some probes lets through finds the
+// same for those probes:
 // over lists drawn from the pool, with duplicates and several spellings of
 // one reference (Raw differs), sorted by Full or not, and Refs built by
 // hand whose Full does not spell Name and Tag.
@@ -112,12 +113,11 @@ func TestIndexMatchesOldIndex(t *testing.T) {
 					t.Fatalf("OtherRegistries=%t, index %v: Lookup(%+v) = %+v, %t; the old index's %+v, %t", other, fulls(list), p, m, ok, wm, wok)
 				}
 			}
-			// NewIndexFor answers its probes alike.
 			probes := make([]imagematch.Ref, rng.Intn(8))
 			for j := range probes {
 				probes[j] = all[rng.Intn(len(all))]
 			}
-			xf := imagematch.NewIndexFor(rules, list, slices.Values(probes))
+			xf := imagematch.NewIndex(rules, filtered(rules, list, probes))
 			for _, p := range probes {
 				m, ok := xf.Lookup(p)
 				wm, wok := old.Lookup(p)
@@ -129,17 +129,30 @@ func TestIndexMatchesOldIndex(t *testing.T) {
 	}
 }
 
-// NewIndexFor leaves out what no probe could match.
-func TestNewIndexForLeavesOutTheRest(t *testing.T) {
+// filtered is the refs a Filter of probes lets through, in order.
+func filtered(rules imagematch.Rules, refs, probes []imagematch.Ref) []imagematch.Ref {
+	f := imagematch.NewFilter(rules, len(probes), slices.Values(probes))
+	var out []imagematch.Ref
+	for _, r := range refs {
+		if f.MayMatch(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// A Filter leaves out what no probe could match.
+func TestFilterLeavesOutTheRest(t *testing.T) {
 	var refs []string
 	for i := range 1000 {
 		refs = append(refs, fmt.Sprintf("docker.io/rancher/c%d:v1", i))
 	}
 	probe := mustParse(t, "registry.local:5000/rancher/c7:v1")
-	x := imagematch.NewIndexFor(imagematch.DefaultRules(), mustParseAll(t, refs), slices.Values([]imagematch.Ref{probe}))
-	if x.Len() > 10 {
-		t.Errorf("index of 1,000 references for one probe has %d keys", x.Len())
+	through := filtered(imagematch.DefaultRules(), mustParseAll(t, refs), []imagematch.Ref{probe})
+	if len(through) > 10 {
+		t.Errorf("a filter of one probe lets %d of 1,000 references through", len(through))
 	}
+	x := imagematch.NewIndex(imagematch.DefaultRules(), through)
 	if m, ok := x.Lookup(probe); !ok || m.Ref.Full != "docker.io/rancher/c7:v1" || m.Why != imagematch.WhyOtherRegistry {
 		t.Errorf("Lookup(%s) = %+v, %t", probe.Full, m, ok)
 	}
