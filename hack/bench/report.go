@@ -65,6 +65,16 @@ func (g goBench) Med(name, unit string) float64 {
 	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
 
+// Min is the least of one benchmark's unit over the runs: the run the
+// machine's other load disturbed least. 0 when absent.
+func (g goBench) Min(name, unit string) float64 {
+	vs := g[name][unit]
+	if len(vs) == 0 {
+		return 0
+	}
+	return slices.Min(vs)
+}
+
 // Machine describes where the figures were measured.
 type Machine struct {
 	CPUs       int

@@ -77,6 +77,8 @@ type Plan struct {
 type Policy struct {
 	retain  []string
 	exclude []string
+	// globs are exclude's patterns with their fixed ends, one for each.
+	globs []glob
 	// rules are the remover's matching rules, which decide what of the
 	// current list keeps a previous image.
 	rules imagematch.Rules
@@ -113,8 +115,37 @@ func NewPolicy(retain, exclude []string) (Policy, error) {
 			return Policy{}, fmt.Errorf("exclude pattern %q: %w", e, err)
 		}
 		p.exclude = append(p.exclude, e)
+		p.globs = append(p.globs, newGlob(e))
 	}
 	return p, nil
+}
+
+// glob is an exclusion pattern and the text every string it matches starts
+// and ends with, so that a reference that lacks either is refused without
+// running path.Match (which decides all others).
+type glob struct {
+	pattern, prefix, suffix string
+}
+
+func newGlob(pattern string) glob {
+	g := glob{pattern: pattern, prefix: pattern}
+	if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+		g.prefix = pattern[:i]
+	}
+	// After the last * or ?, the rest is literal unless it holds a class
+	// or an escape; then only the prefix is used.
+	if !strings.ContainsAny(pattern, `[\`) {
+		g.suffix = pattern[strings.LastIndexAny(pattern, "*?")+1:]
+	}
+	return g
+}
+
+func (g glob) match(s string) bool {
+	if !strings.HasPrefix(s, g.prefix) || !strings.HasSuffix(s, g.suffix) {
+		return false
+	}
+	ok, _ := path.Match(g.pattern, s)
+	return ok
 }
 
 // ComputePlan returns the images of previous that current no longer has,
@@ -135,11 +166,16 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 		refs[i] = imagematch.FromNamed(n)
 	}
 	inCurrent := imagematch.NewIndex(p.rules, refs)
-	var plan Plan
-	var candidates, kept []imagematch.Ref
-	for _, n := range previous {
+	// Each previous image is decided at its own position (decided[i].Rule
+	// stays empty while it is a candidate for removal), so that Kept and
+	// Remove come out in previous's order, sorted as Parse returns it.
+	// FromNamed is called again where a previous image is needed again
+	// rather than kept in a copy: for Parse's references it only slices.
+	decided := make([]Kept, len(previous))
+	var candidates []int32
+	for i, n := range previous {
 		r := imagematch.FromNamed(n)
-		k, ok := Kept{Image: r.Full}, true
+		k := Kept{Image: r.Full}
 		if m, found := inCurrent.Lookup(r); found {
 			k.Rule, k.Match, k.Why = RuleInCurrent, m.Ref.Full, m.Why
 		} else if e, found := p.retained(n); found {
@@ -147,51 +183,123 @@ func ComputePlan(previous, current []reference.Named, p Policy) Plan {
 		} else if e, found := p.excluded(n); found {
 			k.Rule, k.Match = RuleExclude, e
 		} else {
-			ok = false
-		}
-		if !ok {
-			candidates = append(candidates, r)
+			candidates = append(candidates, int32(i))
 			continue
 		}
-		plan.Kept = append(plan.Kept, k)
-		kept = append(kept, r)
+		decided[i] = k
 	}
 	// Each round matches what is left against the images the last round
-	// kept; spellings chain through a tag or a digest, so a few rounds do.
-	for frontier := kept; len(frontier) > 0 && len(candidates) > 0; {
+	// kept (the first round: every image kept so far); spellings chain
+	// through a tag or a digest, so a few rounds do. Most kept images
+	// share no key with any candidate: the round indexes only those a
+	// Filter of the candidates' keys lets through, which answers alike.
+	var last []int32
+	for round := 1; len(candidates) > 0; round++ {
+		f := imagematch.NewFilter(p.rules, len(candidates), func(yield func(imagematch.Ref) bool) {
+			for _, i := range candidates {
+				if !yield(imagematch.FromNamed(previous[i])) {
+					return
+				}
+			}
+		})
+		var frontier []imagematch.Ref
+		through := func(i int) {
+			if r := imagematch.FromNamed(previous[i]); f.MayMatch(r) {
+				frontier = append(frontier, r)
+			}
+		}
+		if round == 1 {
+			for i, k := range decided {
+				if k.Rule != "" {
+					through(i)
+				}
+			}
+		} else {
+			for _, i := range last {
+				through(int(i))
+			}
+		}
+		if len(frontier) == 0 {
+			break // no candidate can match what the last round kept
+		}
 		sameAsKept := imagematch.NewIndex(p.rules, frontier)
-		frontier = nil
+		last = nil
 		left := candidates[:0]
-		for _, r := range candidates {
+		for _, i := range candidates {
+			r := imagematch.FromNamed(previous[i])
 			m, found := sameAsKept.Lookup(r)
 			if !found {
-				left = append(left, r)
+				left = append(left, i)
 				continue
 			}
-			plan.Kept = append(plan.Kept, Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why})
-			frontier = append(frontier, r)
-			kept = append(kept, r)
+			decided[i] = Kept{Image: r.Full, Rule: RuleSameAsKept, Match: m.Ref.Full, Why: m.Why}
+			last = append(last, i)
 		}
 		candidates = left
+		if len(last) == 0 {
+			break
+		}
 	}
-	for _, r := range candidates {
-		plan.Remove = append(plan.Remove, r.Full)
+	var plan Plan
+	if len(candidates) > 0 {
+		plan.Remove = make([]string, len(candidates))
+		for j, i := range candidates {
+			plan.Remove[j] = imagematch.FromNamed(previous[i]).Full
+		}
 	}
-	// previous is sorted; so is each round's part of Kept: merge them.
-	slices.SortStableFunc(plan.Kept, func(a, b Kept) int { return strings.Compare(a.Image, b.Image) })
-	plan.Keep = make([]string, 0, len(refs)+len(kept))
-	for _, r := range slices.Concat(refs, kept) {
-		plan.Keep = append(plan.Keep, r.Full)
+	// The kept images, in place, in previous's order.
+	kept := decided[:0]
+	for _, k := range decided {
+		if k.Rule != "" {
+			kept = append(kept, k)
+		}
 	}
-	slices.Sort(plan.Keep)
-	plan.Keep = slices.Compact(plan.Keep)
+	if len(kept) > 0 {
+		plan.Kept = kept
+	}
+	// Sorted already when previous is; the same image decided twice (a list
+	// that is not unique) was decided alike, so order among equals is moot.
+	byImage := func(a, b Kept) int { return strings.Compare(a.Image, b.Image) }
+	if !slices.IsSortedFunc(plan.Kept, byImage) {
+		slices.SortStableFunc(plan.Kept, byImage)
+	}
+	plan.Keep = keepList(refs, plan.Kept)
 	return plan
+}
+
+// keepList is the Full of refs and the Image of kept (which is sorted),
+// sorted and unique: a merge when refs is sorted too, as Parse returns it.
+func keepList(refs []imagematch.Ref, kept []Kept) []string {
+	out := make([]string, 0, len(refs)+len(kept))
+	if !slices.IsSortedFunc(refs, func(a, b imagematch.Ref) int { return strings.Compare(a.Full, b.Full) }) {
+		for _, r := range refs {
+			out = append(out, r.Full)
+		}
+		for _, k := range kept {
+			out = append(out, k.Image)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	for i, j := 0, 0; i < len(refs) || j < len(kept); {
+		var s string
+		if j == len(kept) || i < len(refs) && refs[i].Full <= kept[j].Image {
+			s, i = refs[i].Full, i+1
+		} else {
+			s, j = kept[j].Image, j+1
+		}
+		if len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (p Policy) retained(n reference.Named) (string, bool) {
 	repo := reference.Path(n)
 	for _, r := range p.retain {
-		if repo == r || strings.HasSuffix(repo, "/"+r) {
+		// repo is r or ends in "/"+r, without building "/"+r.
+		if strings.HasSuffix(repo, r) && (len(repo) == len(r) || repo[len(repo)-len(r)-1] == '/') {
 			return r, true
 		}
 	}
@@ -199,13 +307,16 @@ func (p Policy) retained(n reference.Named) (string, bool) {
 }
 
 func (p Policy) excluded(n reference.Named) (string, bool) {
+	if len(p.globs) == 0 {
+		return "", false
+	}
 	full, short := n.String(), reference.FamiliarString(n)
-	for _, e := range p.exclude {
-		if ok, _ := path.Match(e, full); ok {
-			return e, true
+	for _, g := range p.globs {
+		if g.match(full) {
+			return g.pattern, true
 		}
-		if ok, _ := path.Match(e, short); ok {
-			return e, true
+		if g.match(short) {
+			return g.pattern, true
 		}
 	}
 	return "", false

@@ -6,9 +6,9 @@ package imagelist
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -25,20 +25,39 @@ import (
 // half-read list would turn into a plan that deletes images still in use.
 // References are normalised (rancher/x:1 is docker.io/rancher/x:1, an untagged
 // name means :latest); the result is sorted by String() and unique.
+//
+// Each line is normalised as reference.ParseNormalizedNamed and
+// reference.TagNameOnly would: common lines by a parser of their own that
+// runs no regular expression (parseFast), any other by the library itself.
+// The references keep substrings of one copy of the list's text.
 func Parse(r io.Reader, source string) ([]reference.Named, error) {
-	var out []reference.Named
-	sc := bufio.NewScanner(r)
-	// +2 leaves room for the line ending, so the limit is the line's own length.
-	sc.Buffer(nil, maxLineBytes+2)
+	body, readErr := readList(r)
+	refs := make([]keyedRef, 0, strings.Count(body, "\n")+1)
 	line := 0
-	for sc.Scan() {
+	for rest := body; rest != ""; {
 		line++
-		text := strings.TrimSpace(sc.Text())
+		raw := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			raw, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		// The raw line's bound is the one the bufio.Scanner this loop
+		// replaces had (a buffer of maxLineBytes+2 for line and newline),
+		// so a list fails or passes as it always did.
+		if len(raw) > maxLineBytes+1 {
+			return nil, fmt.Errorf("%s line %d: longer than %d bytes", source, line, maxLineBytes)
+		}
+		text := strings.TrimSpace(raw)
 		if text == "" {
 			continue
 		}
 		if len(text) > maxLineBytes {
 			return nil, fmt.Errorf("%s line %d: longer than %d bytes", source, line, maxLineBytes)
+		}
+		if named, ok := parseFast(text); ok {
+			refs = append(refs, keyedRef{named.String(), named})
+			continue
 		}
 		named, err := reference.ParseNormalizedNamed(text)
 		if err != nil {
@@ -47,24 +66,21 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 			// terminal) and keep it short.
 			return nil, fmt.Errorf("%s line %d: %q is not an image reference: %s", source, line, Truncate(text, 80), Truncate(Printable(err.Error()), 160))
 		}
-		out = append(out, reference.TagNameOnly(named))
+		named = reference.TagNameOnly(named)
+		refs = append(refs, keyedRef{named.String(), named})
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s line %d: longer than %d bytes", source, line+1, maxLineBytes)
-		}
-		return nil, fmt.Errorf("read %s: %w", source, err)
+	if readErr != nil {
+		return nil, fmt.Errorf("read %s: %w", source, readErr)
 	}
-	// String() builds a new string on every call: compute each once.
-	keyed := make([]keyedRef, len(out))
-	for i, n := range out {
-		keyed[i] = keyedRef{n.String(), n}
+	// Sort by the strings computed once, not String() per comparison; a
+	// list that comes sorted (as Harvester's do) is only checked.
+	if !slices.IsSortedFunc(refs, func(a, b keyedRef) int { return strings.Compare(a.key, b.key) }) {
+		sortKeyed(refs)
 	}
-	slices.SortFunc(keyed, func(a, b keyedRef) int { return strings.Compare(a.key, b.key) })
-	keyed = slices.CompactFunc(keyed, func(a, b keyedRef) bool { return a.key == b.key })
-	out = out[:0]
-	for _, k := range keyed {
-		out = append(out, k.ref)
+	refs = slices.CompactFunc(refs, func(a, b keyedRef) bool { return a.key == b.key })
+	out := make([]reference.Named, len(refs))
+	for i, k := range refs {
+		out[i] = k.ref
 	}
 	return out, nil
 }
@@ -72,6 +88,43 @@ func Parse(r io.Reader, source string) ([]reference.Named, error) {
 type keyedRef struct {
 	key string
 	ref reference.Named
+}
+
+// readList reads r to its end into one string, which the references then
+// share: it is never written again, so substrings of it are safe to keep.
+// It stops early, as the bufio.Scanner Parse used did, at a line too long to
+// be one (Parse then reports it) and after 100 reads that return nothing.
+func readList(r io.Reader) (string, error) {
+	var b strings.Builder
+	if l, ok := r.(interface{ Len() int }); ok { // bytes.Reader, strings.Reader, bytes.Buffer
+		b.Grow(l.Len())
+	}
+	chunk := make([]byte, 32<<10)
+	lineStart := 0 // where the last line read so far starts in b
+	for empty := 0; ; {
+		n, err := r.Read(chunk)
+		if n < 0 || n > len(chunk) {
+			return b.String(), bufio.ErrBadReadCount
+		}
+		b.Write(chunk[:n])
+		if i := bytes.LastIndexByte(chunk[:n], '\n'); i >= 0 {
+			lineStart = b.Len() - n + i + 1
+		}
+		switch {
+		case err == io.EOF:
+			return b.String(), nil
+		case err != nil:
+			return b.String(), err
+		case b.Len()-lineStart > maxLineBytes+1:
+			return b.String(), nil
+		case n > 0:
+			empty = 0
+		default:
+			if empty++; empty >= 100 {
+				return b.String(), io.ErrNoProgress
+			}
+		}
+	}
 }
 
 // maxLineBytes bounds one line. A reference is at most 255 bytes of name, 128

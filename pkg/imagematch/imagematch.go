@@ -11,6 +11,11 @@
 package imagematch
 
 import (
+	"hash/maphash"
+	"iter"
+	"slices"
+	"strings"
+
 	"github.com/distribution/reference"
 )
 
@@ -109,32 +114,133 @@ type Match struct {
 // Index answers "could any of these references name the same node image as
 // this one?" in constant time per lookup, for lists of tens of thousands.
 type Index struct {
-	rules    Rules
-	byTag    map[string]Ref
-	byDigest map[string]Ref
+	rules Rules
+	refs  []Ref
+	// byName maps Name:Tag, byPath Path:Tag (while rules.OtherRegistries)
+	// and byDigest the digest to an index into refs. The keys are
+	// substrings of a reference's Full, so building and looking up
+	// allocate nothing but the maps.
+	byName, byPath, byDigest map[string]int32
 }
 
-// NewIndex indexes refs under rules.
+// NewIndex indexes refs under rules. The Index keeps refs: they must not
+// change while it is in use.
 func NewIndex(rules Rules, refs []Ref) *Index {
-	x := &Index{rules: rules, byTag: make(map[string]Ref, len(refs)), byDigest: map[string]Ref{}}
-	for _, r := range refs {
+	x := &Index{rules: rules, refs: refs, byName: make(map[string]int32, len(refs))}
+	if rules.OtherRegistries {
+		x.byPath = make(map[string]int32, len(refs))
+	}
+	// The first reference in sort order stands for each tag key, so the same
+	// lists always give the same match; the first in refs for each digest.
+	// Lookup tries the exact name first, so Why is the most specific rule
+	// that applies. Walking refs backwards, the last write to a key is the
+	// first reference: one map write per key and no read. When refs is not
+	// sorted by Full, keepLeast compares.
+	sorted := slices.IsSortedFunc(refs, func(a, b Ref) int { return strings.Compare(a.Full, b.Full) })
+	for i := len(refs) - 1; i >= 0; i-- {
+		r := &refs[i]
 		if r.Tag != "" {
-			// The first reference in sort order stands for each key, so the
-			// same lists always give the same match. Lookup tries the exact
-			// name first, so Why is the most specific rule that applies.
-			for _, k := range []string{exactKey(r), x.tagKey(r)} {
-				if old, ok := x.byTag[k]; !ok || old.Full > r.Full {
-					x.byTag[k] = r
+			name, path := tagKeys(r)
+			if sorted {
+				x.byName[name] = int32(i)
+				if x.byPath != nil {
+					x.byPath[path] = int32(i)
+				}
+			} else {
+				x.keepLeast(x.byName, name, i)
+				if x.byPath != nil {
+					x.keepLeast(x.byPath, path, i)
 				}
 			}
 		}
 		if r.Digest != "" {
-			if _, ok := x.byDigest[r.Digest]; !ok {
-				x.byDigest[r.Digest] = r
+			if x.byDigest == nil {
+				x.byDigest = map[string]int32{}
 			}
+			x.byDigest[r.Digest] = int32(i)
 		}
 	}
 	return x
+}
+
+// Filter answers "could r share a key with any of the probes?" with
+// "maybe" or "no", quickly and in little memory: an Index of only the refs
+// it says maybe to answers every probe as an Index of all refs would (a ref
+// that shares no key with any probe is one no Lookup of a probe returns).
+// It holds two bits per key of a bit set of 16 bits per expected key, so
+// about one ref in a hundred that shares no key is a "maybe" too.
+type Filter struct {
+	rules Rules
+	seed  maphash.Seed
+	bits  []uint64
+}
+
+// NewFilter returns a Filter of the keys of probes, of which there are
+// about n.
+func NewFilter(rules Rules, n int, probes iter.Seq[Ref]) *Filter {
+	size := 1024
+	for size < 16*n {
+		size *= 2
+	}
+	f := &Filter{rules: rules, seed: maphash.MakeSeed(), bits: make([]uint64, size/64)}
+	for p := range probes {
+		if p.Tag != "" {
+			name, path := tagKeys(&p)
+			f.add(nameKey, name)
+			if rules.OtherRegistries {
+				f.add(pathKey, path)
+			}
+		}
+		if p.Digest != "" {
+			f.add(digestKey, p.Digest)
+		}
+	}
+	return f
+}
+
+// MayMatch reports whether r may share a key with one of the probes under
+// the rules: false only when it shares none.
+func (f *Filter) MayMatch(r Ref) bool {
+	if r.Tag != "" {
+		name, path := tagKeys(&r)
+		if f.has(nameKey, name) || f.rules.OtherRegistries && f.has(pathKey, path) {
+			return true
+		}
+	}
+	return r.Digest != "" && f.has(digestKey, r.Digest)
+}
+
+// The kinds of key, mixed into the hash, as one string may be a name key
+// of one reference and a path key of another.
+const (
+	nameKey uint64 = iota + 1
+	pathKey
+	digestKey
+)
+
+func (f *Filter) positions(kind uint64, key string) (uint64, uint64) {
+	h := maphash.String(f.seed, key) ^ kind*0x9e3779b97f4a7c15
+	mask := uint64(len(f.bits)*64 - 1)
+	return h & mask, (h >> 32) & mask
+}
+
+func (f *Filter) add(kind uint64, key string) {
+	a, b := f.positions(kind, key)
+	f.bits[a/64] |= 1 << (a % 64)
+	f.bits[b/64] |= 1 << (b % 64)
+}
+
+func (f *Filter) has(kind uint64, key string) bool {
+	a, b := f.positions(kind, key)
+	return f.bits[a/64]&(1<<(a%64)) != 0 && f.bits[b/64]&(1<<(b%64)) != 0
+}
+
+// keepLeast maps k to refs[i] unless it maps to a reference whose Full sorts
+// before it or the same (which, walking backwards, comes first in refs).
+func (x *Index) keepLeast(m map[string]int32, k string, i int) {
+	if old, ok := m[k]; !ok || x.refs[old].Full >= x.refs[i].Full {
+		m[k] = int32(i)
+	}
 }
 
 // Len is the number of lookup keys; an empty Index matches nothing.
@@ -142,7 +248,7 @@ func (x *Index) Len() int {
 	if x == nil {
 		return 0
 	}
-	return len(x.byTag) + len(x.byDigest)
+	return len(x.byName) + len(x.byPath) + len(x.byDigest)
 }
 
 // Lookup returns a reference of the index that could name the same node
@@ -153,11 +259,12 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 		return Match{}, false
 	}
 	if p.Tag != "" {
-		if r, ok := x.byTag[exactKey(p)]; ok {
-			return Match{Ref: r, Why: WhySameTag}, true
+		name, path := tagKeys(&p)
+		if i, ok := x.byName[name]; ok {
+			return Match{Ref: x.refs[i], Why: WhySameTag}, true
 		}
-		if r, ok := x.byTag[x.tagKey(p)]; ok {
-			why := WhySameTag
+		if i, ok := x.byPath[path]; ok {
+			r, why := x.refs[i], WhySameTag
 			if r.Name != p.Name {
 				why = WhyOtherRegistry
 			}
@@ -165,19 +272,27 @@ func (x *Index) Lookup(p Ref) (Match, bool) {
 		}
 	}
 	if p.Digest != "" {
-		if r, ok := x.byDigest[p.Digest]; ok {
-			return Match{Ref: r, Why: WhySameDigest}, true
+		if i, ok := x.byDigest[p.Digest]; ok {
+			return Match{Ref: x.refs[i], Why: WhySameDigest}, true
 		}
 	}
 	return Match{}, false
 }
 
-// tagKey is what the rules compare of a tagged reference.
-func (x *Index) tagKey(r Ref) string {
-	if x.rules.OtherRegistries {
-		return "path " + r.Path + ":" + r.Tag
+// tagKeys returns what the rules compare of a tagged reference: Name:Tag
+// and Path:Tag. Both are substrings of Full (name:tag[@digest]) for any Ref
+// that Parse or FromNamed made; others get new strings.
+func tagKeys(r *Ref) (name, path string) {
+	n := len(r.Name) + 1 + len(r.Tag)
+	if len(r.Full) >= n && r.Full[:len(r.Name)] == r.Name && r.Full[len(r.Name)] == ':' && r.Full[len(r.Name)+1:n] == r.Tag {
+		name = r.Full[:n]
+	} else {
+		name = r.Name + ":" + r.Tag
 	}
-	return exactKey(r)
+	if strings.HasSuffix(r.Name, r.Path) {
+		path = name[len(r.Name)-len(r.Path):]
+	} else {
+		path = r.Path + ":" + r.Tag
+	}
+	return name, path
 }
-
-func exactKey(r Ref) string { return "name " + r.Name + ":" + r.Tag }
