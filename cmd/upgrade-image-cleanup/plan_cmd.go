@@ -203,7 +203,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 // runPlanLive builds the clients from the flags and calls planLive with the
 // controller's own HTTP fetcher and its limits.
 func runPlanLive(ctx context.Context, f planFlags) (planReport, error) {
-	cfg, err := restConfig(f.kubeconfig)
+	cfg, err := restConfig(f.kubeconfig, defaultKubeAPIQPS, defaultKubeAPIBurst)
 	if err != nil {
 		return planReport{}, err
 	}

@@ -127,7 +127,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 const statusPrefix = "upgrade-image-cleanup status: "
 
 func statusClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, error) {
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := restConfig(kubeconfig, defaultKubeAPIQPS, defaultKubeAPIBurst)
 	if err != nil {
 		return nil, nil, err
 	}
