@@ -33,13 +33,6 @@ type flags struct {
 	standalone.Settings
 }
 
-// The API budget's defaults; BENCHMARKS.md ("API budget") has the
-// measurement they come from.
-const (
-	defaultKubeAPIQPS   = 20
-	defaultKubeAPIBurst = 40
-)
-
 // listFlag collects a repeatable flag; each use may also hold a
 // comma-separated list.
 type listFlag []string
@@ -125,8 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, else the in-cluster config")
-	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", defaultKubeAPIQPS, "requests per second to the API server, sustained: one budget for the whole process (informers, writes, Events, leader election)")
-	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst, "requests to the API server that may go at once after a quiet spell, before --kube-api-qps paces them; at least --kube-api-qps")
+	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", standalone.DefaultKubeAPIQPS, "requests per second to the API server, sustained: one budget for the whole process (informers, writes, Events, leader election)")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", standalone.DefaultKubeAPIBurst, "requests to the API server that may go at once after a quiet spell, before --kube-api-qps paces them; at least --kube-api-qps")
 	fs.StringVar(&f.Namespace, "namespace", f.Namespace, "namespace of the Upgrades and their repo Services")
 	fs.StringVar(&selector, "selector", cleanup.DefaultSelector, "label selector of the repo's EndpointSlices")
 	fs.IntVar(&f.Workers, "workers", f.Workers, "upgrades processed in parallel")

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
@@ -95,7 +96,7 @@ func TestAPIBudgetFlags(t *testing.T) {
 		qps   float32
 		burst int
 	}{
-		{nil, defaultKubeAPIQPS, defaultKubeAPIBurst},
+		{nil, standalone.DefaultKubeAPIQPS, standalone.DefaultKubeAPIBurst},
 		{[]string{"--kube-api-qps", "5", "--kube-api-burst", "10"}, 5, 10},
 		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1"}, 0.5, 1},
 		{[]string{"--kube-api-qps=100", "--kube-api-burst=100"}, 100, 100},
