@@ -280,7 +280,7 @@ func runAPIBudget(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "cluster (hack/local-cluster, whose DIR/audit.log counts the requests)")
 	bin := fs.String("controller", "", "the built controller binary")
 	root := fs.String("root", ".", "the repository's root (for deploy/crd)")
-	budgetList := fs.String("budgets", "5/10,20/40,50/100,100/200", "comma-separated QPS/burst pairs; the binary's default is added if missing")
+	budgetList := fs.String("budgets", "5/10,20/40,50/100,100/200,200/400", "comma-separated QPS/burst pairs; the binary's default is added if missing")
 	rounds := fs.Int("rounds", 4, "back-to-back blocks per budget, the budgets alternating")
 	backToBack := fs.Int("back-to-back", 30, "flips per back-to-back block")
 	removalRounds := fs.Int("removal-rounds", 1, "removals per budget, the budgets alternating")

@@ -68,8 +68,8 @@ type Settings struct {
 // BENCHMARKS.md ("API budget") has the measurement they come from; the
 // benchmark reads them from here.
 const (
-	DefaultKubeAPIQPS   = 20
-	DefaultKubeAPIBurst = 40
+	DefaultKubeAPIQPS   = 100
+	DefaultKubeAPIBurst = 200
 )
 
 // DefaultSettings are the controller binary's flag defaults, taken from
