@@ -109,7 +109,8 @@ type BudgetBlock struct {
 	// request: the pace the series kept.
 	ElapsedS float64 `json:"elapsedS"`
 	// Requests are the controller's, from before the first Upgrade was
-	// created until 1 s after the last one read Planned.
+	// created until it has been quiet for 2 s after the last one read
+	// Planned.
 	Requests Requests `json:"requests"`
 }
 
@@ -131,9 +132,31 @@ type RemovalRun struct {
 	// OutcomeMs: the Upgrade's state annotation reads Outcome.
 	OutcomeMs float64 `json:"outcomeMs"`
 	Outcome   string  `json:"outcome"`
+	// LastRequestMs: the controller's last request of the run, once it has
+	// been quiet for 3 s.
+	LastRequestMs float64 `json:"lastRequestMs"`
 	// Requests are the controller's, from before the Upgrade was created
-	// until 2 s after the outcome.
+	// until it has been quiet for 3 s after the outcome.
 	Requests Requests `json:"requests"`
+}
+
+// CreatePaceMs is the time between two Jobs created, from the first to
+// the last.
+func (r RemovalRun) CreatePaceMs() float64 {
+	if r.Nodes < 2 {
+		return 0
+	}
+	return (r.JobsMs - r.FirstJobMs) / float64(r.Nodes-1)
+}
+
+// ListPaceMs is the time per pod list of the summary: from the last Job
+// finished to the outcome, over the lists.
+func (r RemovalRun) ListPaceMs() float64 {
+	n := r.Requests.Of("pods")
+	if n == 0 {
+		return 0
+	}
+	return (r.OutcomeMs - r.FinishedMs) / float64(n)
 }
 
 // SummaryS is the time from the last Job finished to the outcome.
@@ -203,7 +226,9 @@ type APIBudgetResult struct {
 	// LoadAvg is /proc/loadavg's first three fields at the start, between
 	// the two parts and at the end.
 	LoadAvg []string `json:"loadAvg"`
-	Elapsed string   `json:"elapsed"`
+	// Nice is the bench's nice value (hack/bench/run's, inherited).
+	Nice    int    `json:"nice"`
+	Elapsed string `json:"elapsed"`
 }
 
 // Fastest is the result whose back-to-back series kept the fastest pace:
@@ -307,6 +332,7 @@ func runAPIBudget(args []string) error {
 	}
 	res := APIBudgetResult{Rounds: *rounds, BackToBack: *backToBack, RemovalRounds: *removalRounds, Nodes: *nodes, Namespace: *ns}
 	res.LoadAvg = append(res.LoadAvg, loadAvg())
+	res.Nice = niceness()
 	if v, err := c.kube.Discovery().ServerVersion(); err == nil {
 		res.ServerVersion = v.GitVersion
 	}
@@ -504,10 +530,7 @@ func (e *budgetEnv) backToBack(ctx context.Context, b Budget, n int) (BudgetBloc
 		}
 	}
 	// What follows Planned (its Event) is the upgrade's too.
-	if err := sleep(ctx, time.Second); err != nil {
-		return block, err
-	}
-	if block.Requests, err = e.audit.count(mark, time.Now()); err != nil {
+	if block.Requests, _, err = e.audit.countUntilQuiet(ctx, mark, 2*time.Second, time.Minute); err != nil {
 		return block, err
 	}
 	p.stop()
@@ -574,13 +597,13 @@ func (e *budgetEnv) removal(ctx context.Context, b Budget, nodes int) (RemovalRu
 	run.Outcome = string(state)
 	run.FirstJobMs, run.JobsMs, run.FinishedMs = msSince(t0, jobs.first), msSince(t0, jobs.last), msSince(t0, jobs.done)
 	run.OutcomeMs = msSince(t0, outcome)
-	// Its Event follows the outcome.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	// Its Event follows the outcome, and a sync on a cache that has not
+	// seen the outcome yet may make the summary again.
+	var last time.Time
+	if run.Requests, last, err = e.audit.countUntilQuiet(ctx, mark, 3*time.Second, limit); err != nil {
 		return run, err
 	}
-	if run.Requests, err = e.audit.count(mark, time.Now()); err != nil {
-		return run, err
-	}
+	run.LastRequestMs = msSince(t0, last)
 	p.stop()
 	stopInf()
 	return run, e.clean(ctx)
@@ -801,16 +824,43 @@ type auditEvent struct {
 	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
 }
 
+// countUntilQuiet counts the identity's requests from m on, once none has
+// come for quiet; it returns when the last one came.
+func (a *auditLog) countUntilQuiet(ctx context.Context, m auditMark, quiet, limit time.Duration) (Requests, time.Time, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		now := time.Now()
+		r, last, err := a.count(m, now)
+		if err != nil {
+			return nil, last, err
+		}
+		if last.IsZero() {
+			last = m.at
+		}
+		if now.Sub(last) >= quiet {
+			return r, last, nil
+		}
+		if now.After(deadline) {
+			return nil, last, fmt.Errorf("%s still sending requests %v after the run (audit log %s)", a.user, limit, a.path)
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return nil, last, err
+		}
+	}
+}
+
 // count counts the identity's requests received from m's time until until,
-// each once (a watch has a line when it starts and one when it ends).
-func (a *auditLog) count(m auditMark, until time.Time) (Requests, error) {
+// each once (a watch has a line when it starts and one when it ends), and
+// returns when the last of them was received.
+func (a *auditLog) count(m auditMark, until time.Time) (Requests, time.Time, error) {
+	var last time.Time
 	f, err := os.Open(a.path)
 	if err != nil {
-		return nil, err
+		return nil, last, err
 	}
 	defer f.Close()
 	if _, err := f.Seek(m.offset, 0); err != nil {
-		return nil, err
+		return nil, last, err
 	}
 	out := Requests{}
 	seen := map[string]bool{}
@@ -825,6 +875,9 @@ func (a *auditLog) count(m auditMark, until time.Time) (Requests, error) {
 			continue
 		}
 		seen[e.AuditID] = true
+		if e.RequestReceivedTimestamp.After(last) {
+			last = e.RequestReceivedTimestamp
+		}
 		what := e.Verb + " "
 		switch {
 		case e.ObjectRef == nil:
@@ -840,7 +893,7 @@ func (a *auditLog) count(m auditMark, until time.Time) (Requests, error) {
 		}
 		out[what]++
 	}
-	return out, sc.Err()
+	return out, last, sc.Err()
 }
 
 // serviceAccountKubeconfig makes ServiceAccount name in ns, bound to
@@ -952,6 +1005,21 @@ func deleteNodes(c *clients, names []string) {
 	if err != nil {
 		logf("apibudget: delete Nodes: %v", err)
 	}
+}
+
+// niceness is this process's nice value, from /proc/self/stat.
+func niceness() int {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 17 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[16]) // field 19, counted from the state (field 3)
+	return n
 }
 
 // loadAvg is /proc/loadavg's 1, 5 and 15 minute averages.

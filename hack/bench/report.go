@@ -77,8 +77,10 @@ type Machine struct {
 	// LoadAvg and OtherAPIServers describe the machine when the run began.
 	LoadAvg         string
 	OtherAPIServers string
-	Etcd            string
-	TmpFS           string
+	// Nice is hack/bench/run's nice value, which everything it started inherited.
+	Nice  string
+	Etcd  string
+	TmpFS string
 }
 
 func machine() Machine {
@@ -207,6 +209,8 @@ func runReport(args []string) error {
 				d.Machine.LoadAvg = v
 			case "other-apiservers":
 				d.Machine.OtherAPIServers = v
+			case "nice":
+				d.Machine.Nice = v
 			}
 		}
 	}
