@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -23,8 +24,12 @@ import (
 // rest is how the process reaches its cluster and logs.
 type flags struct {
 	kubeconfig string
-	logFormat  string
-	verbosity  int
+	// kubeAPIQPS and kubeAPIBurst are the process's API budget: every
+	// request to the API server waits for a token of one bucket.
+	kubeAPIQPS   float64
+	kubeAPIBurst int
+	logFormat    string
+	verbosity    int
 	standalone.Settings
 }
 
@@ -101,6 +106,10 @@ func parseTolerations(v string) ([]corev1.Toleration, error) {
 	return tols, nil
 }
 
+// maxKubeAPIQPS bounds --kube-api-qps: far above anything an API server
+// should take from one controller, and inside float32, client-go's type.
+const maxKubeAPIQPS = 1e6
+
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
 	var selector, nodeSelector, repoAddress string
@@ -109,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("upgrade-image-cleanup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG, else the in-cluster config")
+	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", standalone.DefaultKubeAPIQPS, "requests per second to the API server, sustained: one budget for the whole process (informers, writes, Events, leader election)")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", standalone.DefaultKubeAPIBurst, "requests to the API server that may go at once after a quiet spell, before --kube-api-qps paces them; at least --kube-api-qps")
 	fs.StringVar(&f.Namespace, "namespace", f.Namespace, "namespace of the Upgrades and their repo Services")
 	fs.StringVar(&selector, "selector", cleanup.DefaultSelector, "label selector of the repo's EndpointSlices")
 	fs.IntVar(&f.Workers, "workers", f.Workers, "upgrades processed in parallel")
@@ -165,6 +176,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	switch {
 	case f.Namespace != "" && len(validation.IsDNS1123Label(f.Namespace)) > 0:
 		return flags{}, fmt.Errorf("--namespace %q: %s", f.Namespace, strings.Join(validation.IsDNS1123Label(f.Namespace), "; "))
+	case !(f.kubeAPIQPS > 0) || f.kubeAPIQPS > maxKubeAPIQPS:
+		return flags{}, fmt.Errorf("--kube-api-qps %v: must be a number of requests per second above 0, at most %.0f", f.kubeAPIQPS, float64(maxKubeAPIQPS))
+	case f.kubeAPIBurst < 1:
+		return flags{}, fmt.Errorf("--kube-api-burst %d: need at least 1", f.kubeAPIBurst)
+	case float64(f.kubeAPIBurst) < math.Ceil(f.kubeAPIQPS):
+		return flags{}, fmt.Errorf("--kube-api-burst %d: below --kube-api-qps %v; set it to at least %v, a second's worth of requests", f.kubeAPIBurst, f.kubeAPIQPS, math.Ceil(f.kubeAPIQPS))
 	case f.Workers < 1:
 		return flags{}, fmt.Errorf("--workers %d: need at least 1", f.Workers)
 	case f.RepoAddress != cleanup.RepoAddressEndpoint && f.RepoAddress != cleanup.RepoAddressService:

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -65,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runController runs against the cluster of --kubeconfig, else $KUBECONFIG,
 // else the in-cluster config, until a signal.
 func runController(ctx context.Context, f flags) error {
-	cfg, err := restConfig(f.kubeconfig)
+	cfg, err := restConfig(f.kubeconfig, f.kubeAPIQPS, f.kubeAPIBurst)
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,20 @@ func runController(ctx context.Context, f flags) error {
 	return standalone.Run(ctx, standalone.Clients{Kube: kube, Dynamic: dyn, Clock: clock.RealClock{}}, f.Settings)
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
+// restConfig loads the config of --kubeconfig, else $KUBECONFIG, else the
+// in-cluster one, and gives it the controller's user agent and an API budget
+// of qps requests per second, burst at once.
+func restConfig(kubeconfig string, qps float64, burst int) (*rest.Config, error) {
+	cfg, err := loadConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = "upgrade-image-cleanup"
+	setAPIBudget(cfg, qps, burst)
+	return cfg, nil
+}
+
+func loadConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" && os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
 		cfg, err := rest.InClusterConfig()
 		if err != nil {
@@ -105,10 +119,20 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	cfg.UserAgent = "upgrade-image-cleanup"
-	// client-go's default of 5 requests/s (burst 10) would queue the writes
-	// of several upgrades becoming Ready together behind each other; the
-	// controller's own traffic is a few requests per upgrade.
-	cfg.QPS, cfg.Burst = 20, 40
 	return cfg, nil
+}
+
+// setAPIBudget gives every client made from cfg one token bucket of qps
+// tokens a second, burst deep. One, not one per client: kubernetes.NewForConfig
+// and dynamic.NewForConfig would each build a bucket of their own from
+// QPS and Burst, doubling the budget the flags state. Leader election and
+// the Event sink share it too, with no reason to split it off: tokens go
+// in the order they are asked for, and each user sends one request at a
+// time (each worker, the Event sink, the elector, an informer relisting),
+// so a Lease renewal waits behind a handful of requests (a handful of
+// tokens: a fraction of a second at the default budget), never behind a
+// worker's whole batch of Jobs; the renew deadline is 10 s.
+func setAPIBudget(cfg *rest.Config, qps float64, burst int) {
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, burst)
 }

@@ -14,10 +14,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/ptr"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 )
 
@@ -44,6 +49,16 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--dry-run", "--image-fs-threshold", "-1Gi"}, "--image-fs-threshold"},
 		{[]string{"--dry-run", "--image-fs-threshold", "lots"}, "--image-fs-threshold"},
 		{[]string{"--dry-run", "--image-fs-threshold", "9Pi"}, "--image-fs-threshold"},
+		{[]string{"--dry-run", "--kube-api-qps", "0"}, "--kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-qps", "-5"}, "--kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-qps", "NaN"}, "--kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-qps", "Inf"}, "--kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-qps", "1e7", "--kube-api-burst", "10000000"}, "--kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-qps", "fast"}, "kube-api-qps"},
+		{[]string{"--dry-run", "--kube-api-burst", "0"}, "--kube-api-burst"},
+		{[]string{"--dry-run", "--kube-api-burst", "-1"}, "--kube-api-burst"},
+		{[]string{"--dry-run", "--kube-api-qps", "50", "--kube-api-burst", "49"}, "--kube-api-burst"},
+		{[]string{"--dry-run", "--kube-api-qps", "20.5", "--kube-api-burst", "20"}, "--kube-api-burst"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
 		// The demo is cmd/upgrade-image-cleanup-demo now.
 		{[]string{"--demo"}, "flag provided but not defined: -demo"},
@@ -57,6 +72,66 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr %q does not name %q", stderr.String(), tt.want)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr.String()), "\n"); n > 0 && !strings.Contains(stderr.String(), "Usage") {
+				t.Errorf("stderr %q: %d lines, want one", stderr.String(), n+1)
+			}
+		})
+	}
+}
+
+// TestAPIBudgetFlags: --kube-api-qps and --kube-api-burst reach the rest
+// config as one token bucket, which the typed clients and the dynamic
+// client's way of building its REST client both take, so the flags are the
+// process's whole budget rather than each client's.
+func TestAPIBudgetFlags(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	cfgFile := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {token: t}}]\n"
+	if err := os.WriteFile(kubeconfig, []byte(cfgFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args  []string
+		qps   float32
+		burst int
+	}{
+		{nil, standalone.DefaultKubeAPIQPS, standalone.DefaultKubeAPIBurst},
+		{[]string{"--kube-api-qps", "5", "--kube-api-burst", "10"}, 5, 10},
+		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1"}, 0.5, 1},
+		{[]string{"--kube-api-qps=100", "--kube-api-burst=100"}, 100, 100},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f, err := parseFlags(append([]string{"--dry-run", "--kubeconfig", kubeconfig}, tt.args...), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := restConfig(f.kubeconfig, f.kubeAPIQPS, f.kubeAPIBurst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.QPS != tt.qps || cfg.Burst != tt.burst || cfg.RateLimiter == nil || cfg.RateLimiter.QPS() != tt.qps {
+				t.Fatalf("rest config QPS %v burst %d limiter %v; want %v, %d and one limiter of that rate", cfg.QPS, cfg.Burst, cfg.RateLimiter, tt.qps, tt.burst)
+			}
+			if cfg.UserAgent != "upgrade-image-cleanup" {
+				t.Errorf("user agent %q", cfg.UserAgent)
+			}
+			kube, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dyn, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, got := range map[string]flowcontrol.RateLimiter{
+				"core/v1":  kube.CoreV1().RESTClient().GetRateLimiter(),
+				"batch/v1": kube.BatchV1().RESTClient().GetRateLimiter(),
+				"dynamic":  dyn.GetRateLimiter(),
+			} {
+				if got != cfg.RateLimiter {
+					t.Errorf("%s client has a rate limiter of its own", name)
+				}
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagematch"
@@ -203,7 +204,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 // runPlanLive builds the clients from the flags and calls planLive with the
 // controller's own HTTP fetcher and its limits.
 func runPlanLive(ctx context.Context, f planFlags) (planReport, error) {
-	cfg, err := restConfig(f.kubeconfig)
+	cfg, err := restConfig(f.kubeconfig, standalone.DefaultKubeAPIQPS, standalone.DefaultKubeAPIBurst)
 	if err != nil {
 		return planReport{}, err
 	}

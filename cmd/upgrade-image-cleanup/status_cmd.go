@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/standalone"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -127,7 +128,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 const statusPrefix = "upgrade-image-cleanup status: "
 
 func statusClients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, error) {
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := restConfig(kubeconfig, standalone.DefaultKubeAPIQPS, standalone.DefaultKubeAPIBurst)
 	if err != nil {
 		return nil, nil, err
 	}

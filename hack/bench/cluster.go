@@ -83,6 +83,13 @@ type controllerProc struct {
 // endpoints, and waits until /readyz says its caches have synced. It
 // returns how long that took from the process start.
 func startController(ctx context.Context, bin, kubeconfig, logPath string, extra ...string) (*controllerProc, time.Duration, error) {
+	return runController(ctx, bin, logPath, append([]string{"--kubeconfig", kubeconfig, "--dry-run"}, extra...)...)
+}
+
+// runController runs the binary with args and metrics and health
+// endpoints, and waits until /readyz says its caches have synced. It
+// returns how long that took from the process start.
+func runController(ctx context.Context, bin, logPath string, args ...string) (*controllerProc, time.Duration, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, 0, err
@@ -91,7 +98,7 @@ func startController(ctx context.Context, bin, kubeconfig, logPath string, extra
 	if err != nil {
 		return nil, 0, err
 	}
-	args := append([]string{"--kubeconfig", kubeconfig, "--dry-run", "--metrics-addr", addr, "--health-addr", addr, "--log-format", "json"}, extra...)
+	args = append(args, "--metrics-addr", addr, "--health-addr", addr, "--log-format", "json")
 	p := &controllerProc{cmd: exec.Command(bin, args...), metricsAddr: addr, exited: make(chan struct{}), logPath: logPath}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// Should the bench die without stopping it, the controller stops too.

@@ -38,6 +38,8 @@ type Flip struct {
 	WatchMs float64 `json:"watchMs"`
 	// CtrlMs: from just before the write to the repo's first request.
 	CtrlMs float64 `json:"ctrlMs"`
+	// At is when the write began (t0), for benches that time more from it.
+	At time.Time `json:"-"`
 }
 
 // FlipSeries is a run of flips with the same pace.
@@ -257,7 +259,7 @@ func runFlips(args []string) error {
 			upgrade := fmt.Sprintf("bflip-%s-%03d", run, flip)
 			version := fmt.Sprintf("v1.4.2-b%03d", flip)
 			flip++
-			f, err := flipOnce(ctx, c, repo, watch, host, repoPort, upgrade, version, sr.pause)
+			f, err := flipOnce(ctx, c, benchNS, repo, watch, host, repoPort, upgrade, version, sr.pause)
 			if err != nil {
 				return fmt.Errorf("flip %d: %w (controller log %s)", flip, err, proc.logPath)
 			}
@@ -295,11 +297,11 @@ func runFlips(args []string) error {
 // completes the Upgrade, waits for WaitingForRepo and pause more (the rest of the outage),
 // then writes the pod Ready and times the bare informer's event and the
 // repo's first request from just before that write.
-func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch, h *testhost.Host, port int32, upgrade, version string, pause time.Duration) (Flip, error) {
+func flipOnce(ctx context.Context, c *clients, ns string, repo *flipRepo, watch *sliceWatch, h *testhost.Host, port int32, upgrade, version string, pause time.Duration) (Flip, error) {
 	// As in Harvester: the Upgrade exists first, then its repo; the upgrade
 	// completes while the repo is still not Ready.
-	res := c.dynamic.Resource(informers.UpgradeGVR).Namespace(benchNS)
-	u := cleanuptest.Upgrade(upgrade).Namespace(benchNS).PreviousVersion(version).Obj()
+	res := c.dynamic.Resource(informers.UpgradeGVR).Namespace(ns)
+	u := cleanuptest.Upgrade(upgrade).Namespace(ns).PreviousVersion(version).Obj()
 	// The API server keeps no status on create: it is written below.
 	created, err := res.Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
@@ -307,13 +309,13 @@ func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch
 	}
 	svcName := informers.RepoServicePrefix + upgrade
 	svc := cleanuptest.RepoService(upgrade, port)
-	svc.Namespace = benchNS
-	if _, err := c.kube.CoreV1().Services(benchNS).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	svc.Namespace = ns
+	if _, err := c.kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return Flip{}, fmt.Errorf("create Service: %w", err)
 	}
 	pod := cleanuptest.RepoPod(upgrade, "node1", port)
-	pod.Namespace = benchNS
-	pod, err = c.kube.CoreV1().Pods(benchNS).Create(ctx, pod, metav1.CreateOptions{})
+	pod.Namespace = ns
+	pod, err = c.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return Flip{}, fmt.Errorf("create Pod: %w", err)
 	}
@@ -347,7 +349,7 @@ func flipOnce(ctx context.Context, c *clients, repo *flipRepo, watch *sliceWatch
 	}
 	written := time.Now()
 	var f Flip
-	f.Upgrade, f.WriteMs = upgrade, msSince(t0, written)
+	f.Upgrade, f.WriteMs, f.At = upgrade, msSince(t0, written), t0
 	timeout := time.After(30 * time.Second)
 	for got := 0; got < 2; got++ {
 		select {

@@ -20,6 +20,10 @@
 //	                    EndpointSlices, label-filtered against unfiltered
 //	bench informer-mem  one informer's heap and CPU after sync (run by scale
 //	                    in a process of its own)
+//	bench apibudget     the controller at several API budgets (--kube-api-qps,
+//	                    --kube-api-burst): the back-to-back flips beside the
+//	                    bare informer, a removal on hundreds of Nodes, and its
+//	                    requests counted in the API server's audit log
 //	bench report        render BENCHMARKS.md
 //
 // It is built only with -tags bench, so go build, vet and test of ./... leave
@@ -61,6 +65,8 @@ func main() {
 		err = runScale(args)
 	case "informer-mem":
 		err = runInformerMem(args)
+	case "apibudget":
+		err = runAPIBudget(args)
 	case "report":
 		err = runReport(args)
 	default:
@@ -86,7 +92,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench sim|flips|scale|informer-mem|report [flags]")
+	fmt.Fprintln(os.Stderr, "usage: bench sim|flips|scale|informer-mem|apibudget|report [flags]")
 	os.Exit(2)
 }
 

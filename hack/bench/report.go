@@ -87,8 +87,10 @@ type Machine struct {
 	// LoadAvg and OtherAPIServers describe the machine when the run began.
 	LoadAvg         string
 	OtherAPIServers string
-	Etcd            string
-	TmpFS           string
+	// Nice is hack/bench/run's nice value, which everything it started inherited.
+	Nice  string
+	Etcd  string
+	TmpFS string
 }
 
 func machine() Machine {
@@ -155,8 +157,12 @@ type reportData struct {
 	Flips                     FlipsResult
 	Paced, BackToBack         FlipSeries
 	Scale                     ScaleResult
-	Go                        goBench
-	Benchstat                 string
+	Budget                    APIBudgetResult
+	// Default is Budget's result at the binary's default budget, which
+	// section 2's flips also ran at.
+	Default   BudgetResult
+	Go        goBench
+	Benchstat string
 	// Medians of the scale runs, by variant, in the order of Scale.
 	Ctrl []ScaleRun
 	Inf  []InformerMem
@@ -164,7 +170,7 @@ type reportData struct {
 
 func runReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
-	results := fs.String("results", ".", "folder holding sim.json, flips.json, scale.json, gobench.txt, benchstat.txt")
+	results := fs.String("results", ".", "folder holding sim.json, flips.json, scale.json, apibudget.json, gobench.txt, benchstat.txt")
 	out := fs.String("out", "BENCHMARKS.md", "where to write")
 	command := fs.String("command", "sudo hack/bench/run", "the command that produced the results")
 	elapsed := fs.String("elapsed", "", "how long the command took")
@@ -189,6 +195,13 @@ func runReport(args []string) error {
 	if err := readJSON(filepath.Join(*results, "scale.json"), &d.Scale); err != nil {
 		return err
 	}
+	if err := readJSON(filepath.Join(*results, "apibudget.json"), &d.Budget); err != nil {
+		return err
+	}
+	d.Default = d.Budget.Default()
+	if d.Default.Upgrades == 0 || d.Default.Removal.Nodes == 0 {
+		return fmt.Errorf("results incomplete: apibudget.json has no result at the default budget %s", defaultBudget())
+	}
 	var err error
 	if d.Go, err = parseGoBench(filepath.Join(*results, "gobench.txt")); err != nil {
 		return err
@@ -206,6 +219,8 @@ func runReport(args []string) error {
 				d.Machine.LoadAvg = v
 			case "other-apiservers":
 				d.Machine.OtherAPIServers = v
+			case "nice":
+				d.Machine.Nice = v
 			}
 		}
 	}

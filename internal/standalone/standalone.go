@@ -62,6 +62,16 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 }
 
+// DefaultKubeAPIQPS and DefaultKubeAPIBurst are the controller binary's API
+// budget (--kube-api-qps, --kube-api-burst): requests a second to the API
+// server, sustained, and how many may go at once after a quiet spell.
+// BENCHMARKS.md ("API budget") has the measurement they come from; the
+// benchmark reads them from here.
+const (
+	DefaultKubeAPIQPS   = 100
+	DefaultKubeAPIBurst = 200
+)
+
 // DefaultSettings are the controller binary's flag defaults, taken from
 // the controller's own defaults so both programs start from the same ones.
 func DefaultSettings() Settings {
