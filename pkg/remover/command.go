@@ -119,7 +119,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer func() { _ = rt.Close() }()
 	logger.Info("Removing planned images", "plan", c.plan, "planDigest", planDigest, "planned", len(plan), "keep", c.keep, "kept", len(keep),
 		"runtime", rt.Version(), "socket", rt.Socket(),
-		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "dryRun", c.dryRun,
+		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "parallelRemovals", c.parallel, "dryRun", c.dryRun,
 		logKeyThreshold, c.imageFsThreshold, logKeyWait, c.imageFsWait)
 
 	rep, err := Run(ctx, rt, plan, Options{
@@ -128,6 +128,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		DryRun:               c.dryRun,
 		Keep:                 keep,
 		RemoveTimeout:        c.removeTimeout,
+		ParallelRemovals:     c.parallel,
 		ImageFsThreshold:     c.imageFsThreshold,
 		ImageFsWait:          c.imageFsWait,
 	})
@@ -170,6 +171,7 @@ type config struct {
 	terminationLog string
 	timeout        time.Duration
 	removeTimeout  time.Duration
+	parallel       int
 	dryRun         bool
 	// imageFsThreshold is --image-fs-threshold in bytes; 0: off.
 	imageFsThreshold uint64
@@ -217,6 +219,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.terminationLog, "termination-log", "/dev/termination-log", "file to write the result to for the pod's termination message; empty: none")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "overall time limit; images not removed by then are reported as failed")
 	fs.DurationVar(&c.removeTimeout, "remove-timeout", DefaultRemoveTimeout, "time limit of one RemoveImage call, tried once more if it times out or the runtime is unavailable; at most --timeout")
+	fs.IntVar(&c.parallel, "parallel-removals", DefaultParallelRemovals, "RemoveImage calls in flight at once, after every image is decided; 1: one at a time")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "decide and report, remove nothing")
 	threshold := fs.String("image-fs-threshold", "0", "disk-pressure mode: remove nothing while the runtime's image filesystems use less than this quantity of bytes (50Gi, 200G); 0: off")
 	fs.DurationVar(&c.imageFsWait, "image-fs-wait", DefaultImageFsWait, "how long to wait after removing for the runtime to report image filesystem usage measured after the removals (containerd recomputes it every 10s by default); 0: take the figure it has")
@@ -243,6 +246,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.removeTimeout <= 0 || c.removeTimeout > c.timeout {
 		return c, fmt.Errorf("--remove-timeout %v: must be positive and at most --timeout %v", c.removeTimeout, c.timeout)
+	}
+	if c.parallel < 1 || c.parallel > MaxParallelRemovals {
+		return c, fmt.Errorf("--parallel-removals %d: must be from 1 to %d", c.parallel, MaxParallelRemovals)
 	}
 	var err error
 	if c.imageFsThreshold, err = report.ParseThreshold(*threshold); err != nil {

@@ -214,7 +214,7 @@ func TestRunRetriesOnlyWithinTheOverallTimeout(t *testing.T) {
 		defer cancel()
 		var calls []string
 		rt := recordingRuntime{Runtime: giveUp{Runtime: c, id: slow.Id, cancel: cancel}, calls: &calls}
-		rep, err := Run(ctx, rt, mustPlan(t, plan...), DefaultOptions())
+		rep, err := Run(ctx, rt, mustPlan(t, plan...), oneAtATime(DefaultOptions()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestRunRetriesOnlyWithinTheOverallTimeout(t *testing.T) {
 		_, c := startNode(t, node{images: []*runtimeapi.Image{slow, next}})
 		ctx, cancel := context.WithCancel(testContext(t))
 		defer cancel()
-		rep, err := Run(ctx, giveUp{Runtime: c, id: slow.Id, cancel: cancel, removeFirst: true}, mustPlan(t, plan...), DefaultOptions())
+		rep, err := Run(ctx, giveUp{Runtime: c, id: slow.Id, cancel: cancel, removeFirst: true}, mustPlan(t, plan...), oneAtATime(DefaultOptions()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestRunRetriesOnlyWithinTheOverallTimeout(t *testing.T) {
 		// The call's own deadline is minutes away: the run's ends first.
 		ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
 		defer cancel()
-		rep, err := Run(ctx, c, mustPlan(t, plan...), DefaultOptions())
+		rep, err := Run(ctx, c, mustPlan(t, plan...), oneAtATime(DefaultOptions()))
 		if err != nil {
 			t.Fatal(err)
 		}

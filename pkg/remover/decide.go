@@ -100,6 +100,15 @@ type Options struct {
 	// does. A call that times out or finds the runtime unavailable is tried
 	// once more, within Run's context. Decide ignores it.
 	RemoveTimeout time.Duration
+	// ParallelRemovals is how many RemoveImage calls Run keeps in flight;
+	// zero or one: one at a time. Every safety decision is made, on one
+	// listing, before the first call, so parallel calls change only how
+	// fast the decided images go. Each removes a different image ID.
+	// containerd serialises what two removals could share (its image
+	// store's lock, one metadata transaction each) and garbage-collects the
+	// content they free in one collection when they overlap; the removal
+	// benchmark (BENCHMARKS.md) measured the default. Decide ignores it.
+	ParallelRemovals int
 	// ImageFsThreshold, when not zero, is disk-pressure mode: Run measures
 	// the image filesystems first (ImageFsReporter) and, when their used
 	// bytes are below it, lists and removes nothing (report.Result's
@@ -122,9 +131,17 @@ type Options struct {
 // enough to leave time for the other images within the default --timeout.
 const DefaultRemoveTimeout = 2 * time.Minute
 
+// DefaultParallelRemovals is Main's default --parallel-removals, chosen by
+// the removal benchmark on a real containerd (BENCHMARKS.md, section 6).
+const DefaultParallelRemovals = 4
+
+// MaxParallelRemovals bounds --parallel-removals: more calls in flight
+// only queue inside the runtime, and each holds a connection stream.
+const MaxParallelRemovals = 32
+
 // DefaultOptions are the options Main's flags default to.
 func DefaultOptions() Options {
-	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout, ImageFsWait: DefaultImageFsWait}
+	return Options{MatchOtherRegistries: true, RemoveTimeout: DefaultRemoveTimeout, ParallelRemovals: DefaultParallelRemovals, ImageFsWait: DefaultImageFsWait}
 }
 
 // rules are the matching rules the options ask for.

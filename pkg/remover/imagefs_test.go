@@ -250,7 +250,7 @@ func TestRunImageFsUnmeasured(t *testing.T) {
 		n.lagging(0)
 		ctx, cancel := context.WithCancel(testContext(t))
 		defer cancel()
-		rep, waited, err := n.run(t, ctx, cancelAfterRemoveFs{CRI: n.cri, cancel: cancel}, DefaultOptions())
+		rep, waited, err := n.run(t, ctx, cancelAfterRemoveFs{CRI: n.cri, cancel: cancel}, oneAtATime(DefaultOptions()))
 		if err != nil {
 			t.Fatal(err)
 		}

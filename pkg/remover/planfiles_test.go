@@ -120,6 +120,9 @@ func TestBadKeepOrDigestExitsTwo(t *testing.T) {
 		{"digest too short", []string{"--plan-digest", "sha256:abc"}, []string{"--plan-digest"}},
 		{"zero remove timeout", []string{"--remove-timeout", "0s"}, []string{"--remove-timeout"}},
 		{"remove timeout over the timeout", []string{"--remove-timeout", "5m", "--timeout", "1m"}, []string{"--remove-timeout", "--timeout"}},
+		{"no removal in flight", []string{"--parallel-removals", "0"}, []string{"--parallel-removals", "from 1 to 32"}},
+		{"negative removals in flight", []string{"--parallel-removals", "-1"}, []string{"--parallel-removals"}},
+		{"more removals in flight than the bound", []string{"--parallel-removals", "33"}, []string{"--parallel-removals", "from 1 to 32"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

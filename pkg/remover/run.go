@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -34,7 +35,9 @@ type Runtime interface {
 	ListSandboxes(ctx context.Context) (Sandboxes, error)
 	// RemoveImage removes the image with this ID, with all its tags. An
 	// error that is (or wraps) a gRPC status DeadlineExceeded or
-	// Unavailable makes Run try once more.
+	// Unavailable makes Run try once more. With Options.ParallelRemovals
+	// above one, Run calls it from several goroutines at once, each time
+	// for a different ID, and calls nothing else meanwhile.
 	RemoveImage(ctx context.Context, id string) error
 }
 
@@ -115,8 +118,9 @@ const (
 )
 
 // Run lists the runtime's images, containers and pod sandboxes, decides with
-// Decide, and removes the images that are safe to remove, one at a time,
-// going on after a failure. It logs one line per decision through the logger
+// Decide, and removes the images that are safe to remove, going on after a
+// failure: opts.ParallelRemovals calls at a time, all decided before the
+// first. It logs one line per decision through the logger
 // in ctx.
 //
 // Each RemoveImage call gets its own deadline (opts.RemoveTimeout) and is
@@ -227,14 +231,16 @@ func Run(ctx context.Context, rt Runtime, plan []reference.Named, opts Options) 
 	// Remove everything first, then check what is gone, then report.
 	outcomes := map[string]*removal{}
 	if !opts.DryRun {
+		var ids []string
 		for _, dec := range d.Images {
 			if dec.Remove {
-				outcomes[dec.Image.ID] = removeImage(ctx, rt, dec.Image.ID, opts.RemoveTimeout)
+				ids = append(ids, dec.Image.ID)
 			}
 		}
 		for _, img := range d.Dangling {
-			outcomes[img.ID] = removeImage(ctx, rt, img.ID, opts.RemoveTimeout)
+			ids = append(ids, img.ID)
 		}
+		outcomes = removeImages(ctx, rt, ids, opts)
 		removedAt := clk.Now()
 		// The check runs even when the run's context has ended (--timeout,
 		// SIGTERM): an image a cut-short call did remove is then reported
@@ -351,6 +357,32 @@ const recheckTimeout = 10 * time.Second
 // errStillListed is the error of an image whose RemoveImage succeeded but
 // that the runtime still lists.
 var errStillListed = errors.New("still listed after RemoveImage")
+
+// removeImages removes the images ids, each with removeImage, keeping at
+// most opts.ParallelRemovals calls in flight, and returns what became of
+// each by ID. The calls start in the order of ids.
+func removeImages(ctx context.Context, rt Runtime, ids []string, opts Options) map[string]*removal {
+	results := make([]*removal, len(ids))
+	next := make(chan int)
+	var workers wait.Group
+	for range min(max(opts.ParallelRemovals, 1), len(ids)) {
+		workers.Start(func() {
+			for i := range next {
+				results[i] = removeImage(ctx, rt, ids[i], opts.RemoveTimeout)
+			}
+		})
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	workers.Wait()
+	outcomes := make(map[string]*removal, len(ids))
+	for i, id := range ids {
+		outcomes[id] = results[i]
+	}
+	return outcomes
+}
 
 // removeImage removes one image: one RemoveImage call under its own
 // deadline (timeout; none when zero), and one more when that call timed out
