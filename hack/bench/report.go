@@ -88,9 +88,11 @@ type Machine struct {
 	LoadAvg         string
 	OtherAPIServers string
 	// Nice is hack/bench/run's nice value, which everything it started inherited.
-	Nice  string
-	Etcd  string
-	TmpFS string
+	Nice string
+	Etcd string
+	// Containerd is the containerd section 6 ran on.
+	Containerd string
+	TmpFS      string
 }
 
 func machine() Machine {
@@ -144,6 +146,7 @@ func machine() Machine {
 	}
 	m.Go = first("go", "version")
 	m.Etcd = first("etcd", "--version")
+	m.Containerd = first("containerd", "--version")
 	m.TmpFS = first("stat", "-f", "-c", "%T", os.TempDir())
 	return m
 }
@@ -163,6 +166,8 @@ type reportData struct {
 	Default   BudgetResult
 	Go        goBench
 	Benchstat string
+	// Removal is the removal benchmark on a real containerd (section 6).
+	Removal RemovalResult
 	// Medians of the scale runs, by variant, in the order of Scale.
 	Ctrl []ScaleRun
 	Inf  []InformerMem
@@ -170,7 +175,7 @@ type reportData struct {
 
 func runReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
-	results := fs.String("results", ".", "folder holding sim.json, flips.json, scale.json, apibudget.json, gobench.txt, benchstat.txt")
+	results := fs.String("results", ".", "folder holding sim.json, flips.json, scale.json, apibudget.json, gobench.txt, benchstat.txt, removal.txt")
 	out := fs.String("out", "BENCHMARKS.md", "where to write")
 	command := fs.String("command", "sudo hack/bench/run", "the command that produced the results")
 	elapsed := fs.String("elapsed", "", "how long the command took")
@@ -204,6 +209,13 @@ func runReport(args []string) error {
 	}
 	var err error
 	if d.Go, err = parseGoBench(filepath.Join(*results, "gobench.txt")); err != nil {
+		return err
+	}
+	removal, err := parseGoBench(filepath.Join(*results, "removal.txt"))
+	if err != nil {
+		return err
+	}
+	if d.Removal, err = removalResult(removal); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(filepath.Join(*results, "benchstat.txt"))

@@ -671,7 +671,7 @@ func writeDockerArchive(path string, images []testImage) error {
 }
 
 // buildGo builds the package pkg into dir and returns the binary's path.
-func buildGo(t *testing.T, dir, pkg string, env ...string) string {
+func buildGo(t testing.TB, dir, pkg string, env ...string) string {
 	t.Helper()
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-tags", "containerd", "-o", out, pkg)
@@ -701,7 +701,7 @@ type ctdProcess struct {
 // folder, waits until its CRI service answers, and stops it when the test
 // ends. It fails the test, saying what is missing, when the machine cannot
 // run it.
-func startContainerd(t *testing.T) *ctdProcess {
+func startContainerd(t testing.TB) *ctdProcess {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the containerd test needs root (containerd mounts overlayfs and runs runc); run hack/containerd-test as root")
@@ -728,7 +728,7 @@ func startContainerd(t *testing.T) *ctdProcess {
 // start starts containerd configured with sandboxImage as its
 // sandbox_image, on the state in d.dir, and waits until its CRI service
 // answers.
-func (d *ctdProcess) start(t *testing.T, sandboxImage string) {
+func (d *ctdProcess) start(t testing.TB, sandboxImage string) {
 	t.Helper()
 	dir := d.dir
 	// restrict_oom_score_adj: this machine lacks CAP_SYS_RESOURCE, and runc
@@ -1078,7 +1078,7 @@ func (d *ctdProcess) assertNode(t *testing.T, c *CRI, before map[string]Image, w
 
 // stop stops containerd and removes its folder. Whatever the test left
 // running (a shim, a container) is an error, killed so that nothing stays.
-func (d *ctdProcess) stop(t *testing.T, shimRunDirExisted bool) {
+func (d *ctdProcess) stop(t testing.TB, shimRunDirExisted bool) {
 	if d.conn != nil {
 		_ = d.conn.Close()
 	}
