@@ -82,6 +82,26 @@ func edgeCases() []agreement {
 	for _, v := range []string{"v1.4.1", "v1.4.1 hotfix", "current", "Current", "v1..2", "-v1", ".v1", "v1+build_2", strings.Repeat("a", 128), strings.Repeat("a", 129), "v1/2"} {
 		out = append(out, agreement{fmt.Sprintf("catchUp: [%q]", v), []string{"--catch-up=" + v}})
 	}
+	// The API budget: each value alone, the binary's default standing for
+	// the other (100/s, burst 200), and both, around its bounds and around
+	// burst >= qps rounded up.
+	for _, b := range []struct{ qps, burst string }{
+		{"0", ""}, {"-1", ""}, {"0.0000001", ""}, {"0.5", ""}, {"1", ""}, {"100", ""}, {"200", ""}, {"200.5", ""}, {"201", ""}, {"1e6", ""},
+		{"", "0"}, {"", "-1"}, {"", "1"}, {"", "99"}, {"", "100"}, {"", "1.5"}, {"", "1000000"}, {"", "9007199254740992"},
+		{"0.0000001", "1"}, {"0.5", "1"}, {"1", "1"}, {"1.5", "1"}, {"1.5", "2"}, {"299.0001", "299"}, {"300", "299"}, {"300", "300"},
+		{"1e6", "1000000"}, {"1000000", "999999"}, {"1000000.5", "1000001"}, {"1000001", "1000001"}, {"1e7", "10000000"},
+	} {
+		var vals, flags []string
+		if b.qps != "" {
+			vals = append(vals, "kubeApiQps: "+b.qps)
+			flags = append(flags, "--kube-api-qps="+b.qps)
+		}
+		if b.burst != "" {
+			vals = append(vals, "kubeApiBurst: "+b.burst)
+			flags = append(flags, "--kube-api-burst="+b.burst)
+		}
+		out = append(out, agreement{"{" + strings.Join(vals, ", ") + "}", flags})
+	}
 	// Tolerations: every combination of an absent, a good and a bad field
 	// (and of both operators), then the other spellings one by one.
 	for _, tol := range []string{
@@ -305,5 +325,45 @@ func TestImageReferences(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%v: install error %v, want accepted %v", c.vals, err, c.ok)
 		}
+	}
+}
+
+// TestSchemaKubeAPIBudget: values.schema.json itself refuses the API
+// budget values the binary refuses alone (a rate not above 0 or above its
+// maximum, a burst below 1 or not an integer, a string for a number), so
+// Helm names the value before any template runs; null is unset. Burst
+// against the rate is the template's check (TestRefusals).
+func TestSchemaKubeAPIBudget(t *testing.T) {
+	const schemaErr = "don't meet the specifications of the schema"
+	for _, c := range []struct {
+		name string
+		vals map[string]any
+		want string // "" when accepted, else what the error names
+	}{
+		{"both null", map[string]any{"kubeApiQps": nil, "kubeApiBurst": nil}, ""},
+		{"qps at the maximum", map[string]any{"kubeApiQps": 1e6, "kubeApiBurst": 1e6}, ""},
+		{"qps far below 1", map[string]any{"kubeApiQps": 1e-7}, ""},
+		{"qps an integer", map[string]any{"kubeApiQps": int64(150)}, ""},
+		{"burst at 1", map[string]any{"kubeApiQps": 0.5, "kubeApiBurst": int64(1)}, ""},
+		{"qps 0", map[string]any{"kubeApiQps": 0.0}, "/kubeApiQps"},
+		{"qps negative", map[string]any{"kubeApiQps": -1.0}, "/kubeApiQps"},
+		{"qps above the maximum", map[string]any{"kubeApiQps": 1000000.5, "kubeApiBurst": 2e6}, "/kubeApiQps"},
+		{"qps a string", map[string]any{"kubeApiQps": "100"}, "/kubeApiQps"},
+		{"qps a bool", map[string]any{"kubeApiQps": true}, "/kubeApiQps"},
+		{"burst 0", map[string]any{"kubeApiQps": 0.5, "kubeApiBurst": 0.0}, "/kubeApiBurst"},
+		{"burst negative", map[string]any{"kubeApiBurst": int64(-1)}, "/kubeApiBurst"},
+		{"burst a fraction", map[string]any{"kubeApiBurst": 200.5}, "/kubeApiBurst"},
+		{"burst a string", map[string]any{"kubeApiBurst": "200"}, "/kubeApiBurst"},
+		{"misspelt", map[string]any{"kubeApiQPS": 200.0}, "kubeApiQPS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := install(chartForTest(t), c.vals)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("%v: %v, want accepted", c.vals, err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), schemaErr) || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%v: error %v, want the schema's naming %s", c.vals, err, c.want)
+			}
+		})
 	}
 }
