@@ -19,17 +19,18 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// binaryAccepts runs the controller with one flag besides the few it
-// needs: true when it stops on the missing kubeconfig (exit 1), false when
-// it refuses its arguments (exit 2), with its stderr.
-func binaryAccepts(t *testing.T, flag string) (bool, string) {
+// binaryAccepts runs the controller with flags besides the few it needs:
+// true when it stops on the missing kubeconfig (exit 1), false when it
+// refuses its arguments (exit 2), with its stderr.
+func binaryAccepts(t *testing.T, flags ...string) (bool, string) {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "--remover-image=registry.example.com/x:1", flag, "--kubeconfig="+filepath.Join(os.TempDir(), "no-such-kubeconfig-for-helm-tests"))
+	args := append([]string{"--remover-image=registry.example.com/x:1"}, flags...)
+	cmd := exec.Command(bin, append(args, "--kubeconfig="+filepath.Join(os.TempDir(), "no-such-kubeconfig-for-helm-tests"))...)
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	var exit *exec.ExitError
@@ -39,25 +40,29 @@ func binaryAccepts(t *testing.T, flag string) (bool, string) {
 	case errors.As(err, &exit) && exit.ExitCode() == 2:
 		return false, strings.TrimSpace(stderr.String())
 	}
-	t.Fatalf("upgrade-image-cleanup %s: %v, want exit 1 (kubeconfig) or 2 (flags):\n%s", flag, err, stderr.String())
+	t.Fatalf("upgrade-image-cleanup %s: %v, want exit 1 (kubeconfig) or 2 (flags):\n%s", strings.Join(flags, " "), err, stderr.String())
 	return false, ""
 }
 
 // agreement is one value at the edge of what the binary accepts: the
-// values (YAML) and the flag the chart writes for them.
-type agreement struct{ vals, flag string }
+// values (YAML) and the flags the chart writes for them (several where
+// the binary judges values together, as the API budget's).
+type agreement struct {
+	vals  string
+	flags []string
+}
 
 // edgeCases are values the chart and the binary must judge alike.
 func edgeCases() []agreement {
 	var out []agreement
 	for _, q := range []string{"0", "50Gi", "1.5Ti", ".5", "5.", "8Pi", "8192Ti", "9e15", "100e-3", "8.0001Pi", "9Pi", "8193Ti", "1e16", "1E", "0.0000001e23", "-1", "50GB", "1 Gi"} {
-		out = append(out, agreement{fmt.Sprintf("imageFsThreshold: %q", q), "--image-fs-threshold=" + q})
+		out = append(out, agreement{fmt.Sprintf("imageFsThreshold: %q", q), []string{"--image-fs-threshold=" + q}})
 	}
 	for _, d := range []string{"0s", "0.0s", "00s", "1ns", "0.5s", "1m30s", "1.5h", "10 m", "-1s", "1d"} {
-		out = append(out, agreement{fmt.Sprintf("resync: %q", d), "--resync=" + d})
+		out = append(out, agreement{fmt.Sprintf("resync: %q", d), []string{"--resync=" + d}})
 	}
 	for _, d := range []string{"0s", "1ns", "29s", "0.0ms"} {
-		out = append(out, agreement{fmt.Sprintf("shutdownTimeout: %q", d), "--shutdown-timeout=" + d})
+		out = append(out, agreement{fmt.Sprintf("shutdownTimeout: %q", d), []string{"--shutdown-timeout=" + d}})
 	}
 	for _, s := range []string{
 		"", " ", "a", "!a", "! a", "a=b", "a==b", "a!=b", "a=", "a= ,b", "a in (b,c)", "a notin ()", "a in (,)", "a in (b,,c)",
@@ -66,16 +71,36 @@ func edgeCases() []agreement {
 		"a=" + strings.Repeat("v", 63), "a=" + strings.Repeat("v", 64), "a in (b c)", "in in (in)", "!in", "a=in", "a\tin\t(b)",
 		"a=-b", "a=b_", "x/y=z", "a=!b", "!a=b", "a in b", "a in (b", "harvesterhci.io/managed=true,pool notin (gpu)",
 	} {
-		out = append(out, agreement{fmt.Sprintf("removal: {nodeSelector: %q}", s), "--node-selector=" + s})
+		out = append(out, agreement{fmt.Sprintf("removal: {nodeSelector: %q}", s), []string{"--node-selector=" + s}})
 	}
 	for _, g := range []string{
 		"docker.io/rancher/[mirrored", "[]", "[a]", "[^]", "[^a]", "[a-]", "[-a]", "[a-z]", `\`, `a\`, `\[`, `[\]]`, "*", "?",
 		"]", "a]b", "[*]", "[[]", `[a-\]]`, "[^^]", "[a-b-c]", "docker.io/rancher/mirrored-*",
 	} {
-		out = append(out, agreement{fmt.Sprintf("exclude: [%q]", g), "--exclude=" + g})
+		out = append(out, agreement{fmt.Sprintf("exclude: [%q]", g), []string{"--exclude=" + g}})
 	}
 	for _, v := range []string{"v1.4.1", "v1.4.1 hotfix", "current", "Current", "v1..2", "-v1", ".v1", "v1+build_2", strings.Repeat("a", 128), strings.Repeat("a", 129), "v1/2"} {
-		out = append(out, agreement{fmt.Sprintf("catchUp: [%q]", v), "--catch-up=" + v})
+		out = append(out, agreement{fmt.Sprintf("catchUp: [%q]", v), []string{"--catch-up=" + v}})
+	}
+	// The API budget: each value alone, the binary's default standing for
+	// the other (100/s, burst 200), and both, around its bounds and around
+	// burst >= qps rounded up.
+	for _, b := range []struct{ qps, burst string }{
+		{"0", ""}, {"-1", ""}, {"0.0000001", ""}, {"0.5", ""}, {"1", ""}, {"100", ""}, {"200", ""}, {"200.5", ""}, {"201", ""}, {"1e6", ""},
+		{"", "0"}, {"", "-1"}, {"", "1"}, {"", "99"}, {"", "100"}, {"", "1.5"}, {"", "1000000"}, {"", "9007199254740992"},
+		{"0.0000001", "1"}, {"0.5", "1"}, {"1", "1"}, {"1.5", "1"}, {"1.5", "2"}, {"299.0001", "299"}, {"300", "299"}, {"300", "300"},
+		{"1e6", "1000000"}, {"1000000", "999999"}, {"1000000.5", "1000001"}, {"1000001", "1000001"}, {"1e7", "10000000"},
+	} {
+		var vals, flags []string
+		if b.qps != "" {
+			vals = append(vals, "kubeApiQps: "+b.qps)
+			flags = append(flags, "--kube-api-qps="+b.qps)
+		}
+		if b.burst != "" {
+			vals = append(vals, "kubeApiBurst: "+b.burst)
+			flags = append(flags, "--kube-api-burst="+b.burst)
+		}
+		out = append(out, agreement{"{" + strings.Join(vals, ", ") + "}", flags})
 	}
 	// Tolerations: every combination of an absent, a good and a bad field
 	// (and of both operators), then the other spellings one by one.
@@ -87,7 +112,7 @@ func edgeCases() []agreement {
 		`{"key": "k", "effect": ""}`, `{"key": "k", "effect": "", "tolerationSeconds": 60}`,
 		`{"key": "k", "effect": "NoExecute", "tolerationSeconds": -1}`,
 	} {
-		out = append(out, agreement{"removal: {tolerations: [" + tol + "]}", "--removal-tolerations=[" + tol + "]"})
+		out = append(out, agreement{"removal: {tolerations: [" + tol + "]}", []string{"--removal-tolerations=[" + tol + "]"}})
 	}
 	type field struct {
 		name string
@@ -104,7 +129,7 @@ func edgeCases() []agreement {
 	combine = func(i int, tol map[string]any) {
 		if i == len(fields) {
 			b, _ := json.Marshal([]any{tol})
-			out = append(out, agreement{"removal: {tolerations: " + string(b) + "}", "--removal-tolerations=" + string(b)})
+			out = append(out, agreement{"removal: {tolerations: " + string(b) + "}", []string{"--removal-tolerations=" + string(b)}})
 			return
 		}
 		for _, v := range fields[i].vals {
@@ -149,7 +174,7 @@ func TestChartAgreesWithTheBinary(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			bin[i].ok, bin[i].why = binaryAccepts(t, c.flag)
+			bin[i].ok, bin[i].why = binaryAccepts(t, c.flags...)
 		}()
 	}
 	wg.Wait()
@@ -161,9 +186,9 @@ func TestChartAgreesWithTheBinary(t *testing.T) {
 		_, chartErr := install(ch, vals)
 		switch {
 		case chartErr == nil && !bin[i].ok:
-			t.Errorf("the chart accepts %s, the binary refuses %q: %s", c.vals, c.flag, bin[i].why)
+			t.Errorf("the chart accepts %s, the binary refuses %q: %s", c.vals, c.flags, bin[i].why)
 		case chartErr != nil && bin[i].ok:
-			t.Errorf("the chart refuses %s, which the binary accepts (%q): %v", c.vals, c.flag, chartErr)
+			t.Errorf("the chart refuses %s, which the binary accepts (%q): %v", c.vals, c.flags, chartErr)
 		}
 	}
 }
@@ -300,5 +325,45 @@ func TestImageReferences(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%v: install error %v, want accepted %v", c.vals, err, c.ok)
 		}
+	}
+}
+
+// TestSchemaKubeAPIBudget: values.schema.json itself refuses the API
+// budget values the binary refuses alone (a rate not above 0 or above its
+// maximum, a burst below 1 or not an integer, a string for a number), so
+// Helm names the value before any template runs; null is unset. Burst
+// against the rate is the template's check (TestRefusals).
+func TestSchemaKubeAPIBudget(t *testing.T) {
+	const schemaErr = "don't meet the specifications of the schema"
+	for _, c := range []struct {
+		name string
+		vals map[string]any
+		want string // "" when accepted, else what the error names
+	}{
+		{"both null", map[string]any{"kubeApiQps": nil, "kubeApiBurst": nil}, ""},
+		{"qps at the maximum", map[string]any{"kubeApiQps": 1e6, "kubeApiBurst": 1e6}, ""},
+		{"qps far below 1", map[string]any{"kubeApiQps": 1e-7}, ""},
+		{"qps an integer", map[string]any{"kubeApiQps": int64(150)}, ""},
+		{"burst at 1", map[string]any{"kubeApiQps": 0.5, "kubeApiBurst": int64(1)}, ""},
+		{"qps 0", map[string]any{"kubeApiQps": 0.0}, "/kubeApiQps"},
+		{"qps negative", map[string]any{"kubeApiQps": -1.0}, "/kubeApiQps"},
+		{"qps above the maximum", map[string]any{"kubeApiQps": 1000000.5, "kubeApiBurst": 2e6}, "/kubeApiQps"},
+		{"qps a string", map[string]any{"kubeApiQps": "100"}, "/kubeApiQps"},
+		{"qps a bool", map[string]any{"kubeApiQps": true}, "/kubeApiQps"},
+		{"burst 0", map[string]any{"kubeApiQps": 0.5, "kubeApiBurst": 0.0}, "/kubeApiBurst"},
+		{"burst negative", map[string]any{"kubeApiBurst": int64(-1)}, "/kubeApiBurst"},
+		{"burst a fraction", map[string]any{"kubeApiBurst": 200.5}, "/kubeApiBurst"},
+		{"burst a string", map[string]any{"kubeApiBurst": "200"}, "/kubeApiBurst"},
+		{"misspelt", map[string]any{"kubeApiQPS": 200.0}, "kubeApiQPS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := install(chartForTest(t), c.vals)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("%v: %v, want accepted", c.vals, err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), schemaErr) || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%v: error %v, want the schema's naming %s", c.vals, err, c.want)
+			}
+		})
 	}
 }

@@ -419,6 +419,8 @@ func TestEverythingArgs(t *testing.T) {
 		"resync":                 "5m",
 		"v":                      "2",
 		"shutdown-timeout":       "45s",
+		"kube-api-qps":           "250.5",
+		"kube-api-burst":         "400",
 	}
 	tolerations, ok := a["removal-tolerations"]
 	if !ok {
@@ -454,6 +456,45 @@ func TestEverythingArgs(t *testing.T) {
 	d = find[*appsv1.Deployment](t, parse(t, "no tolerations", rel.Manifest), "Deployment", releaseNamespace, "cleanup")
 	if _, ok := args(t, controller(t, d).Args)["removal-tolerations"]; ok {
 		t.Errorf("--removal-tolerations written for an empty list")
+	}
+}
+
+// TestKubeAPIBudgetArgs: kubeApiQps and kubeApiBurst write their flags
+// only when set, as the values give them, whatever the form (a float, an
+// integer as --set gives it), and nothing else changes; unset, or null,
+// writes nothing, so the binary's own budget applies.
+func TestKubeAPIBudgetArgs(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		vals       map[string]any
+		qps, burst string // "": no flag
+	}{
+		{name: "defaults"},
+		{name: "null", vals: map[string]any{"kubeApiQps": nil, "kubeApiBurst": nil}},
+		{name: "both", vals: map[string]any{"kubeApiQps": 250.5, "kubeApiBurst": 400.0}, qps: "250.5", burst: "400"},
+		{name: "the maximum", vals: map[string]any{"kubeApiQps": 1e6, "kubeApiBurst": 1e6}, qps: "1e+06", burst: "1000000"},
+		{name: "integers from --set", vals: map[string]any{"kubeApiQps": int64(150), "kubeApiBurst": int64(150)}, qps: "150", burst: "150"},
+		{name: "qps alone", vals: map[string]any{"kubeApiQps": 0.5}, qps: "0.5"},
+		{name: "burst alone", vals: map[string]any{"kubeApiBurst": int64(500)}, burst: "500"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rel := mustInstall(t, chartForTest(t), c.vals)
+			d := find[*appsv1.Deployment](t, parse(t, c.name, rel.Manifest), "Deployment", releaseNamespace, releaseName)
+			a := args(t, controller(t, d).Args)
+			for _, f := range []struct{ flag, want string }{{"kube-api-qps", c.qps}, {"kube-api-burst", c.burst}} {
+				got, ok := a[f.flag]
+				switch {
+				case f.want == "" && ok:
+					t.Errorf("--%s=%s written, want no flag (the binary's default)", f.flag, got)
+				case f.want != "" && got != f.want:
+					t.Errorf("--%s=%q, want %q", f.flag, got, f.want)
+				}
+				delete(a, f.flag)
+			}
+			if want := args(t, defaultArgs); !reflect.DeepEqual(a, want) {
+				t.Errorf("other args %v, want the defaults' %v", a, want)
+			}
+		})
 	}
 }
 
@@ -669,6 +710,12 @@ func TestRefusals(t *testing.T) {
 		{name: "one port for two servers", vals: "health: {port: 8080}", want: "metrics.port and health.port must differ"},
 		{name: "shutdown not below the grace period", vals: "shutdownTimeout: 1m\nterminationGracePeriodSeconds: 60", want: "shutdownTimeout 1m must be below terminationGracePeriodSeconds 60"},
 		{name: "threshold above 8Pi", vals: "imageFsThreshold: 8193Ti", want: "imageFsThreshold 8193Ti: must be at most 8Pi"},
+		{name: "burst below the rate", vals: "kubeApiQps: 300\nkubeApiBurst: 299", want: "kubeApiBurst 299 must be at least kubeApiQps 300 rounded up, 300"},
+		{name: "burst below the rate rounded up", vals: "kubeApiQps: 1.5\nkubeApiBurst: 1", want: "kubeApiBurst 1 must be at least kubeApiQps 1.5 rounded up, 2"},
+		{name: "rate above the default burst", vals: "kubeApiQps: 200.5", want: "kubeApiBurst unset (the controller's 200) must be at least kubeApiQps 200.5 rounded up, 201"},
+		{name: "burst below the default rate", vals: "kubeApiBurst: 99", want: "kubeApiBurst 99 must be at least kubeApiQps unset (the controller's 100) rounded up, 100"},
+		{name: "rate 0", vals: "kubeApiQps: 0", want: "kubeApiQps"},
+		{name: "burst not an integer", vals: "kubeApiBurst: 200.5", want: "kubeApiBurst"},
 		{name: "misspelt value", vals: "dryrun: true", want: "dryrun"},
 		{name: "bad repoAddress", vals: "repoAddress: dns", want: "repoAddress"},
 		{name: "bad toleration", vals: "removal: {tolerations: [{key: k, operator: exists}]}", want: "operator"},
@@ -866,7 +913,10 @@ func TestArgsAreAcceptedByTheBinary(t *testing.T) {
 
 // optionFlags pairs each option value with its flag, for the defaults'
 // check. remover.command and removal.tolerations are left out: empty means
-// "no flag", whatever the binary's default.
+// "no flag", whatever the binary's default. So are kubeApiQps and
+// kubeApiBurst: null means "no flag" (TestKubeAPIBudgetArgs), and the
+// copies of the binary's defaults the template checks them with are
+// pinned by TestChartAgreesWithTheBinary.
 var optionFlags = []struct{ value, flag string }{
 	{"dryRun", "dry-run"},
 	{"skip", "skip"},

@@ -166,4 +166,26 @@ that cannot work.
 {{- fail (printf "imageFsThreshold %s: must be at most 8Pi (the controller and the remover refuse more)" .Values.imageFsThreshold) -}}
 {{- end -}}
 {{- end -}}
+{{- /*
+The controller refuses a burst below a second's worth of requests
+(--kube-api-burst under --kube-api-qps rounded up), which the schema cannot
+express: it compares no two values. An unset value is the binary's
+default, 100/s or 200, which is never written; hack/helm's
+TestChartAgreesWithTheBinary fails when these copies are not the binary's.
+*/ -}}
+{{- $qps := 100.0 -}}
+{{- $qpsShown := "unset (the controller's 100)" -}}
+{{- if not (kindIs "invalid" .Values.kubeApiQps) -}}
+{{- $qps = float64 .Values.kubeApiQps -}}
+{{- $qpsShown = toString $qps -}}
+{{- end -}}
+{{- $burst := 200 -}}
+{{- $burstShown := "unset (the controller's 200)" -}}
+{{- if not (kindIs "invalid" .Values.kubeApiBurst) -}}
+{{- $burst = int .Values.kubeApiBurst -}}
+{{- $burstShown = toString $burst -}}
+{{- end -}}
+{{- if lt (float64 $burst) (ceil $qps) -}}
+{{- fail (printf "kubeApiBurst %s must be at least kubeApiQps %s rounded up, %v: the controller refuses a burst below a second's worth of requests" $burstShown $qpsShown (ceil $qps)) -}}
+{{- end -}}
 {{- end -}}
