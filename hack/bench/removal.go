@@ -87,8 +87,12 @@ func removalResult(g goBench) (RemovalResult, error) {
 		if runs := len(units["ns/op"]); r.Rounds == 0 || runs < r.Rounds {
 			r.Rounds = runs
 		}
+		method := m[2]
+		if m[3] != "" {
+			method = fmt.Sprintf("%s-%d", m[2], p)
+		}
 		bySize[n].Methods = append(bySize[n].Methods, RemovalMethod{
-			Name: fmt.Sprintf("%s-%d", m[2], p), Kind: m[2], Parallel: p,
+			Name: method, Kind: m[2], Parallel: p,
 			Ms: ms, PerImageMs: ms / float64(n), Runs: len(units["ns/op"]),
 		})
 	}

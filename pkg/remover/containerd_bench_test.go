@@ -70,7 +70,9 @@ type benchImage struct {
 func BenchmarkContainerdRemoval(b *testing.B) {
 	sizes := intList(b, "removal-sizes", *removalSizes)
 	parallel := intList(b, "removal-parallel", *removalParallel)
-	ctd := startContainerd(b)
+	// containerd's default stats_collect_period, as on a node: its
+	// recomputation walks every snapshot.
+	ctd := startContainerd(b, 10)
 	endpoint := "unix://" + ctd.sock
 	remover := buildGo(b, ctd.dir, "github.com/upgrade-image-cleanup/upgrade-image-cleanup/cmd/image-remover")
 	crictl := *crictlBinary

@@ -130,7 +130,9 @@ var (
 // removed: every pass after 4 still finds it on the node. The unit tests
 // cover the runtime's pinned flag through fakecri.
 func TestContainerd(t *testing.T) {
-	ctd := startContainerd(t)
+	// ImageFsInfo's figure is recomputed every stats_collect_period
+	// seconds (10 by default): 1 keeps the measured-space pass short.
+	ctd := startContainerd(t, 1)
 
 	pause := buildGo(t, ctd.dir, "github.com/upgrade-image-cleanup/upgrade-image-cleanup/hack/containerd/pause", "CGO_ENABLED=0")
 	pauseBin, err := os.ReadFile(pause)
@@ -686,6 +688,9 @@ func buildGo(t testing.TB, dir, pkg string, env ...string) string {
 // exited and runtime are the new process's.
 type ctdProcess struct {
 	dir    string // everything containerd writes, but shimRunDir
+	// statsCollectPeriod is the CRI plugin's stats_collect_period in
+	// seconds: how often it recomputes ImageFsInfo's figure.
+	statsCollectPeriod int
 	sock   string
 	logf   string
 	cmd    *exec.Cmd
@@ -701,7 +706,7 @@ type ctdProcess struct {
 // folder, waits until its CRI service answers, and stops it when the test
 // ends. It fails the test, saying what is missing, when the machine cannot
 // run it.
-func startContainerd(t testing.TB) *ctdProcess {
+func startContainerd(t testing.TB, statsCollectPeriod int) *ctdProcess {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the containerd test needs root (containerd mounts overlayfs and runs runc); run hack/containerd-test as root")
@@ -719,7 +724,7 @@ func startContainerd(t testing.TB) *ctdProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &ctdProcess{dir: dir, sock: filepath.Join(dir, "c.sock"), logf: filepath.Join(dir, "containerd.log")}
+	d := &ctdProcess{dir: dir, sock: filepath.Join(dir, "c.sock"), logf: filepath.Join(dir, "containerd.log"), statsCollectPeriod: statsCollectPeriod}
 	t.Cleanup(func() { d.stop(t, shimRunDirExisted) })
 	d.start(t, sandboxImage)
 	return d
@@ -746,15 +751,13 @@ state = %[2]q
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %[5]q
-  # ImageFsInfo's figure is recomputed every stats_collect_period seconds
-  # (10 by default): 1 keeps the measured-space pass short.
-  stats_collect_period = 1
+  stats_collect_period = %[6]d
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, filepath.Join(dir, "opt"), sandboxImage)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.sock, filepath.Join(dir, "opt"), sandboxImage, d.statsCollectPeriod)
 	configFile := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
