@@ -687,15 +687,15 @@ func buildGo(t testing.TB, dir, pkg string, env ...string) string {
 // ctdProcess is a containerd the test started. After a restart, cmd,
 // exited and runtime are the new process's.
 type ctdProcess struct {
-	dir    string // everything containerd writes, but shimRunDir
+	dir string // everything containerd writes, but shimRunDir
 	// statsCollectPeriod is the CRI plugin's stats_collect_period in
 	// seconds: how often it recomputes ImageFsInfo's figure.
 	statsCollectPeriod int
-	sock   string
-	logf   string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has exited
-	err    error         // how it exited; read after exited is closed
+	sock               string
+	logf               string
+	cmd                *exec.Cmd
+	exited             chan struct{} // closed once the process has exited
+	err                error         // how it exited; read after exited is closed
 	// runtime is the test's own CRI client, for what the remover does not
 	// do (pods and containers), over conn; stop closes it.
 	runtime runtimeapi.RuntimeServiceClient
