@@ -196,15 +196,22 @@ func TestRunThroughCRI(t *testing.T) {
 	}
 }
 
-func TestRunRemovalFailureGoesOn(t *testing.T) {
-	a := criImage("1", 10, "docker.io/rancher/a:1")
-	b := criImage("2", 20, "docker.io/rancher/b:1")
-	c3 := criImage("3", 30, "docker.io/rancher/c:1")
-	used := criImage("4", 40, "docker.io/rancher/used:1")
-	srv, c := startNode(t, node{
-		images:     []*runtimeapi.Image{a, b, c3, used},
+// threeAndAUsedOne is a node for the removal loop's tests: three images
+// nothing uses, a, b and c, and one, used, that container c1 runs.
+func threeAndAUsedOne() (a, b, c, used *runtimeapi.Image, n node) {
+	a = criImage("1", 10, "docker.io/rancher/a:1")
+	b = criImage("2", 20, "docker.io/rancher/b:1")
+	c = criImage("3", 30, "docker.io/rancher/c:1")
+	used = criImage("4", 40, "docker.io/rancher/used:1")
+	return a, b, c, used, node{
+		images:     []*runtimeapi.Image{a, b, c, used},
 		containers: []*runtimeapi.Container{running("c1", used.Id, used.Id, runtimeapi.ContainerState_CONTAINER_RUNNING)},
-	})
+	}
+}
+
+func TestRunRemovalFailureGoesOn(t *testing.T) {
+	a, b, c3, used, n := threeAndAUsedOne()
+	srv, c := startNode(t, n)
 	srv.FailRemove(b.Id, status.Error(codes.FailedPrecondition, "image is being used by a snapshot"))
 
 	rep, err := Run(testContext(t), c, mustPlan(t, "rancher/a:1", "rancher/b:1", "rancher/c:1", "rancher/used:1"), DefaultOptions())

@@ -131,14 +131,8 @@ func TestRunKeepsParallelRemovalsInFlight(t *testing.T) {
 // removal starts before the one listing every decision is made on, and
 // nothing is listed again until the last removal has ended.
 func TestRunDecidesEverythingBeforeRemoving(t *testing.T) {
-	a := criImage("1", 10, "docker.io/rancher/a:1")
-	b := criImage("2", 20, "docker.io/rancher/b:1")
-	c3 := criImage("3", 30, "docker.io/rancher/c:1")
-	used := criImage("4", 40, "docker.io/rancher/used:1")
-	_, c := startNode(t, node{
-		images:     []*runtimeapi.Image{a, b, c3, used},
-		containers: []*runtimeapi.Container{running("c1", used.Id, used.Id, runtimeapi.ContainerState_CONTAINER_RUNNING)},
-	})
+	a, b, c3, _, n := threeAndAUsedOne()
+	_, c := startNode(t, n)
 	rt := newHeldRuntime(c)
 	close(rt.release) // nothing held: only the order is checked
 	if _, err := Run(testContext(t), rt, mustPlan(t, "rancher/a:1", "rancher/b:1", "rancher/c:1", "rancher/used:1"), DefaultOptions()); err != nil {
