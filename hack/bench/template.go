@@ -71,10 +71,12 @@ benchmarks run only with ` + "`-bench`" + `; ` + "`hack/bench`" + ` builds only 
 | memory | {{.Machine.MemTotal}} |
 | OS, kernel | {{.Machine.OS}}, {{.Machine.Kernel}} |
 | Go | {{.Machine.Go}} |
+| container runtime (section 6) | {{.Machine.Containerd}}, state on {{.Machine.TmpFS}} |
 | control plane | kube-apiserver {{.Flips.ServerVersion}} and kube-controller-manager (endpointslice, garbagecollector, namespace controllers) from ` + "`hack/local-cluster`" + `; {{.Machine.Etcd}} on {{.Machine.TmpFS}} with fsync |
 
 Everything shares the {{.Machine.CPUs}} CPUs: etcd, kube-apiserver, kube-controller-manager, the
-controller and the bench program itself.{{if and .Machine.Nice (ne .Machine.Nice "0")}} They ran at nice {{.Machine.Nice}}, ahead of the machine's
+controller and the bench program itself (section 6: containerd, the remover,
+crictl and the benchmark).{{if and .Machine.Nice (ne .Machine.Nice "0")}} They ran at nice {{.Machine.Nice}}, ahead of the machine's
 other work.{{end}}{{if .Machine.LoadAvg}} When the run began the load average was
 {{.Machine.LoadAvg}} (1, 5, 15 min) and {{.Machine.OtherAPIServers}} other kube-apiserver processes were running
 on the machine; on a busier machine the latencies grow and the Go benchmarks
