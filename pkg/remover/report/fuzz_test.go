@@ -57,10 +57,20 @@ var terminationSeeds = []string{
 	`{"removed":1,"failed":0,"bytesReclaimed":2,"BytesReclaimed":3,"REMOVED":4}`,
 	`{"removed":1,"failed":0,"bytesReclaimed":0,"node":"node-b","outcome":"failed","job":"other","message":"x","result":{"removed":99}}`,
 	`{"removed":1,"failed":0,"bytesReclaimed":0,"error":"\",\"node\":\"node-b\",\"outcome\":\"succeeded"}`,
-	// Long text and many failed images.
-	`{"removed":0,"failed":0,"bytesReclaimed":0,"error":"` + strings.Repeat(`<\"é\\`, 600) + `"}`,
-	`{"removed":0,"failed":300,"bytesReclaimed":0,"failedImages":[` + strings.Repeat(`"\n",`, 299) + `"\n"]}`,
-	strings.Repeat("x", 5000),
+}
+
+// longSeeds are messages of head, body repeated, and tail: long text and
+// many failed images from short inputs, which the fuzzer's minimizer (its
+// cost quadratic in their length) handles quickly.
+var longSeeds = []struct {
+	head, body string
+	copies     uint8
+	tail       string
+}{
+	{`{"removed":0,"failed":0,"bytesReclaimed":0,"error":"`, `<\"é\\`, 250, `"}`},
+	{`{"removed":0,"failed":300,"bytesReclaimed":0,"failedImages":[`, `"\n",`, 255, `"\n"]}`},
+	{`{"removed":0,"failed":1,"bytesReclaimed":0,"failedImages":["`, "\x1b[31m<", 200, `"]}`},
+	{"", "x", 255, strings.Repeat("y", 900)},
 }
 
 // FuzzResultFromTermination holds ResultFromTermination's promises for any
@@ -73,11 +83,17 @@ var terminationSeeds = []string{
 // back changes nothing; and TerminationMessage fits its answer in the
 // kubelet's 4096 bytes, which read back give the same result less what it
 // had to cut.
+//
+// The message is head, body times copies, and tail.
 func FuzzResultFromTermination(f *testing.F) {
 	for _, s := range terminationSeeds {
-		f.Add(s)
+		f.Add(s, "", uint8(0), "")
 	}
-	f.Fuzz(func(t *testing.T, msg string) {
+	for _, s := range longSeeds {
+		f.Add(s.head, s.body, s.copies, s.tail)
+	}
+	f.Fuzz(func(t *testing.T, head, body string, copies uint8, tail string) {
+		msg := head + strings.Repeat(body, int(copies)) + tail
 		r := ResultFromTermination(msg)
 		checkBounds(t, r)
 		if n := len(r.FailedImages); n > len(msg)/3 {
@@ -128,18 +144,25 @@ func FuzzResultFromTermination(f *testing.F) {
 // MaxTerminationMessage bytes; the plain parser reads it back with the same
 // counts and figures, Error escaped and cut, and a prefix of FailedImages;
 // only as many failed images are dropped as it must; and the controller's
-// reader agrees with the plain parser on it.
+// reader agrees with the plain parser on it. The error is errText times
+// 1+errCopies%8 and the failed images failedImages' lines times
+// 1+imageCopies%64, so that short inputs, which the fuzzer's minimizer (its
+// cost quadratic in their length) handles quickly, reach the limits.
 func FuzzTerminationMessage(f *testing.F) {
-	f.Add(90, 0, uint64(18200000000), "", "", false, uint64(0), uint64(0))
-	f.Add(0, 0, uint64(0), "image-remover: plan: line 2: \x1b[31mbad\x1b[0m", "", false, uint64(0), uint64(0))
-	f.Add(1, 2, uint64(3), "", "docker.io/rancher/a:1: busy\ndocker.io/rancher/b:1: \xff\"quoted\"", true, uint64(1<<40), uint64(1<<39))
-	f.Add(-1, math.MinInt, uint64(math.MaxUint64), strings.Repeat(`<"é\`, 5000)+"\xff", strings.Repeat("docker.io/rancher/x:1: "+strings.Repeat("<", 100)+"\n", 200), true, uint64(math.MaxUint64), uint64(0))
-	f.Add(math.MaxInt, 0, uint64(0), strings.Repeat("\u2028", 1000), strings.Repeat("\n", 3000), false, uint64(0), uint64(0))
-	f.Fuzz(func(t *testing.T, removed, failed int, reclaimed uint64, errText, failedImages string, measured bool, before, after uint64) {
+	f.Add(90, 0, uint64(18200000000), "", uint8(0), "", uint8(0), false, uint64(0), uint64(0))
+	f.Add(0, 0, uint64(0), "image-remover: plan: line 2: \x1b[31mbad\x1b[0m", uint8(0), "", uint8(0), false, uint64(0), uint64(0))
+	f.Add(1, 2, uint64(3), "", uint8(0), "docker.io/rancher/a:1: busy\ndocker.io/rancher/b:1: \xff\"quoted\"", uint8(0), true, uint64(1<<40), uint64(1<<39))
+	// Over the limit: the error escaped and cut, failed images dropped.
+	f.Add(-1, math.MinInt, uint64(math.MaxUint64), strings.Repeat(`<"é\`, 40)+"\xff", uint8(7), "docker.io/rancher/x:1: "+strings.Repeat("<", 60)+"\n\n", uint8(63), true, uint64(math.MaxUint64), uint64(0))
+	f.Add(math.MaxInt, 0, uint64(0), strings.Repeat("\u2028", 60), uint8(3), strings.Repeat("<", 100), uint8(60), false, uint64(0), uint64(0))
+	f.Fuzz(func(t *testing.T, removed, failed int, reclaimed uint64, errText string, errCopies uint8, failedImages string, imageCopies uint8, measured bool, before, after uint64) {
+		errText = strings.Repeat(errText, 1+int(errCopies)%8)
 		in := Result{Removed: removed, Failed: failed, BytesReclaimed: reclaimed, Error: errText,
 			Skipped: map[Reason]int{ReasonInUse: removed, ReasonPinned: failed}}
 		if failedImages != "" {
-			in.FailedImages = strings.Split(failedImages, "\n")
+			for range 1 + int(imageCopies)%64 {
+				in.FailedImages = append(in.FailedImages, strings.Split(failedImages, "\n")...)
+			}
 		}
 		if measured {
 			in.ImageFs = &ImageFs{UsedBefore: before, UsedAfter: after, Stale: before == after}
