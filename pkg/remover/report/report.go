@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
@@ -110,28 +111,44 @@ const MaxTerminationMessage = 4096
 // dropped from the end, and last Error is cut shorter, until it fits.
 func (r Result) TerminationMessage() ([]byte, error) {
 	r.Error = imagelist.Truncate(imagelist.Printable(r.Error), maxResultError)
+	if b, err := r.encode(); err != nil || len(b) <= MaxTerminationMessage {
+		return b, err
+	}
+	// The most failed images that fit, found by bisection: a run whose every
+	// removal failed names thousands, and dropping one per encoding took
+	// seconds of the node's CPU.
+	all := r.FailedImages
+	r.FailedImages = all[:sort.Search(len(all), func(k int) bool {
+		r.FailedImages = all[:k+1]
+		b, err := r.encode()
+		return err != nil || len(b) > MaxTerminationMessage
+	})]
 	for {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		// Not HTML-escaped: '<' would take six bytes, and nothing here goes
-		// into HTML.
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(r); err != nil {
-			return nil, fmt.Errorf("encode result: %w", err)
-		}
-		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		if len(b) <= MaxTerminationMessage {
-			return b, nil
-		}
+		b, err := r.encode()
 		switch {
-		case len(r.FailedImages) > 0:
-			r.FailedImages = r.FailedImages[:len(r.FailedImages)-1]
+		case err != nil:
+			return nil, err
+		case len(b) <= MaxTerminationMessage:
+			return b, nil
 		case len(r.Error) > 16:
 			r.Error = imagelist.Truncate(r.Error, len(r.Error)/2)
 		default:
 			return nil, fmt.Errorf("result is %d bytes without failed images, over the %d-byte termination message limit", len(b), MaxTerminationMessage)
 		}
 	}
+}
+
+// encode is r as JSON, without the encoder's newline.
+func (r Result) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Not HTML-escaped: '<' would take six bytes, and nothing here goes
+	// into HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // ParseResult reads a termination message written by TerminationMessage.

@@ -1,7 +1,10 @@
 package report
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -43,6 +46,48 @@ func TestTerminationMessageCarriesTheError(t *testing.T) {
 			t.Errorf("result = %+v, want the counts and the error cut short", r)
 		}
 	})
+}
+
+// TestTerminationMessageManyFailedImages: a run whose every removal failed
+// (a plan of 3,000 images, a runtime refusing each) names 3,000 failed
+// images. TerminationMessage keeps the most that fit in 4096 bytes; it must
+// find them without encoding the result again for every name it drops,
+// which is quadratic: here some 700 MB of JSON and seconds of the node's
+// CPU before the remover exits (seen timing FuzzResultFromTermination's
+// inputs, which give it thousands). Bytes allocated stand for the work: a
+// few encodings of the full result, not thousands.
+func TestTerminationMessageManyFailedImages(t *testing.T) {
+	const n = 3000
+	in := Result{Failed: n}
+	for i := range n {
+		in.FailedImages = append(in.FailedImages, fmt.Sprintf("registry.example.com/harvester/image-%04d:v1.4.2: rpc error: code = Unknown desc = failed to remove image: %s", i, strings.Repeat("x", 60)))
+	}
+	full, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	msg, err := in.TerminationMessage()
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alloc, most := after.TotalAlloc-before.TotalAlloc, 20*uint64(len(full)); alloc > most {
+		t.Errorf("TerminationMessage allocated %d bytes for a %d-byte result, want at most %d: it re-encodes once per failed image dropped", alloc, len(full), most)
+	}
+	r, err := ParseResult(msg)
+	if err != nil {
+		t.Fatalf("ParseResult(%s): %v", msg, err)
+	}
+	kept := len(r.FailedImages)
+	if len(msg) > MaxTerminationMessage || kept == 0 || !reflect.DeepEqual(r.FailedImages, in.FailedImages[:kept]) {
+		t.Fatalf("termination message of %d bytes keeps %d failed images; want at most %d bytes and the first names", len(msg), kept, MaxTerminationMessage)
+	}
+	in.FailedImages = in.FailedImages[:kept+1]
+	if b, _ := json.Marshal(in); len(b) <= MaxTerminationMessage {
+		t.Errorf("kept %d failed images, but %d would fit (%d bytes)", kept, kept+1, len(b))
+	}
 }
 
 func TestResultFromTermination(t *testing.T) {
