@@ -1,0 +1,64 @@
+//go:build bench
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestAdversaryRemovalResultWithoutAProcsSuffix: parseGoBench strips
+// `-\d+$` from every benchmark name as the GOMAXPROCS suffix, but the
+// testing package writes that suffix only when GOMAXPROCS is not 1
+// (testing's benchmarkName). BenchmarkContainerdRemoval's method names end
+// in digits of their own (remover-1, remover-4, floor-1, floor-4): run on
+// one CPU (or with -test.cpu 1), "method=remover-4" loses its "-4" and
+// becomes "method=remover", which removalResult reads as the remover one
+// at a time; remover-1 and remover-4 (and floor-1 and floor-4) pool their
+// runs under one name and one median, and the report either fails
+// ("lack ... remover-4") or compares the wrong methods.
+//
+// The same figures, as `go test -bench` prints them on one CPU, must give
+// the same result as on two.
+func TestAdversaryRemovalResultWithoutAProcsSuffix(t *testing.T) {
+	const twoCPUs = `BenchmarkContainerdRemoval/images=200/method=remover-1-2         	       1	2000000000 ns/op	        10.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=remover-4-2         	       1	1000000000 ns/op	         5.000 ms/image
+BenchmarkContainerdRemoval/images=200/method=crictl-2            	       1	8000000000 ns/op	        40.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor-1-2           	       1	1500000000 ns/op	         7.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor-4-2           	       1	 900000000 ns/op	         4.500 ms/image
+`
+	const oneCPU = `BenchmarkContainerdRemoval/images=200/method=remover-1         	       1	2000000000 ns/op	        10.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=remover-4         	       1	1000000000 ns/op	         5.000 ms/image
+BenchmarkContainerdRemoval/images=200/method=crictl            	       1	8000000000 ns/op	        40.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor-1           	       1	1500000000 ns/op	         7.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor-4           	       1	 900000000 ns/op	         4.500 ms/image
+`
+	parse := func(text string) RemovalResult {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "removal.txt")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g, err := parseGoBench(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := removalResult(g)
+		if err != nil {
+			t.Fatalf("removalResult: %v", err)
+		}
+		return r
+	}
+	want := parse(twoCPUs)
+	if d := want.Goal.Default; d.Name != "remover-4" || d.Ms != 1000 || d.VsFloor != 1000.0/1500 {
+		t.Fatalf("two CPUs: default %+v, want remover-4 at 1000 ms, 1000/1500 of floor-1", d)
+	}
+	got := parse(oneCPU)
+	if len(got.Sizes) != 1 || len(got.Sizes[0].Methods) != 5 {
+		t.Errorf("one CPU: methods %+v, want the 5 methods measured", got.Sizes)
+	}
+	if got.Goal.Default != want.Goal.Default || got.Goal.Floor != want.Goal.Floor {
+		t.Errorf("one CPU: default %+v, floor %+v; want %+v, %+v as on two CPUs", got.Goal.Default, got.Goal.Floor, want.Goal.Default, want.Goal.Floor)
+	}
+}
