@@ -106,9 +106,17 @@ func parseTolerations(v string) ([]corev1.Toleration, error) {
 	return tols, nil
 }
 
-// maxKubeAPIQPS bounds --kube-api-qps: far above anything an API server
-// should take from one controller, and inside float32, client-go's type.
-const maxKubeAPIQPS = 1e6
+// The bounds of --kube-api-qps and --kube-api-burst: far above anything an
+// API server should take from one controller, and, for the rate, inside
+// float32, client-go's type, at both ends: a rate below float32's smallest
+// number becomes 0 there, a bucket that never refills, and a controller
+// that goes quiet after its first burst. One request every 100 s is
+// already no budget a controller can work with.
+const (
+	minKubeAPIQPS   = 0.01
+	maxKubeAPIQPS   = 1e6
+	maxKubeAPIBurst = 1_000_000
+)
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{Settings: standalone.DefaultSettings()}
@@ -176,10 +184,10 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	switch {
 	case f.Namespace != "" && len(validation.IsDNS1123Label(f.Namespace)) > 0:
 		return flags{}, fmt.Errorf("--namespace %q: %s", f.Namespace, strings.Join(validation.IsDNS1123Label(f.Namespace), "; "))
-	case !(f.kubeAPIQPS > 0) || f.kubeAPIQPS > maxKubeAPIQPS:
-		return flags{}, fmt.Errorf("--kube-api-qps %v: must be a number of requests per second above 0, at most %.0f", f.kubeAPIQPS, float64(maxKubeAPIQPS))
-	case f.kubeAPIBurst < 1:
-		return flags{}, fmt.Errorf("--kube-api-burst %d: need at least 1", f.kubeAPIBurst)
+	case !(f.kubeAPIQPS >= minKubeAPIQPS) || f.kubeAPIQPS > maxKubeAPIQPS:
+		return flags{}, fmt.Errorf("--kube-api-qps %v: must be a number of requests per second from %v to %.0f", f.kubeAPIQPS, minKubeAPIQPS, float64(maxKubeAPIQPS))
+	case f.kubeAPIBurst < 1 || f.kubeAPIBurst > maxKubeAPIBurst:
+		return flags{}, fmt.Errorf("--kube-api-burst %d: must be from 1 to %d", f.kubeAPIBurst, maxKubeAPIBurst)
 	case float64(f.kubeAPIBurst) < math.Ceil(f.kubeAPIQPS):
 		return flags{}, fmt.Errorf("--kube-api-burst %d: below --kube-api-qps %v; set it to at least %v, a second's worth of requests", f.kubeAPIBurst, f.kubeAPIQPS, math.Ceil(f.kubeAPIQPS))
 	case f.Workers < 1:

@@ -57,6 +57,8 @@ func TestBadFlagsFailFastNamingTheFlag(t *testing.T) {
 		{[]string{"--dry-run", "--kube-api-qps", "fast"}, "kube-api-qps"},
 		{[]string{"--dry-run", "--kube-api-burst", "0"}, "--kube-api-burst"},
 		{[]string{"--dry-run", "--kube-api-burst", "-1"}, "--kube-api-burst"},
+		{[]string{"--dry-run", "--kube-api-burst", "1000001"}, "from 1 to 1000000"},
+		{[]string{"--dry-run", "--kube-api-qps", "0.009", "--kube-api-burst", "1"}, "from 0.01 to"},
 		{[]string{"--dry-run", "--kube-api-qps", "50", "--kube-api-burst", "49"}, "--kube-api-burst"},
 		{[]string{"--dry-run", "--kube-api-qps", "20.5", "--kube-api-burst", "20"}, "--kube-api-burst"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},

@@ -61,7 +61,12 @@ type RemovalResult struct {
 	GoalImages                  int
 }
 
-var removalName = regexp.MustCompile(`^ContainerdRemoval/images=(\d+)/method=(remover|crictl|floor)(?:-(\d+))?$`)
+// removalName matches the benchmark's names, once parseGoBench has taken
+// off the GOMAXPROCS suffix: method=remover/parallel=4, method=crictl. The
+// calls in flight are a name of their own, never a trailing -N, which Go
+// leaves off the GOMAXPROCS suffix on one CPU. The older form, remover-4,
+// is read from runs made with a suffix (results from before the rename).
+var removalName = regexp.MustCompile(`^ContainerdRemoval/images=(\d+)/method=(remover|crictl|floor)(?:/parallel=(\d+)|-(\d+))?$`)
 
 // removalResult turns the Go benchmark output of BenchmarkContainerdRemoval
 // into the report's figures. It fails when a size lacks the floor one at a
@@ -76,9 +81,9 @@ func removalResult(g goBench) (RemovalResult, error) {
 			continue
 		}
 		n, _ := strconv.Atoi(m[1])
-		p := 1
-		if m[3] != "" {
-			p, _ = strconv.Atoi(m[3])
+		p, inFlight := 1, m[3]+m[4]
+		if inFlight != "" {
+			p, _ = strconv.Atoi(inFlight)
 		}
 		if bySize[n] == nil {
 			bySize[n] = &RemovalSize{Images: n}
@@ -88,7 +93,7 @@ func removalResult(g goBench) (RemovalResult, error) {
 			r.Rounds = runs
 		}
 		method := m[2]
-		if m[3] != "" {
+		if inFlight != "" {
 			method = fmt.Sprintf("%s-%d", m[2], p)
 		}
 		bySize[n].Methods = append(bySize[n].Methods, RemovalMethod{
@@ -145,7 +150,8 @@ func removalResult(g goBench) (RemovalResult, error) {
 		}
 	}
 	if r.Goal.Images == 0 {
-		// Judge at the largest size measured below the goal's (a quick run).
+		// A run without the goal's size (a quick one): judge at the
+		// largest size it measured.
 		r.Goal = r.Sizes[len(r.Sizes)-1]
 	}
 	r.MeetsVsFloor = r.Goal.Default.VsFloor <= goalVsFloor

@@ -11,28 +11,26 @@ import (
 // TestAdversaryRemovalResultWithoutAProcsSuffix: parseGoBench strips
 // `-\d+$` from every benchmark name as the GOMAXPROCS suffix, but the
 // testing package writes that suffix only when GOMAXPROCS is not 1
-// (testing's benchmarkName). BenchmarkContainerdRemoval's method names end
-// in digits of their own (remover-1, remover-4, floor-1, floor-4): run on
-// one CPU (or with -test.cpu 1), "method=remover-4" loses its "-4" and
-// becomes "method=remover", which removalResult reads as the remover one
-// at a time; remover-1 and remover-4 (and floor-1 and floor-4) pool their
-// runs under one name and one median, and the report either fails
-// ("lack ... remover-4") or compares the wrong methods.
+// (testing's benchmarkName). BenchmarkContainerdRemoval's method names
+// ended in digits of their own (remover-4, floor-4): on one CPU
+// "method=remover-4" lost its "-4", and remover-1 and remover-4 pooled
+// under one name and one median. The calls in flight are now a name of
+// their own (method=remover/parallel=4).
 //
 // The same figures, as `go test -bench` prints them on one CPU, must give
 // the same result as on two.
 func TestAdversaryRemovalResultWithoutAProcsSuffix(t *testing.T) {
-	const twoCPUs = `BenchmarkContainerdRemoval/images=200/method=remover-1-2         	       1	2000000000 ns/op	        10.00 ms/image
-BenchmarkContainerdRemoval/images=200/method=remover-4-2         	       1	1000000000 ns/op	         5.000 ms/image
+	const twoCPUs = `BenchmarkContainerdRemoval/images=200/method=remover/parallel=1-2         	       1	2000000000 ns/op	        10.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=remover/parallel=4-2         	       1	1000000000 ns/op	         5.000 ms/image
 BenchmarkContainerdRemoval/images=200/method=crictl-2            	       1	8000000000 ns/op	        40.00 ms/image
-BenchmarkContainerdRemoval/images=200/method=floor-1-2           	       1	1500000000 ns/op	         7.500 ms/image
-BenchmarkContainerdRemoval/images=200/method=floor-4-2           	       1	 900000000 ns/op	         4.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor/parallel=1-2           	       1	1500000000 ns/op	         7.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor/parallel=4-2           	       1	 900000000 ns/op	         4.500 ms/image
 `
-	const oneCPU = `BenchmarkContainerdRemoval/images=200/method=remover-1         	       1	2000000000 ns/op	        10.00 ms/image
-BenchmarkContainerdRemoval/images=200/method=remover-4         	       1	1000000000 ns/op	         5.000 ms/image
+	const oneCPU = `BenchmarkContainerdRemoval/images=200/method=remover/parallel=1         	       1	2000000000 ns/op	        10.00 ms/image
+BenchmarkContainerdRemoval/images=200/method=remover/parallel=4         	       1	1000000000 ns/op	         5.000 ms/image
 BenchmarkContainerdRemoval/images=200/method=crictl            	       1	8000000000 ns/op	        40.00 ms/image
-BenchmarkContainerdRemoval/images=200/method=floor-1           	       1	1500000000 ns/op	         7.500 ms/image
-BenchmarkContainerdRemoval/images=200/method=floor-4           	       1	 900000000 ns/op	         4.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor/parallel=1           	       1	1500000000 ns/op	         7.500 ms/image
+BenchmarkContainerdRemoval/images=200/method=floor/parallel=4           	       1	 900000000 ns/op	         4.500 ms/image
 `
 	parse := func(text string) RemovalResult {
 		t.Helper()

@@ -86,9 +86,9 @@ func edgeCases() []agreement {
 	// the other (100/s, burst 200), and both, around its bounds and around
 	// burst >= qps rounded up.
 	for _, b := range []struct{ qps, burst string }{
-		{"0", ""}, {"-1", ""}, {"0.0000001", ""}, {"0.5", ""}, {"1", ""}, {"100", ""}, {"200", ""}, {"200.5", ""}, {"201", ""}, {"1e6", ""},
-		{"", "0"}, {"", "-1"}, {"", "1"}, {"", "99"}, {"", "100"}, {"", "1.5"}, {"", "1000000"}, {"", "9007199254740992"},
-		{"0.0000001", "1"}, {"0.5", "1"}, {"1", "1"}, {"1.5", "1"}, {"1.5", "2"}, {"299.0001", "299"}, {"300", "299"}, {"300", "300"},
+		{"0", ""}, {"-1", ""}, {"0.0000001", ""}, {"1e-46", ""}, {"0.009", ""}, {"0.01", ""}, {"0.5", ""}, {"1", ""}, {"100", ""}, {"200", ""}, {"200.5", ""}, {"201", ""}, {"1e6", ""},
+		{"", "0"}, {"", "-1"}, {"", "1"}, {"", "99"}, {"", "100"}, {"", "1.5"}, {"", "1000000"}, {"", "1000001"}, {"", "9007199254740992"}, {"", "9223372036854775807"},
+		{"0.0000001", "1"}, {"0.01", "1"}, {"0.5", "1"}, {"1", "1"}, {"1.5", "1"}, {"1.5", "2"}, {"299.0001", "299"}, {"300", "299"}, {"300", "300"},
 		{"1e6", "1000000"}, {"1000000", "999999"}, {"1000000.5", "1000001"}, {"1000001", "1000001"}, {"1e7", "10000000"},
 	} {
 		var vals, flags []string
@@ -342,7 +342,11 @@ func TestSchemaKubeAPIBudget(t *testing.T) {
 	}{
 		{"both null", map[string]any{"kubeApiQps": nil, "kubeApiBurst": nil}, ""},
 		{"qps at the maximum", map[string]any{"kubeApiQps": 1e6, "kubeApiBurst": 1e6}, ""},
-		{"qps far below 1", map[string]any{"kubeApiQps": 1e-7}, ""},
+		{"qps at the minimum", map[string]any{"kubeApiQps": 0.01}, ""},
+		{"qps below the minimum, 0 in client-go's float32", map[string]any{"kubeApiQps": 1e-46}, "/kubeApiQps"},
+		{"qps below the minimum", map[string]any{"kubeApiQps": 0.009}, "/kubeApiQps"},
+		{"burst at the maximum", map[string]any{"kubeApiBurst": int64(1000000)}, ""},
+		{"burst above the maximum", map[string]any{"kubeApiBurst": int64(1000001)}, "/kubeApiBurst"},
 		{"qps an integer", map[string]any{"kubeApiQps": int64(150)}, ""},
 		{"burst at 1", map[string]any{"kubeApiQps": 0.5, "kubeApiBurst": int64(1)}, ""},
 		{"qps 0", map[string]any{"kubeApiQps": 0.0}, "/kubeApiQps"},

@@ -87,7 +87,7 @@ func BenchmarkContainerdRemoval(b *testing.B) {
 
 	var methods []removalMethod
 	for _, p := range parallel {
-		methods = append(methods, removalMethod{fmt.Sprintf("remover-%d", p), func(b *testing.B, imgs []benchImage) {
+		methods = append(methods, removalMethod{fmt.Sprintf("remover/parallel=%d", p), func(b *testing.B, imgs []benchImage) {
 			plan := filepath.Join(ctd.dir, "plan.txt")
 			var sb strings.Builder
 			for _, img := range imgs {
@@ -116,7 +116,7 @@ func BenchmarkContainerdRemoval(b *testing.B) {
 		b.StopTimer()
 	}})
 	for _, p := range parallel {
-		methods = append(methods, removalMethod{fmt.Sprintf("floor-%d", p), func(b *testing.B, imgs []benchImage) {
+		methods = append(methods, removalMethod{fmt.Sprintf("floor/parallel=%d", p), func(b *testing.B, imgs []benchImage) {
 			ctx, cancel := context.WithTimeout(b.Context(), benchRemoveTimeout)
 			defer cancel()
 			next := make(chan string)
