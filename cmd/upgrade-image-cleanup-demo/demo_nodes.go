@@ -116,6 +116,8 @@ func (d *demoNodes) runJob(ctx context.Context, j *batchv1.Job) error {
 	if err != nil {
 		return err
 	}
+	// As the remover reports the digest of the plan file it read.
+	report.Result.PlanDigest = imagelist.Digest([]byte(cm.Data[cleanup.PlanKey]))
 	msg, err := report.Result.TerminationMessage()
 	if err != nil {
 		return err

@@ -77,9 +77,15 @@ func plannedStatusUpgrade(t *testing.T, state cleanup.State, annotations map[str
 	return u, cm
 }
 
-// finishedJob is the test upgrade's Job on node, finished with r, and its pod.
+// finishedJob is the test upgrade's Job on node, finished with r, and its
+// pod; r names the test upgrade's plan, as the remover names the plan it
+// acted on, unless it says the remover did not run.
 func finishedJob(t *testing.T, node string, complete bool, r report.Result) []runtime.Object {
 	t.Helper()
+	if r.Error == "" && r.PlanDigest == "" {
+		_, cm := plannedStatusUpgrade(t, cleanup.StatePlanned, nil)
+		r.PlanDigest = cm.Annotations[cleanup.PlanDigestAnnotation]
+	}
 	j, pod := cleanuptest.FinishedRemovalJob(statusUpgrade, node, complete, terminationMessage(t, r), metav1.Now())
 	return []runtime.Object{j, pod}
 }

@@ -687,7 +687,6 @@ type jobTracker struct {
 	ctx         context.Context
 	kube        kubernetes.Interface
 	want        int
-	msg         string
 	queue       chan *batchv1.Job
 	finishedAll chan struct{}
 	workers     sync.WaitGroup
@@ -700,11 +699,7 @@ type jobTracker struct {
 }
 
 func newJobTracker(ctx context.Context, kube kubernetes.Interface, want int) *jobTracker {
-	msg, err := report.Result{Removed: 3}.TerminationMessage()
-	if err != nil {
-		panic(err) // a constant result
-	}
-	t := &jobTracker{ctx: ctx, kube: kube, want: want, msg: string(msg), queue: make(chan *batchv1.Job, want), finishedAll: make(chan struct{})}
+	t := &jobTracker{ctx: ctx, kube: kube, want: want, queue: make(chan *batchv1.Job, want), finishedAll: make(chan struct{})}
 	for range 8 {
 		t.workers.Add(1)
 		go t.work()
@@ -739,7 +734,10 @@ func (t *jobTracker) added(obj any) {
 func (t *jobTracker) work() {
 	defer t.workers.Done()
 	for j := range t.queue {
-		err := cleanuptest.FinishJob(t.ctx, t.kube, j, true, t.msg)
+		msg, err := cleanuptest.RemoverMessage(j, report.Result{Removed: 3})
+		if err == nil {
+			err = cleanuptest.FinishJob(t.ctx, t.kube, j, true, msg)
+		}
 		t.mu.Lock()
 		if err != nil && t.firstErr == nil {
 			t.firstErr = err

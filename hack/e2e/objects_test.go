@@ -202,11 +202,11 @@ func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Durati
 // its message, then the Job's status as the Job controller writes it.
 func finishJob(t *testing.T, ctx context.Context, j *batchv1.Job, r report.Result) {
 	t.Helper()
-	msg, err := r.TerminationMessage()
+	msg, err := cleanuptest.RemoverMessage(j, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cleanuptest.FinishJob(ctx, env.kube, j, true, string(msg)); err != nil {
+	if err := cleanuptest.FinishJob(ctx, env.kube, j, true, msg); err != nil {
 		t.Fatal(err)
 	}
 }

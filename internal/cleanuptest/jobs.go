@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // Node is a node Harvester manages: the default node selector picks it.
@@ -91,6 +93,31 @@ func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1
 			}},
 		}}},
 	}
+}
+
+// PlanDigestOf is the plan digest Job j gives its remover (its
+// --plan-digest argument); empty when it gives none.
+func PlanDigestOf(j *batchv1.Job) string {
+	for _, c := range j.Spec.Template.Spec.Containers {
+		for _, arg := range c.Args {
+			if d, ok := strings.CutPrefix(arg, "--plan-digest="); ok {
+				return d
+			}
+		}
+	}
+	return ""
+}
+
+// RemoverMessage is the termination message the remover of Job j writes
+// for r: r with the digest of the plan j gave it (PlanDigestOf), as the
+// remover reports the plan it acted on, unless r says the remover did not
+// run (Error) or names a digest of its own.
+func RemoverMessage(j *batchv1.Job, r report.Result) (string, error) {
+	if r.Error == "" && r.PlanDigest == "" {
+		r.PlanDigest = PlanDigestOf(j)
+	}
+	b, err := r.TerminationMessage()
+	return string(b), err
 }
 
 // FinishedRemovalJob is upgrade's removal Job on node once it finished

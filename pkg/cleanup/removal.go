@@ -269,7 +269,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 	}
 	s := Summary{}
 	for _, j := range p.finished {
-		s.Nodes = append(s.Nodes, nodeSummary(ctx, e.kube, j))
+		s.Nodes = append(s.Nodes, nodeSummary(ctx, e.kube, j, plan.Digest))
 	}
 	for _, n := range p.left {
 		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: runJobName(u.Name, n, run)})
@@ -278,8 +278,13 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 }
 
 // nodeSummary reads one finished Job's outcome, and its remover's result
-// from the termination message of the Job's last pod.
-func nodeSummary(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job) NodeSummary {
+// from the termination message of the Job's last pod. A result about
+// another plan than planDigest (the plan this run removes) is refused: the
+// node counts as failed, saying which plan its result names, and none of
+// the result's figures are taken, since they are not about this plan. A
+// result that says the remover did not run carries no digest and is taken
+// as it is: its Error says why. An empty planDigest checks nothing.
+func nodeSummary(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job, planDigest string) NodeSummary {
 	ns := NodeSummary{Node: j.Spec.Template.Spec.NodeName, Job: j.Name, Outcome: NodeSucceeded}
 	if !jobCondition(j, batchv1.JobComplete) {
 		ns.Outcome = NodeFailed
@@ -288,6 +293,16 @@ func nodeSummary(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job)
 	r, err := podResult(ctx, kube, j)
 	if err != nil {
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
+		return ns
+	}
+	if planDigest != "" && r.Error == "" && r.PlanDigest != planDigest {
+		named := "no plan"
+		if r.PlanDigest != "" {
+			named = "plan " + r.PlanDigest
+		}
+		ns.Outcome = NodeFailed
+		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") +
+			fmt.Sprintf("the remover's result names %s, not the plan %s this run removes: its figures are not counted", named, planDigest)
 		return ns
 	}
 	if r.Error != "" {

@@ -366,7 +366,7 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 		var n NodeSummary
 		switch {
 		case jobFinished(j):
-			n = nodeSummary(ctx, kube, j)
+			n = nodeSummary(ctx, kube, j, u.Annotations[PlanDigestAnnotation])
 		case j.Status.Active > 0:
 			n = NodeSummary{Node: node, Outcome: NodeRunning, Job: j.Name}
 		default:

@@ -59,7 +59,7 @@ func TestRemoverErrorInAResultIsEscaped(t *testing.T) {
 func TestNegativeCountsInATerminationMessage(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a"})
 	f.SyncRemoval()
-	f.FinishJobWithMessage("node-a", true, `{"removed":-1,"failed":0,"bytesReclaimed":0}`)
+	f.FinishJobWithMessage("node-a", true, `{"removed":-1,"failed":0,"bytesReclaimed":0,"planDigest":"`+f.PlanDigest()+`"}`)
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -90,7 +90,7 @@ func TestNegativeCountsInATerminationMessage(t *testing.T) {
 func TestTotalsDoNotWrapBelowZero(t *testing.T) {
 	f := newRemovalFixture(t, 1, []string{"node-a", "node-b"})
 	f.SyncRemoval()
-	msg := `{"removed":` + strconv.Itoa(math.MaxInt) + `,"failed":0,"bytesReclaimed":0}`
+	msg := `{"removed":` + strconv.Itoa(math.MaxInt) + `,"failed":0,"bytesReclaimed":0,"planDigest":"` + f.PlanDigest() + `"}`
 	f.FinishJobWithMessage("node-a", true, msg)
 	f.FinishJobWithMessage("node-b", true, msg)
 	f.SyncRemoval()

@@ -142,6 +142,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(code, fmt.Errorf("runtime at %s: %w", rt.Socket(), err))
 	}
 	rep.PlanDigest = planDigest
+	rep.Result.PlanDigest = planDigest
 
 	if err := json.NewEncoder(stdout).Encode(rep); err != nil {
 		logger.Error(err, "Cannot print the report")

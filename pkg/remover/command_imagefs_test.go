@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
@@ -86,6 +87,10 @@ func TestMainImageFsThreshold(t *testing.T) {
 				}
 				return
 			}
+			if r.PlanDigest != imagelist.Digest([]byte(planText)) {
+				t.Errorf("result names plan %q, want the digest of the plan it read", r.PlanDigest)
+			}
+			r.PlanDigest = ""
 			if !reflect.DeepEqual(r, tc.want) {
 				t.Errorf("result %+v, imageFs %+v; want %+v, imageFs %+v", r, r.ImageFs, tc.want, tc.want.ImageFs)
 			}

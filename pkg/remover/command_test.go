@@ -14,6 +14,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/fakecri"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -150,6 +151,8 @@ func TestRemovesAndReports(t *testing.T) {
 		Skipped:         map[report.Reason]int{report.ReasonInUse: 1, report.ReasonPinned: 1, report.ReasonNotPresent: 1},
 		BytesReclaimed:  1000 + 3000 + 5000,
 		DanglingRemoved: 1,
+		// The plan it acted on, for the controller to check.
+		PlanDigest: imagelist.Digest([]byte(planText)),
 	}
 	got, err := report.ParseResult(out.termination)
 	if err != nil {

@@ -134,13 +134,17 @@ func TestMountedAsASubcommand(t *testing.T) {
 				t.Errorf("termination error %q, want none", got.Error)
 			}
 			got.Error = ""
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("termination result = %+v, want %+v", got, tt.want)
+			want := tt.want
+			if tt.wantCode == exitOK {
+				want.PlanDigest = sum // the plan it acted on, for the controller
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("termination result = %+v, want %+v", got, want)
 			}
 
 			if tt.wantCode == exitOK {
 				var rep remover.Report
-				if err := json.Unmarshal([]byte(out.stdout), &rep); err != nil || !reflect.DeepEqual(rep.Result, tt.want) || rep.PlanDigest != sum {
+				if err := json.Unmarshal([]byte(out.stdout), &rep); err != nil || !reflect.DeepEqual(rep.Result, want) || rep.PlanDigest != sum {
 					t.Errorf("stdout %q (%v): want the report of the same result, for plan %s", out.stdout, err, sum)
 				}
 			} else if out.stdout != "" {

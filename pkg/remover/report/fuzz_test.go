@@ -239,6 +239,9 @@ func checkBounds(t *testing.T, r Result) {
 			t.Errorf("text %d %q: want escaped (printable, valid UTF-8) and at most %d bytes (%d)", i, s, maxResultError, len(s))
 		}
 	}
+	if s := r.PlanDigest; len(s) > maxDigestText || !utf8.ValidString(s) || imagelist.Printable(s) != s {
+		t.Errorf("planDigest %q: want escaped (printable, valid UTF-8) and at most %d bytes (%d)", s, maxDigestText, len(s))
+	}
 }
 
 // keptOf is r as TerminationMessage can keep it in got: the failed images

@@ -66,6 +66,12 @@ type Result struct {
 	BelowThreshold bool `json:"belowThreshold,omitempty"`
 	// Threshold is the threshold in bytes the run was given; 0 when none.
 	Threshold uint64 `json:"threshold,omitempty"`
+	// PlanDigest is the digest (imagelist.Digest) of the plan file the
+	// remover acted on, so that the controller can refuse a result about
+	// another plan than the one its Job was given; empty when the remover
+	// stopped before reading a plan. A checked result holds it escaped and
+	// cut (maxDigestText).
+	PlanDigest string `json:"planDigest,omitempty"`
 	// Error says why the remover did not run (bad flags, an unreadable or
 	// changed plan, an unreachable runtime); empty when it ran, whatever
 	// its removals did. It is escaped (imagelist.Printable) and cut short.
@@ -216,6 +222,9 @@ func ResultFromTermination(msg string) Result {
 const (
 	maxCount = 1 << 31
 	maxBytes = 1 << 53
+	// maxDigestText bounds PlanDigest: a digest is 71 bytes; anything
+	// longer is not one, and is kept only far enough to show it.
+	maxDigestText = 80
 )
 
 // toBytes is a byte figure read as a JSON number, between 0 and maxBytes.
@@ -242,6 +251,7 @@ func (r Result) checked() Result {
 		r.Skipped = skipped
 	}
 	r.Error = imagelist.Truncate(imagelist.Printable(r.Error), maxResultError)
+	r.PlanDigest = imagelist.Truncate(imagelist.Printable(r.PlanDigest), maxDigestText)
 	failed := make([]string, 0, len(r.FailedImages))
 	for _, f := range r.FailedImages {
 		failed = append(failed, imagelist.Truncate(imagelist.Printable(f), maxResultError))
