@@ -29,8 +29,10 @@ type RemovalMethod struct {
 	Kind     string
 	Parallel int
 	// Ms is the median time to remove all the images; PerImageMs that over
-	// the images; Runs how many runs the median is of.
+	// the images; Runs how many runs the median is of; MinMs and MaxMs the
+	// fastest and slowest run, the spread the machine's other work gave.
 	Ms, PerImageMs float64
+	MinMs, MaxMs   float64
 	Runs           int
 	// VsFloor is Ms over the floor one at a time (floor-1); CrictlOver is
 	// crictl's Ms over this one's.
@@ -42,8 +44,13 @@ type RemovalSize struct {
 	Images  int
 	Methods []RemovalMethod
 	// Floor is floor-1, Crictl the crictl loop, Default the remover at
-	// remover.DefaultParallelRemovals, Best the fastest remover-P.
-	Floor, Crictl, Default, Best RemovalMethod
+	// remover.DefaultParallelRemovals, Best the fastest remover-P, and
+	// OneAtATime remover-1, which makes floor-1's calls (zero when not
+	// measured).
+	Floor, Crictl, Default, Best, OneAtATime RemovalMethod
+	// BestRun is the remover-P with the fastest single run: the run the
+	// machine's other work disturbed least.
+	BestRun RemovalMethod
 }
 
 // RemovalResult is the removal benchmark, as the report shows it.
@@ -99,6 +106,7 @@ func removalResult(g goBench) (RemovalResult, error) {
 		bySize[n].Methods = append(bySize[n].Methods, RemovalMethod{
 			Name: method, Kind: m[2], Parallel: p,
 			Ms: ms, PerImageMs: ms / float64(n), Runs: len(units["ns/op"]),
+			MinMs: slices.Min(units["ns/op"]) / 1e6, MaxMs: slices.Max(units["ns/op"]) / 1e6,
 		})
 	}
 	if len(bySize) == 0 {
@@ -140,8 +148,14 @@ func removalResult(g goBench) (RemovalResult, error) {
 			if m.Kind == "remover" && (s.Best.Name == "" || m.Ms < s.Best.Ms) {
 				s.Best = *m
 			}
+			if m.Kind == "remover" && (s.BestRun.Name == "" || m.MinMs < s.BestRun.MinMs) {
+				s.BestRun = *m
+			}
 			if m.Name == s.Default.Name {
 				s.Default = *m
+			}
+			if m.Kind == "remover" && m.Parallel == 1 {
+				s.OneAtATime = *m
 			}
 		}
 		r.Sizes = append(r.Sizes, *s)
