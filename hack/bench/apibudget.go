@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -354,32 +353,11 @@ func runAPIBudget(args []string) error {
 		return err
 	}
 
-	host, err := testhost.New(*nsName, *index)
+	host, repo, watch, stop, err := startRepoAndWatch(ctx, c, *nsName, *index, *ns)
 	if err != nil {
 		return err
 	}
-	defer host.Close()
-	const repoPort = 8080
-	l, err := host.Listen(repoPort)
-	if err != nil {
-		return err
-	}
-	repo := &flipRepo{first: map[string]time.Time{}, wait: map[string]chan time.Time{}, armed: map[string]time.Time{}}
-	srv := &http.Server{Handler: repo, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	watch := &sliceWatch{ready: map[string]chan time.Time{}, notReady: map[string]bool{}}
-	bare := informers.NewEndpointSliceInformer(c.kube, *ns, cleanup.DefaultOptions().Selector, 0)
-	if _, err := bare.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { watch.observe(obj) },
-		UpdateFunc: func(_, obj any) { watch.observe(obj) },
-	}); err != nil {
-		return err
-	}
-	go bare.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), bare.HasSynced) {
-		return fmt.Errorf("bare informer did not sync")
-	}
+	defer stop()
 
 	e := &budgetEnv{c: c, ns: *ns, bin: *bin, kubeconfig: saConfig, workdir: *workdir, audit: audit,
 		repo: repo, watch: watch, host: host, port: repoPort, run: rand.String(4)}

@@ -202,34 +202,11 @@ func runFlips(args []string) error {
 		res.ServerVersion = v.GitVersion
 	}
 
-	host, err := testhost.New(*nsName, *index)
+	host, repo, watch, stop, err := startRepoAndWatch(ctx, c, *nsName, *index, benchNS)
 	if err != nil {
 		return err
 	}
-	defer host.Close()
-	const repoPort = 8080
-	l, err := host.Listen(repoPort)
-	if err != nil {
-		return err
-	}
-	repo := &flipRepo{first: map[string]time.Time{}, wait: map[string]chan time.Time{}, armed: map[string]time.Time{}}
-	srv := &http.Server{Handler: repo, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-
-	watch := &sliceWatch{ready: map[string]chan time.Time{}, notReady: map[string]bool{}}
-	bare := informers.NewEndpointSliceInformer(c.kube, benchNS,
-		cleanup.DefaultOptions().Selector, 0)
-	if _, err := bare.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { watch.observe(obj) },
-		UpdateFunc: func(_, obj any) { watch.observe(obj) },
-	}); err != nil {
-		return err
-	}
-	go bare.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), bare.HasSynced) {
-		return fmt.Errorf("bare informer did not sync")
-	}
+	defer stop()
 
 	proc, _, err := startController(ctx, *bin, *kubeconfig, filepath.Join(*workdir, "flips-controller.log"))
 	if err != nil {
@@ -378,4 +355,46 @@ func writePodReady(ctx context.Context, c *clients, pod *corev1.Pod, h *testhost
 		return nil, fmt.Errorf("write pod status ready=%v: %w", ready, err)
 	}
 	return out, nil
+}
+
+// repoPort is the port the bench's repo serves on in its network namespace.
+const repoPort = 8080
+
+// startRepoAndWatch starts what the flips and the API budget measure
+// against: the repo, serving on repoPort in a network namespace of its own
+// (nsName, index: testhost), and a bare EndpointSlice informer on ns with
+// the controller's selector, synced, whose events watch records. stop
+// closes the server and deletes the namespace.
+func startRepoAndWatch(ctx context.Context, c *clients, nsName string, index int, ns string) (*testhost.Host, *flipRepo, *sliceWatch, func(), error) {
+	host, err := testhost.New(nsName, index)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	l, err := host.Listen(repoPort)
+	if err != nil {
+		host.Close()
+		return nil, nil, nil, nil, err
+	}
+	repo := &flipRepo{first: map[string]time.Time{}, wait: map[string]chan time.Time{}, armed: map[string]time.Time{}}
+	srv := &http.Server{Handler: repo, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	stop := func() {
+		_ = srv.Close()
+		host.Close()
+	}
+	watch := &sliceWatch{ready: map[string]chan time.Time{}, notReady: map[string]bool{}}
+	bare := informers.NewEndpointSliceInformer(c.kube, ns, cleanup.DefaultOptions().Selector, 0)
+	if _, err := bare.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { watch.observe(obj) },
+		UpdateFunc: func(_, obj any) { watch.observe(obj) },
+	}); err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	go bare.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), bare.HasSynced) {
+		stop()
+		return nil, nil, nil, nil, fmt.Errorf("bare informer did not sync")
+	}
+	return host, repo, watch, stop, nil
 }
