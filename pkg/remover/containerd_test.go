@@ -235,7 +235,8 @@ func TestContainerd(t *testing.T) {
 		dir := t.TempDir()
 		planFile := filepath.Join(dir, "images.txt")
 		term := filepath.Join(dir, "termination-log")
-		if err := os.WriteFile(planFile, []byte("rancher/f:1\nrancher/b:1\nrancher/d:1\n"), 0o644); err != nil {
+		planText := []byte("rancher/f:1\nrancher/b:1\nrancher/d:1\n")
+		if err := os.WriteFile(planFile, planText, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		msg, rep := runRemoverBinary(t, bin, term, "--plan", planFile, "--runtime-endpoint", "unix://"+ctd.sock)
@@ -243,7 +244,8 @@ func TestContainerd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := report.Result{Removed: 1, Skipped: map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF)}
+		want := report.Result{Removed: 1, Skipped: map[report.Reason]int{report.ReasonStillNeeded: 1, report.ReasonInUse: 1}, BytesReclaimed: sizeOf(imgF),
+			PlanDigest: imagelist.Digest(planText)}
 		if res = withoutImageFs(t, res); !reflect.DeepEqual(res, want) {
 			t.Errorf("termination log %s, want %+v", msg, want)
 		}
@@ -271,7 +273,7 @@ func TestContainerd(t *testing.T) {
 		digest := imagelist.Digest(planText)
 		// The Job's flags.
 		msg, rep := runRemoverBinary(t, bin, term, "--plan="+planFile, "--keep="+keepFile, "--plan-digest="+digest, "--runtime-endpoint=unix://"+ctd.sock)
-		want := report.Result{Skipped: map[report.Reason]int{report.ReasonInCurrentList: 1}}
+		want := report.Result{Skipped: map[report.Reason]int{report.ReasonInCurrentList: 1}, PlanDigest: digest}
 		if res, err := report.ParseResult(msg); err != nil || !reflect.DeepEqual(withoutImageFs(t, res), want) {
 			t.Errorf("termination log %s (%v), want %+v", msg, err, want)
 		}
@@ -494,6 +496,7 @@ func TestContainerd(t *testing.T) {
 			Removed:        2,
 			Skipped:        map[report.Reason]int{report.ReasonInCurrentList: 1},
 			BytesReclaimed: added[imgJ.tags[0]].Size + added[imgK.tags[0]].Size,
+			PlanDigest:     digest,
 		}
 		if res := report.ResultFromTermination(string(msg)); !reflect.DeepEqual(withoutImageFs(t, res), want) {
 			t.Errorf("termination log %s, read as %+v; want %+v", msg, res, want)
