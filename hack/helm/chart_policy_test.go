@@ -13,9 +13,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/admission"
 	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
@@ -40,22 +42,27 @@ var policyRules = []string{
 	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName",
 }
 
-// policyObjects are the removal Jobs' admission policy of one render.
+// policyObjects are the removal Jobs' admission policy of one render: the
+// policy, its binding and its parameters, and the policy guarding them.
 type policyObjects struct {
-	policy  *admissionregistrationv1.ValidatingAdmissionPolicy
-	binding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	params  *corev1.ConfigMap
+	policy       *admissionregistrationv1.ValidatingAdmissionPolicy
+	binding      *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	params       *corev1.ConfigMap
+	guard        *admissionregistrationv1.ValidatingAdmissionPolicy
+	guardBinding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
-// policyOf returns the policy, its binding and its parameters of a
-// render whose objects are named fullname.
+// policyOf returns the policy objects of a render whose objects are named
+// fullname.
 func policyOf(t *testing.T, objs []object, fullname string) policyObjects {
 	t.Helper()
 	name := fullname + "-removal-jobs"
 	return policyObjects{
-		policy:  find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, objs, "ValidatingAdmissionPolicy", "", name),
-		binding: find[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, objs, "ValidatingAdmissionPolicyBinding", "", name),
-		params:  find[*corev1.ConfigMap](t, objs, "ConfigMap", releaseNamespace, name),
+		policy:       find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, objs, "ValidatingAdmissionPolicy", "", name),
+		binding:      find[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, objs, "ValidatingAdmissionPolicyBinding", "", name),
+		params:       find[*corev1.ConfigMap](t, objs, "ConfigMap", releaseNamespace, name),
+		guard:        find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, objs, "ValidatingAdmissionPolicy", "", name+"-params"),
+		guardBinding: find[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, objs, "ValidatingAdmissionPolicyBinding", "", name+"-params"),
 	}
 }
 
@@ -101,8 +108,12 @@ func TestRemovalJobPolicyRenders(t *testing.T) {
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Resources: []string{"jobs"}},
 			}}}
-			if mc := spec.MatchConstraints; mc == nil || !equalJSON(mc.ResourceRules, wantRules) || mc.NamespaceSelector != nil || mc.ObjectSelector != nil {
-				t.Errorf("matchConstraints %+v, want only the resource rules %+v (Jobs in every namespace)", mc, wantRules)
+			// Only --namespace: while the parameters are missing, every
+			// Job matched is refused, whoever creates it.
+			jobNamespace := args(t, controller(t, d).Args)["namespace"]
+			wantNamespaces := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: jobNamespace}}
+			if mc := spec.MatchConstraints; mc == nil || !equalJSON(mc.ResourceRules, wantRules) || !equalJSON(mc.NamespaceSelector, wantNamespaces) || mc.ObjectSelector != nil {
+				t.Errorf("matchConstraints %+v, want the resource rules %+v in namespace %s", mc, wantRules, jobNamespace)
 			}
 			wantUser := serviceaccount.MakeUsername(sa.Namespace, sa.Name)
 			wantMatch := []admissionregistrationv1.MatchCondition{{Name: "controller-service-account", Expression: "request.userInfo.username == '" + wantUser + "'"}}
@@ -184,17 +195,23 @@ func TestRemovalJobPolicyParamsAreTheFlags(t *testing.T) {
 }
 
 // TestRemovalJobPolicyOff: removalJobPolicy.enabled false renders none of
-// the three objects and changes nothing else.
+// the five objects and changes nothing else.
 func TestRemovalJobPolicyOff(t *testing.T) {
 	on := parse(t, "on", mustInstall(t, chartForTest(t), nil).Manifest)
 	off := parse(t, "off", mustInstall(t, chartForTest(t), map[string]any{"removalJobPolicy": map[string]any{"enabled": false}}).Manifest)
 	policy := policyOf(t, on, releaseName)
 	isPolicy := func(o object) bool {
-		return o.u.GetName() == policy.policy.Name && (o.kind == "ValidatingAdmissionPolicy" || o.kind == "ValidatingAdmissionPolicyBinding" || o.kind == "ConfigMap")
+		switch o.kind {
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			return o.u.GetName() == policy.policy.Name || o.u.GetName() == policy.guard.Name
+		case "ConfigMap":
+			return o.u.GetName() == policy.params.Name
+		}
+		return false
 	}
 	want := slices.DeleteFunc(slices.Clone(on), isPolicy)
-	if len(want) != len(on)-3 {
-		t.Fatalf("the default render holds %d objects of the policy, want 3", len(on)-len(want))
+	if len(want) != len(on)-5 {
+		t.Fatalf("the default render holds %d objects of the policy, want 5", len(on)-len(want))
 	}
 	if len(off) != len(want) {
 		t.Errorf("off: %v, want %v", kinds(off), kinds(want))
@@ -270,25 +287,39 @@ var noOpinion = authorizer.AuthorizerFunc(func(context.Context, authorizer.Attri
 	return authorizer.DecisionNoOpinion, "", nil
 })
 
-// denials evaluates a request of username creating job with params, and
-// returns the messages of the validations that refuse it, in order; nil
-// when the policy does not match (matchConditions) or every rule admits.
-// An evaluation error fails the test: the rules must decide, not err.
+// denials evaluates a request of username creating (or updating from old)
+// job with params, and returns the messages of the validations that refuse
+// it, in order; nil when the policy does not match (matchConditions) or
+// every rule admits. An evaluation error fails the test: the rules must
+// decide, not err.
 func (e evaluator) denials(t *testing.T, username string, op admission.Operation, job, old *batchv1.Job, params *corev1.ConfigMap) []string {
 	t.Helper()
-	gvk := batchv1.SchemeGroupVersion.WithKind("Job")
-	gvr := batchv1.SchemeGroupVersion.WithResource("jobs")
 	var oldObj runtime.Object
 	if old != nil {
 		oldObj = old
 	}
-	attr := admission.NewAttributesRecord(job, oldObj, gvk, job.Namespace, job.Name, gvr, "", op, &metav1.CreateOptions{}, false, &user.DefaultInfo{Name: username})
-	versioned := &admission.VersionedAttributes{Attributes: attr, VersionedKind: gvk, VersionedObject: admission.NewLazyObject(job)}
-	if oldObj != nil {
-		versioned.VersionedOldObject = admission.NewLazyObject(oldObj)
+	return e.evaluate(t, username, op, batchv1.SchemeGroupVersion.WithKind("Job"), job, oldObj, params)
+}
+
+// evaluate is denials for an object of any kind; params may be nil.
+func (e evaluator) evaluate(t *testing.T, username string, op admission.Operation, gvk schema.GroupVersionKind, obj, old runtime.Object, params *corev1.ConfigMap) []string {
+	t.Helper()
+	gvr, _ := meta.UnsafeGuessKindToResource(gvk)
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: job.Namespace}}
-	result := e.validator.Validate(context.Background(), gvr, versioned, params, ns, celconfig.RuntimeCELCostBudget, noOpinion)
+	attr := admission.NewAttributesRecord(obj, old, gvk, m.GetNamespace(), m.GetName(), gvr, "", op, &metav1.CreateOptions{}, false, &user.DefaultInfo{Name: username})
+	versioned := &admission.VersionedAttributes{Attributes: attr, VersionedKind: gvk, VersionedObject: admission.NewLazyObject(obj)}
+	if old != nil {
+		versioned.VersionedOldObject = admission.NewLazyObject(old)
+	}
+	var versionedParams runtime.Object
+	if params != nil {
+		versionedParams = params
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: m.GetNamespace()}}
+	result := e.validator.Validate(context.Background(), gvr, versioned, versionedParams, ns, celconfig.RuntimeCELCostBudget, noOpinion)
 	var out []string
 	for _, d := range result.Decisions {
 		switch {
@@ -498,5 +529,57 @@ func TestRemovalJobPolicyParamsDecide(t *testing.T) {
 	}
 	if want := []string{"image", "command", "volumes"}; !slices.Equal(rules, want) {
 		t.Errorf("with everything's parameters the default Job is refused by %v, want %v", rules, want)
+	}
+}
+
+// TestRemovalJobPolicyGuardsItsParams: the controller may create
+// ConfigMaps (its plans) where the parameters live, so another policy,
+// without parameters, refuses it that one name: were the parameters
+// missing, its token could not write its own. Its plans and anyone
+// else's ConfigMaps are not refused.
+func TestRemovalJobPolicyGuardsItsParams(t *testing.T) {
+	for _, r := range renders(t) {
+		t.Run(r.name, func(t *testing.T) {
+			p := policyOf(t, r.objs, r.fullname)
+			g := p.guard.Spec
+			if g.ParamKind != nil || g.FailurePolicy == nil || *g.FailurePolicy != admissionregistrationv1.Fail {
+				t.Errorf("paramKind %+v, failurePolicy %v: want none and Fail", g.ParamKind, g.FailurePolicy)
+			}
+			wantRules := []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+			}}}
+			wantNamespaces := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: p.params.Namespace}}
+			if mc := g.MatchConstraints; mc == nil || !equalJSON(mc.ResourceRules, wantRules) || !equalJSON(mc.NamespaceSelector, wantNamespaces) {
+				t.Errorf("matchConstraints %+v, want %+v in namespace %s", mc, wantRules, p.params.Namespace)
+			}
+			if !equalJSON(g.MatchConditions, p.policy.Spec.MatchConditions) {
+				t.Errorf("matchConditions %+v, want the Jobs policy's %+v", g.MatchConditions, p.policy.Spec.MatchConditions)
+			}
+			b := p.guardBinding.Spec
+			if b.PolicyName != p.guard.Name || b.ParamRef != nil || !slices.Equal(b.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+				t.Errorf("binding %+v, want policy %s, no parameters, [Deny]", b, p.guard.Name)
+			}
+
+			e := compilePolicy(t, p.guard)
+			controllerUser := serviceaccount.MakeUsername(releaseNamespace, r.fullname)
+			gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
+			forged := p.params.DeepCopy()
+			forged.Data["image"] = "docker.io/library/busybox:latest"
+			got := e.evaluate(t, controllerUser, admission.Create, gvk, forged, nil, nil)
+			if len(got) != 1 || policyMessage.FindStringSubmatch(got[0]) == nil || policyMessage.FindStringSubmatch(got[0])[1] != "parameters" || !strings.Contains(got[0], p.params.Namespace+"/"+p.params.Name) {
+				t.Errorf("the controller writing the parameters: %q, want one refusal by rule parameters naming %s/%s", got, p.params.Namespace, p.params.Name)
+			}
+			if got := e.evaluate(t, controllerUser, admission.Update, gvk, forged, p.params, nil); len(got) != 1 {
+				t.Errorf("the controller updating the parameters: %q, want one refusal", got)
+			}
+			plan := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: p.params.Namespace, Name: cleanup.PlanConfigMapName("hvst-upgrade-x7k2p")}}
+			if got := e.evaluate(t, controllerUser, admission.Create, gvk, plan, nil, nil); len(got) > 0 {
+				t.Errorf("the controller's plan is refused: %q", got)
+			}
+			if got := e.evaluate(t, "admin", admission.Create, gvk, p.params, nil, nil); len(got) > 0 {
+				t.Errorf("the admin writing the parameters is refused: %q", got)
+			}
+		})
 	}
 }
