@@ -41,6 +41,7 @@ const (
 // otherwise put it in the current context's namespace).
 var clusterScoped = map[string]bool{
 	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true, "Namespace": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
 }
 
 // wantRules returns the verbs per "group/resource" (core group: empty

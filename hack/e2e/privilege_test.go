@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -78,23 +79,8 @@ var unexercisedGrants = map[string]string{
 func TestLeastPrivilege(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	rbac := readManifests(t, rbacManifest)
-	deployment := readManifests(t, deploymentManifest)
+	rbac, deployment, mapper := applyDeploy(t, ctx)
 	sa := oneOfKind(t, rbac, "ServiceAccount")
-	if sa.GetNamespace() != ns {
-		t.Fatalf("%s: ServiceAccount %s is in namespace %q; this suite's objects are in %q", rbacManifest, sa.GetName(), sa.GetNamespace(), ns)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.kube.Discovery()))
-	// Cleanups run last in, first out: the RBAC objects go after the
-	// controller has stopped (on SIGTERM it still releases its Lease).
-	for file, objs := range map[string][]*unstructured.Unstructured{rbacManifest: rbac, deploymentManifest: deployment} {
-		for _, o := range objs {
-			if _, err := serverSideApply(ctx, mapper, o); err != nil {
-				t.Fatalf("%s: apply %s %s: %v", file, o.GetKind(), o.GetName(), err)
-			}
-			deleteOnCleanup(t, mapper, o)
-		}
-	}
 	dep := oneOfKind(t, deployment, "Deployment")
 	checkServerValidates(t, ctx, mapper, dep)
 
@@ -113,17 +99,158 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatalf("the token authenticates as %q, want %q", got, username)
 	}
 
-	// The run: the Deployment's flags and environment, the test's own
-	// remover image and addresses, and a fresh Lease, so that creating it
-	// is part of what the run shows.
+	auditFrom := auditLogSize(t)
+	run := runCleanupAs(t, ctx, kubeconfig, dep, 50)
+	checkProbes(t, ctx, run.ctl, dep)
+	// Some refusals are only logged (an Event not recorded, say).
+	if log := run.ctl.log(); strings.Contains(strings.ToLower(log), "forbidden") || !strings.Contains(log, "Elected leader") {
+		t.Error("want a log with the Lease taken and no request refused (the log is printed below)")
+	}
+
+	checkAuditedUse(t, ctx, auditFrom, username, rbac)
+
+	t.Run("refused", func(t *testing.T) {
+		checkRefusals(t, ctx, saKube, saDynamic, run.upgrade, run.jobs[nodeNames[0]].Name)
+	})
+	t.Run("granted", func(t *testing.T) {
+		checkGrants(t, ctx, saKube, rbac)
+	})
+}
+
+// applyDeploy applies deploy/rbac.yaml and deploy/deployment.yaml as the
+// cluster's admin with server-side applies, each object as the file holds
+// it but one: the removal Jobs' policy's parameters (the ConfigMap its
+// binding names) get the suite's remover image, as the controller runs
+// with --remover-image set to it (controllerCommand). That is what the
+// README asks of whoever applies the plain manifests: the image set in
+// the Deployment and in the parameters. Every object is deleted when the
+// test ends, the RBAC objects after the controller has stopped.
+func applyDeploy(t *testing.T, ctx context.Context) (rbac, deployment []*unstructured.Unstructured, mapper meta.RESTMapper) {
+	t.Helper()
+	rbac = readManifests(t, rbacManifest)
+	deployment = readManifests(t, deploymentManifest)
+	sa := oneOfKind(t, rbac, "ServiceAccount")
+	if sa.GetNamespace() != ns {
+		t.Fatalf("%s: ServiceAccount %s is in namespace %q; this suite's objects are in %q", rbacManifest, sa.GetName(), sa.GetNamespace(), ns)
+	}
+	if params := policyParams(t, rbac, deployment); params != nil {
+		flag := controllerFlag(t, oneOfKind(t, deployment, "Deployment"), "remover-image")
+		if image, _, _ := unstructured.NestedString(params.Object, "data", "image"); image != flag {
+			t.Fatalf("%s: the removal Jobs' policy's parameters name the image %q, the Deployment's --remover-image %q", deploymentManifest, image, flag)
+		}
+		if err := unstructured.SetNestedField(params.Object, removerImage, "data", "image"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.kube.Discovery()))
+	// In the order of kubectl apply -f deploy/: the policy's parameters
+	// before the policy, which refuses every Job in the namespace while
+	// they are missing. Cleanups run last in, first out: the policy goes
+	// before its parameters, and the RBAC objects after the controller has
+	// stopped (on SIGTERM it still releases its Lease).
+	for _, file := range []struct {
+		name string
+		objs []*unstructured.Unstructured
+	}{{deploymentManifest, deployment}, {rbacManifest, rbac}} {
+		if file.name == rbacManifest {
+			waitPolicyGoneOnCleanup(t, sa)
+		}
+		for _, o := range file.objs {
+			if _, err := serverSideApply(ctx, mapper, o); err != nil {
+				t.Fatalf("%s: apply %s %s: %v", file.name, o.GetKind(), o.GetName(), err)
+			}
+			deleteOnCleanup(t, mapper, o)
+		}
+	}
+	return rbac, deployment, mapper
+}
+
+// waitPolicyGoneOnCleanup registers, between the cleanups of the
+// parameters and of the policy, a wait until the API server no longer
+// enforces the removal Jobs' policy: were the parameters deleted while it
+// still holds the binding, it would refuse the next tests' Jobs for want
+// of them. The probe is a dry-run Job with another image as sa's user,
+// impersonated with system:masters, since sa's RBAC is gone by then.
+func waitPolicyGoneOnCleanup(t *testing.T, sa *unstructured.Unstructured) {
+	t.Cleanup(func() {
+		cfg := rest.CopyConfig(env.rest)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + sa.GetNamespace() + ":" + sa.GetName(), Groups: []string{"system:masters"}}
+		kube, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		probe := cleanuptest.RemovalJob("e2e-policy-gone", nodeNames[0])
+		var last error
+		err = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			_, last = kube.BatchV1().Jobs(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return last == nil, nil
+		})
+		if err != nil {
+			t.Errorf("the removal Jobs' policy still refuses Jobs after its deletion: %v (%v)", last, err)
+		}
+	})
+}
+
+// policyParams returns the ConfigMap of deployment that the removal Jobs'
+// policy's binding in rbac names as its parameters; nil when rbac holds no
+// binding with parameters (the policy switched off).
+func policyParams(t *testing.T, rbac, deployment []*unstructured.Unstructured) *unstructured.Unstructured {
+	t.Helper()
+	for _, b := range rbac {
+		if b.GetKind() != "ValidatingAdmissionPolicyBinding" {
+			continue
+		}
+		name, _, _ := unstructured.NestedString(b.Object, "spec", "paramRef", "name")
+		namespace, _, _ := unstructured.NestedString(b.Object, "spec", "paramRef", "namespace")
+		if name == "" {
+			continue
+		}
+		for _, o := range deployment {
+			if o.GetKind() == "ConfigMap" && o.GetName() == name && o.GetNamespace() == namespace {
+				return o
+			}
+		}
+		t.Fatalf("%s: binding %s names the parameters ConfigMap %s/%s, which %s does not hold", rbacManifest, b.GetName(), namespace, name, deploymentManifest)
+	}
+	return nil
+}
+
+// controllerFlag returns the value of --name in the Deployment's
+// arguments; "" when it is not given.
+func controllerFlag(t *testing.T, dep *unstructured.Unstructured, name string) string {
+	t.Helper()
+	for _, a := range controllerContainer(t, dep).Args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// cleanupRun is one cleanup run start to end by the controller as a
+// ServiceAccount (runCleanupAs).
+type cleanupRun struct {
+	ctl     *controllerProc
+	upgrade string
+	jobs    map[string]*batchv1.Job // by node
+}
+
+// runCleanupAs runs the controller with the Deployment's flags and
+// environment, the test's own remover image and addresses, and a fresh
+// Lease (so that creating it is part of what the run shows), with the
+// kubeconfig of a ServiceAccount, through a cleanup to Succeeded: the repo
+// in its own network namespace (hostIndex, unique per test), the Jobs
+// played to success.
+func runCleanupAs(t *testing.T, ctx context.Context, kubeconfig string, dep *unstructured.Unstructured, hostIndex int) cleanupRun {
+	t.Helper()
 	args, environ := controllerCommand(t, dep)
 	deleteLease(t, ctx)
 	t.Cleanup(func() { deleteLease(t, context.Background()) })
 	upgrade := uniqueName("hvst-upgrade")
-	h := newTestHost(t, 50)
+	h := newTestHost(t, hostIndex)
 	r := serveRepo(t, h.listen(t, 8080))
 	createRepo(t, ctx, upgrade, h, 8080)
-	auditFrom := auditLogSize(t)
 	ctl := startControllerAs(t, "controller", kubeconfig, environ, args...)
 	// A missing permission stops the controller at its startup check.
 	waitFor(t, ctx, "the controller to pass its permission check and start its workers", 60*time.Second, func(context.Context) (bool, error) {
@@ -150,20 +277,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatalf("the controller exited (code %d)", ctl.cmd.ProcessState.ExitCode())
 	default:
 	}
-	checkProbes(t, ctx, ctl, dep)
-	// Some refusals are only logged (an Event not recorded, say).
-	if log := ctl.log(); strings.Contains(strings.ToLower(log), "forbidden") || !strings.Contains(log, "Elected leader") {
-		t.Error("want a log with the Lease taken and no request refused (the log is printed below)")
-	}
-
-	checkAuditedUse(t, ctx, auditFrom, username, rbac)
-
-	t.Run("refused", func(t *testing.T) {
-		checkRefusals(t, ctx, saKube, saDynamic, upgrade, jobs[nodeNames[0]].Name)
-	})
-	t.Run("granted", func(t *testing.T) {
-		checkGrants(t, ctx, saKube, rbac)
-	})
+	return cleanupRun{ctl: ctl, upgrade: upgrade, jobs: jobs}
 }
 
 // readManifests decodes every YAML document of the file at rel (from the

@@ -37,10 +37,12 @@ type generatedFile struct {
 
 // generatedFiles are the files generate writes. The CRD is rendered with
 // installCRD on; it stays in deploy/crd/, so `kubectl apply -f deploy/`
-// never touches it.
+// never touches it. The removal Jobs' admission policy goes with the RBAC
+// it narrows, its parameters' ConfigMap with the Deployment whose flags it
+// repeats, so that the plain manifests' image is set in one file.
 var generatedFiles = []generatedFile{
-	{path: "deploy/deployment.yaml", templates: []string{"deployment.yaml"}},
-	{path: "deploy/rbac.yaml", templates: []string{"rbac.yaml"}},
+	{path: "deploy/deployment.yaml", templates: []string{"deployment.yaml", "removal-job-policy-params.yaml"}},
+	{path: "deploy/rbac.yaml", templates: []string{"rbac.yaml", "removal-job-policy.yaml"}},
 	{path: "deploy/crd/crd-upgrades.yaml", templates: []string{"crd-upgrades.yaml"}, values: map[string]any{"installCRD": true}},
 }
 

@@ -370,7 +370,10 @@ func TestEverythingKinds(t *testing.T) {
 		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 		"Role": 2, "RoleBinding": 2, // the Lease's namespace is not --namespace
 		"Deployment": 1, "Service": 1, "CustomResourceDefinition": 1,
-		"ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
+		"ServiceMonitor": 1, "PrometheusRule": 1,
+		// The dashboard and the removal Jobs' policy's parameters; that
+		// policy and the one guarding its parameters.
+		"ConfigMap": 2, "ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
 		t.Errorf("kinds %v, want %v", got, want)

@@ -189,3 +189,29 @@ TestChartAgreesWithTheBinary fails when these copies are not the binary's.
 {{- fail (printf "kubeApiBurst %s must be at least kubeApiQps %s rounded up, %v: the controller refuses a burst below a second's worth of requests" $burstShown $qpsShown (ceil $qps)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+uic.serviceAccountUser is the controller's user name as the API server
+sees its token, which the removal Jobs' admission policy matches.
+*/}}
+{{- define "uic.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "uic.fullname" .) -}}
+{{- end -}}
+
+{{/*
+uic.removalJobPolicyName names the removal Jobs' ValidatingAdmissionPolicy,
+its binding and its parameters' ConfigMap.
+*/}}
+{{- define "uic.removalJobPolicyName" -}}
+{{- printf "%s-removal-jobs" (include "uic.fullname" .) -}}
+{{- end -}}
+
+{{/*
+uic.removerCommand is --remover-command's words joined by commas:
+remover.command, else the binary's default (cleanup.RemoverPath; a test in
+hack/helm compares it with the binary's -h). The words hold no comma (the
+schema refuses one, and the binary splits the flag on commas).
+*/}}
+{{- define "uic.removerCommand" -}}
+{{- .Values.remover.command | default (list "/usr/local/bin/image-remover") | join "," -}}
+{{- end -}}
