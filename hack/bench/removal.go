@@ -3,7 +3,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -73,6 +75,17 @@ type RemovalResult struct {
 // calls in flight are a name of their own, never a trailing -N, which Go
 // leaves off the GOMAXPROCS suffix on one CPU. The older form, remover-4,
 // is read from runs made with a suffix (results from before the rename).
+// methodOrder is the place of a method kind's rows in the report.
+func methodOrder(kind string) int {
+	switch kind {
+	case "remover":
+		return 0
+	case "crictl":
+		return 1
+	}
+	return 2
+}
+
 var removalName = regexp.MustCompile(`^ContainerdRemoval/images=(\d+)/method=(remover|crictl|floor)(?:/parallel=(\d+)|-(\d+))?$`)
 
 // removalResult turns the Go benchmark output of BenchmarkContainerdRemoval
@@ -112,20 +125,10 @@ func removalResult(g goBench) (RemovalResult, error) {
 	if len(bySize) == 0 {
 		return r, fmt.Errorf("no BenchmarkContainerdRemoval results")
 	}
-	for _, n := range slices.Sorted(func(yield func(int) bool) {
-		for n := range bySize {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(bySize)) {
 		s := bySize[n]
 		slices.SortFunc(s.Methods, func(a, b RemovalMethod) int {
-			order := map[string]int{"remover": 0, "crictl": 1, "floor": 2}
-			if a.Kind != b.Kind {
-				return order[a.Kind] - order[b.Kind]
-			}
-			return a.Parallel - b.Parallel
+			return cmp.Or(methodOrder(a.Kind)-methodOrder(b.Kind), a.Parallel-b.Parallel)
 		})
 		var haveFloor, haveCrictl, haveDefault bool
 		for _, m := range s.Methods {
