@@ -19,6 +19,7 @@ import (
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/internal/cleanuptest"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/cleanup"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // A fetch fails its retries; the repo restarts; the re-armed sync writes the
@@ -147,6 +148,22 @@ func TestOnlyTheOwnedUnchangedPlanRuns(t *testing.T) {
 				delete(cm.Data, cleanup.KeepKey)
 			},
 			wantMsg: []string{"has no key keep.txt"},
+		},
+		{
+			// Written by a version before the remover checked it: its Jobs
+			// would all be refused on every node.
+			name: "no name key",
+			change: func(_ map[string]string, cm *corev1.ConfigMap) {
+				delete(cm.Data, report.PlanNameKey)
+			},
+			wantMsg: []string{"key configmap-name is \"\"", "not written by this controller version"},
+		},
+		{
+			name: "a name key naming another ConfigMap",
+			change: func(_ map[string]string, cm *corev1.ConfigMap) {
+				cm.Data[report.PlanNameKey] = "other-image-cleanup"
+			},
+			wantMsg: []string{"key configmap-name is \"other-image-cleanup\", want its own name"},
 		},
 	}
 	for _, tt := range tests {

@@ -247,6 +247,7 @@ func RemovalJob(u Upgrade, plan PlanRef, node string, o RemovalOptions) *batchv1
 		"--plan=" + planMountPath + "/" + PlanKey,
 		"--keep=" + planMountPath + "/" + KeepKey,
 		"--plan-digest=" + plan.Digest,
+		"--plan-configmap=" + plan.ConfigMap,
 		"--runtime-endpoint=unix://" + socketMountPath,
 		fmt.Sprintf("--match-other-registries=%t", o.MatchOtherRegistries),
 		fmt.Sprintf("--prune-dangling=%t", o.PruneDangling),

@@ -21,6 +21,7 @@ func TestRemovalJobRunsTheRemoverCommand(t *testing.T) {
 		"--plan=/etc/image-cleanup/images.txt",
 		"--keep=/etc/image-cleanup/keep.txt",
 		"--plan-digest=sha256:" + strings.Repeat("a", 64),
+		"--plan-configmap=hvst-upgrade-abc12-image-cleanup",
 		"--runtime-endpoint=unix:///run/cri/cri.sock",
 		"--match-other-registries=true",
 		"--prune-dangling=false",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/informers"
+	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
 
 // The plan ConfigMap.
@@ -100,7 +101,10 @@ func planConfigMap(u Upgrade, p Plan) (*corev1.ConfigMap, error) {
 				Controller: ptr.To(true),
 			}},
 		},
-		Data: map[string]string{PlanKey: images, KeepKey: keep},
+		// The name too: a pod cannot see which ConfigMap its volume
+		// comes from, and the remover refuses a plan folder that names
+		// another than its --plan-configmap.
+		Data: map[string]string{PlanKey: images, KeepKey: keep, report.PlanNameKey: name},
 	}, nil
 }
 
@@ -125,6 +129,9 @@ func checkPlan(cm *corev1.ConfigMap) (string, error) {
 	}
 	if _, ok := cm.Data[KeepKey]; !ok {
 		return "", fmt.Errorf("%s has no key %s (the list the remover must keep); it was not written by this controller version: delete it, then remove the annotation %s to plan again", where, KeepKey, StateAnnotation)
+	}
+	if got, ok := cm.Data[report.PlanNameKey]; !ok || got != cm.Name {
+		return "", fmt.Errorf("%s: key %s is %q, want its own name %q (the remover refuses any other); it was not written by this controller version: delete it, then remove the annotation %s to plan again", where, report.PlanNameKey, got, cm.Name, StateAnnotation)
 	}
 	digest := imagelist.Digest([]byte(images))
 	if recorded := cm.Annotations[PlanDigestAnnotation]; recorded != digest {

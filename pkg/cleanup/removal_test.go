@@ -90,6 +90,7 @@ func TestRemovalJobSpec(t *testing.T) {
 		"--plan=/etc/image-cleanup/images.txt",
 		"--keep=/etc/image-cleanup/keep.txt",
 		"--plan-digest=" + plan.Digest,
+		"--plan-configmap=" + plan.ConfigMap,
 		"--runtime-endpoint=unix:///run/cri/cri.sock", "--match-other-registries=true", "--prune-dangling=false",
 	}
 	if !slices.Equal(c.Command, []string{"/usr/local/bin/image-remover"}) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/go-logr/zapr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
@@ -52,6 +53,7 @@ const maxConnectWait = 30 * time.Second
 // result); 1 when the runtime cannot be reached or listing fails; 2
 // (report.ExitRefused) when the flags are bad, or the plan or keep list
 // cannot be read or parsed, or the plan's digest is not --plan-digest, or
+// the plan folder is not the --plan-configmap volume mounted read-only, or
 // --image-fs-threshold is set and the runtime does not report its image
 // filesystem usage (then nothing is removed). With --image-fs-threshold,
 // usage the runtime fails to report (it may be restarting) exits 1 and
@@ -97,6 +99,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 
+	if c.planConfigMap != "" {
+		if err := checkPlanVolume(c.plan, c.keep, c.planConfigMap, mountReadOnly); err != nil {
+			return fail(exitUsage, err)
+		}
+	}
 	plan, planDigest, err := readPlan(c.plan, c.planDigest)
 	if err != nil {
 		return fail(exitUsage, err)
@@ -117,7 +124,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(exitRuntime, err)
 	}
 	defer func() { _ = rt.Close() }()
-	logger.Info("Removing planned images", "plan", c.plan, "planDigest", planDigest, "planned", len(plan), "keep", c.keep, "kept", len(keep),
+	logger.Info("Removing planned images", "plan", c.plan, "planDigest", planDigest, "planConfigMap", c.planConfigMap, "planned", len(plan), "keep", c.keep, "kept", len(keep),
 		"runtime", rt.Version(), "socket", rt.Socket(),
 		"matchOtherRegistries", c.matchOther, "pruneDangling", c.pruneDangling, "removeTimeout", c.removeTimeout, "parallelRemovals", c.parallel, "dryRun", c.dryRun,
 		logKeyThreshold, c.imageFsThreshold, logKeyWait, c.imageFsWait)
@@ -166,6 +173,7 @@ type config struct {
 	plan           string
 	keep           string
 	planDigest     string
+	planConfigMap  string
 	endpoint       string
 	matchOther     bool
 	pruneDangling  bool
@@ -214,6 +222,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.plan, "plan", "", "plan file: one image reference per line (the plan ConfigMap's images.txt); required")
 	fs.StringVar(&c.keep, "keep", "", "the current version's image list (the plan ConfigMap's keep.txt): planned images it could name are never removed; empty: no keep list")
 	fs.StringVar(&c.planDigest, "plan-digest", "", "sha256:<hex> the plan file's bytes must hash to, or nothing is removed; empty: not checked")
+	fs.StringVar(&c.planConfigMap, "plan-configmap", "", "name of the ConfigMap the Job mounts the plan from: --plan and --keep must then be its keys, mounted read-only by the kubelet, or nothing is removed; empty: not checked")
 	fs.StringVar(&c.endpoint, "runtime-endpoint", DefaultEndpoint, "CRI socket of the container runtime: unix:///path or /path")
 	fs.BoolVar(&c.matchOther, "match-other-registries", true, "also match a planned image under another registry host with the same path and tag (air-gapped registries)")
 	fs.BoolVar(&c.pruneDangling, "prune-dangling", false, "also remove untagged images that no container uses and the runtime does not pin")
@@ -238,6 +247,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.planDigest != "" && !isPlanDigest(c.planDigest) {
 		return c, fmt.Errorf("--plan-digest %q: want sha256: and 64 lowercase hex digits", c.planDigest)
+	}
+	if errs := validation.IsDNS1123Subdomain(c.planConfigMap); c.planConfigMap != "" && len(errs) > 0 {
+		return c, fmt.Errorf("--plan-configmap %q: not a ConfigMap name: %s", c.planConfigMap, strings.Join(errs, "; "))
 	}
 	if _, err := SocketPath(c.endpoint); err != nil {
 		return c, fmt.Errorf("--runtime-endpoint: %w", err)

@@ -421,17 +421,14 @@ func TestContainerd(t *testing.T) {
 		added := ctd.waitForImages(t, c, product, imgJ, imgK, imgL)
 		maps.Copy(before, added)
 
-		// The plan ConfigMap's keys, as its volume shows them.
+		// The plan ConfigMap's keys, as the kubelet writes its volume.
 		planDir := filepath.Join(dir, "plan")
 		planText := []byte("docker.io/rancher/j:1\ndocker.io/rancher/k:1\ndocker.io/rancher/k:1.0\ndocker.io/rancher/l:1\n")
-		for name, text := range map[string][]byte{cleanup.PlanKey: planText, cleanup.KeepKey: []byte("docker.io/rancher/l:1\n")} {
-			if err := os.MkdirAll(planDir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(planDir, name), text, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeConfigMapVolume(t, planDir, map[string]string{
+			cleanup.PlanKey:    string(planText),
+			cleanup.KeepKey:    "docker.io/rancher/l:1\n",
+			report.PlanNameKey: "u-image-cleanup",
+		})
 		// The kubelet creates the termination log empty and mounts it.
 		term := filepath.Join(dir, "termination-log")
 		if err := os.WriteFile(term, nil, 0o644); err != nil {
@@ -481,14 +478,37 @@ func TestContainerd(t *testing.T) {
 				},
 			},
 		}
+		// First with the plan mounted read-write, a Job the admission
+		// policy refuses: the remover reads the mount's own flags as runc
+		// set them, and refuses before it reaches the runtime.
+		rw := *config
+		rw.Metadata = &runtimeapi.ContainerMetadata{Name: jc.Name + "-read-write"}
+		rw.Mounts = nil
+		for _, m := range config.Mounts {
+			m := *m
+			if m.HostPath == planDir {
+				m.Readonly = false
+			}
+			rw.Mounts = append(rw.Mounts, &m)
+		}
+		status, stdout, stderr := ctd.runToExit(t, &rw)
+		msg, err := os.ReadFile(term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := report.ResultFromTermination(string(msg)); status.GetExitCode() != report.ExitRefused || !strings.Contains(res.Error, "mounted read-write") {
+			t.Fatalf("with the plan mounted read-write: exit code %d, result error %q; want %d and the error to say so; stderr:\n%s", status.GetExitCode(), res.Error, report.ExitRefused, stderr)
+		}
+		ctd.assertNode(t, c, before, sandbox, newSandbox, imgB, imgD, imgG, product, imgJ, imgK, imgL)
+
 		start := time.Now()
-		status, stdout, stderr := ctd.runToExit(t, config)
+		status, stdout, stderr = ctd.runToExit(t, config)
 		t.Logf("image-remover ran in the image for %v, exit code %d; stderr:\n%s", time.Since(start).Round(time.Millisecond), status.GetExitCode(), stderr)
 		if status.GetExitCode() != 0 {
 			t.Fatalf("image-remover exited %d (%s: %s), want 0; stdout:\n%s", status.GetExitCode(), status.GetReason(), status.GetMessage(), stdout)
 		}
 
-		msg, err := os.ReadFile(term)
+		msg, err = os.ReadFile(term)
 		if err != nil {
 			t.Fatal(err)
 		}

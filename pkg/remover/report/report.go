@@ -1,7 +1,8 @@
 // Package report is what a remover run reports to the controller: the
 // Result it writes as its container's termination message, the reasons it
 // keeps planned images, its exit codes, and how the controller reads a
-// result back from a Job's pod. It imports no CRI and no gRPC, so the
+// result back from a Job's pod; and the one plan key both sides name
+// (PlanNameKey). It imports no CRI and no gRPC, so the
 // controller (and a host embedding it) links neither.
 package report
 
@@ -104,9 +105,16 @@ const maxResultError = 1024
 
 // ExitRefused is image-remover's exit code when it refuses its input (bad
 // flags; a plan or keep list it cannot read or parse; a plan whose digest
-// is not the one the controller recorded). The controller's Jobs fail at
-// once on it: another pod would refuse the same input.
+// is not the one the controller recorded; a plan folder that is not the
+// named ConfigMap mounted read-only). The controller's Jobs fail at once
+// on it: another pod would refuse the same input.
 const ExitRefused = 2
+
+// PlanNameKey is the plan ConfigMap's key holding the ConfigMap's own name.
+// A pod cannot see which ConfigMap a volume comes from, so the controller
+// writes the name into the data, and a remover run with --plan-configmap
+// refuses a plan folder whose PlanNameKey names another.
+const PlanNameKey = "configmap-name"
 
 // MaxTerminationMessage is the kubelet's limit for one container's
 // termination message; longer messages are cut, which would break the JSON.
