@@ -93,8 +93,10 @@ func TestCheckPlanVolume(t *testing.T) {
 			want:     []string{`holds ConfigMap "u-image-cleanup\n"`},
 		},
 		{
-			name:     "a name too long to be one",
-			setup:    func(t *testing.T, dir string) { writeConfigMapVolume(t, dir, planVolumeData(strings.Repeat("a", 10000))) },
+			name: "a name too long to be one",
+			setup: func(t *testing.T, dir string) {
+				writeConfigMapVolume(t, dir, planVolumeData(strings.Repeat("a", 10000)))
+			},
 			readOnly: readOnlyIs(true, nil),
 			want:     []string{"over 253 bytes"},
 		},
