@@ -6,6 +6,7 @@ import (
 	"context"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,12 +63,15 @@ func removalJobPolicies(t *testing.T, rbac []*unstructured.Unstructured) (jobs, 
 
 // asNewJob is the controller's stored Job j as a new Job to create, with a
 // name of its own: what the API server adds dropped (selector and its
-// labels, status), the owner reference too, and the Upgrade label naming
-// an Upgrade that does not exist, so that the controller takes it for none
-// of its own.
+// labels, status), and the Upgrade label naming an Upgrade that does not
+// exist, so that the controller takes it for none of its own. The owner
+// reference, the plan ConfigMap, stays: the policy's rule plan asks for it.
 func asNewJob(j *batchv1.Job) *batchv1.Job {
 	n := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("e2e-policy"), Namespace: j.Namespace, Labels: maps.Clone(j.Labels), Annotations: maps.Clone(j.Annotations)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: uniqueName("e2e-policy"), Namespace: j.Namespace, Labels: maps.Clone(j.Labels), Annotations: maps.Clone(j.Annotations),
+			OwnerReferences: slices.Clone(j.OwnerReferences),
+		},
 		Spec:       *j.Spec.DeepCopy(),
 	}
 	n.Spec.Selector, n.Spec.ManualSelector = nil, nil
@@ -86,7 +90,8 @@ func asNewJob(j *batchv1.Job) *batchv1.Job {
 // ServiceAccount's token, is refused), and then (a) the controller's own
 // cleanup still reaches Succeeded; (b) Jobs that differ from the
 // controller's own by another image, another command, an extra hostPath,
-// privileged, another ServiceAccount or no node are refused to its
+// privileged, another ServiceAccount, no node, an extra remover flag, the
+// plan mounted read-write or another ConfigMap named are refused to its
 // ServiceAccount, 403 Forbidden, by the rule the message names; (c) the
 // admin creates the same Jobs. Then the parameters: the controller may
 // not write them; while they are missing every Job in the namespace is
@@ -153,6 +158,13 @@ func TestAdmissionPolicy(t *testing.T) {
 		}, "privileged"},
 		{"another ServiceAccount", func(j *batchv1.Job) { j.Spec.Template.Spec.ServiceAccountName = "harvester" }, "serviceAccount"},
 		{"no node", func(j *batchv1.Job) { j.Spec.Template.Spec.NodeName = "" }, "nodeName"},
+		{"a dry run", func(j *batchv1.Job) { container(j).Args = append(container(j).Args, "--dry-run=true") }, "arguments"},
+		{"the plan mounted read-write", func(j *batchv1.Job) { container(j).VolumeMounts[0].ReadOnly = false }, "plan"},
+		{"another ConfigMap named", func(j *batchv1.Job) {
+			c := container(j)
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--plan-configmap=") })
+			c.Args = append(c.Args, "--plan-configmap=other-image-cleanup")
+		}, "plan"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			j := base.DeepCopy()

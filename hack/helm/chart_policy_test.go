@@ -39,7 +39,7 @@ var policyMessage = regexp.MustCompile(`^upgrade-image-cleanup policy: rule ([A-
 // policyRules are the policy's validations by name, in their order.
 var policyRules = []string{
 	"labels", "containers", "image", "command", "env", "volumes", "serviceAccount",
-	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName",
+	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName", "arguments", "plan",
 }
 
 // policyObjects are the removal Jobs' admission policy of one render: the
@@ -480,6 +480,41 @@ func TestRemovalJobPolicyRefuses(t *testing.T) {
 		{"the host's PIDs", func(j *batchv1.Job) { pod(j).HostPID = true }, []string{"hostNamespaces"}, ""},
 		{"the host's IPC", func(j *batchv1.Job) { pod(j).HostIPC = true }, []string{"hostNamespaces"}, ""},
 		{"no node", func(j *batchv1.Job) { pod(j).NodeName = "" }, []string{"nodeName"}, ""},
+		{"a dry run", func(j *batchv1.Job) { c(j).Args = append(c(j).Args, "--dry-run=true") }, []string{"arguments"}, "--plan-configmap"},
+		{"another termination log", func(j *batchv1.Job) {
+			c(j).Args = append(c(j).Args, "--termination-log=/etc/image-cleanup/images.txt")
+		}, []string{"arguments"}, ""},
+		{"a flag given twice", func(j *batchv1.Job) {
+			c(j).Args = append(c(j).Args, "--plan-digest=sha256:"+strings.Repeat("0", 64))
+		}, []string{"arguments"}, ""},
+		{"a flag and its value apart", func(j *batchv1.Job) { c(j).Args = append(c(j).Args, "--prune-dangling", "true") }, []string{"arguments"}, ""},
+		{"no digest", func(j *batchv1.Job) { c(j).Args = dropArg(c(j).Args, "--plan-digest=") }, []string{"arguments"}, ""},
+		{"no ConfigMap named", func(j *batchv1.Job) {
+			c(j).Args = dropArg(c(j).Args, "--plan-configmap=")
+		}, []string{"arguments", "plan"}, ""},
+		{"another ConfigMap named", func(j *batchv1.Job) {
+			c(j).Args = append(dropArg(c(j).Args, "--plan-configmap="), "--plan-configmap=other-image-cleanup")
+		}, []string{"plan"}, "--plan-configmap"},
+		{"another ConfigMap mounted", func(j *batchv1.Job) { pod(j).Volumes[0].ConfigMap.Name = "other-image-cleanup" }, []string{"plan"}, ""},
+		{"the plan mounted read-write", func(j *batchv1.Job) { c(j).VolumeMounts[0].ReadOnly = false }, []string{"plan"}, "read-only"},
+		{"the plan mounted twice", func(j *batchv1.Job) {
+			c(j).VolumeMounts = append(c(j).VolumeMounts, corev1.VolumeMount{Name: "plan", MountPath: "/tmp/plan"})
+		}, []string{"plan"}, ""},
+		{"a key of the plan under another's name", func(j *batchv1.Job) {
+			pod(j).Volumes[0].ConfigMap.Items = []corev1.KeyToPath{{Key: "keep.txt", Path: "images.txt"}}
+		}, []string{"plan"}, ""},
+		{"the plan optional", func(j *batchv1.Job) { pod(j).Volumes[0].ConfigMap.Optional = ptr.To(true) }, []string{"plan"}, ""},
+		{"a sub-path of the plan", func(j *batchv1.Job) { c(j).VolumeMounts[0].SubPath = "images.txt" }, []string{"plan"}, ""},
+		{"the plan read from elsewhere", func(j *batchv1.Job) {
+			c(j).Args = append(dropArg(c(j).Args, "--plan="), "--plan=/proc/self/root/tmp/images.txt")
+		}, []string{"plan"}, ""},
+		{"a second ConfigMap", func(j *batchv1.Job) {
+			pod(j).Volumes = append(pod(j).Volumes, corev1.Volume{Name: "x", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "other-image-cleanup"},
+			}}})
+		}, []string{"plan"}, ""},
+		{"owned by another ConfigMap", func(j *batchv1.Job) { j.OwnerReferences[0].Name = "other-image-cleanup" }, []string{"plan"}, ""},
+		{"no owner", func(j *batchv1.Job) { j.OwnerReferences = nil }, []string{"plan"}, ""},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			job := removalJob(t, r.objs, r.fullname, "")
@@ -582,4 +617,9 @@ func TestRemovalJobPolicyGuardsItsParams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropArg returns args without those starting with prefix.
+func dropArg(args []string, prefix string) []string {
+	return slices.DeleteFunc(slices.Clone(args), func(a string) bool { return strings.HasPrefix(a, prefix) })
 }
