@@ -72,7 +72,7 @@ func asNewJob(j *batchv1.Job) *batchv1.Job {
 			Name: uniqueName("e2e-policy"), Namespace: j.Namespace, Labels: maps.Clone(j.Labels), Annotations: maps.Clone(j.Annotations),
 			OwnerReferences: slices.Clone(j.OwnerReferences),
 		},
-		Spec:       *j.Spec.DeepCopy(),
+		Spec: *j.Spec.DeepCopy(),
 	}
 	n.Spec.Selector, n.Spec.ManualSelector = nil, nil
 	for _, l := range []map[string]string{n.Labels, n.Spec.Template.Labels} {
