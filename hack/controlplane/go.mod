@@ -1,11 +1,16 @@
 // Module controlplane-build builds kube-apiserver and kube-controller-manager
 // from the published k8s.io/kubernetes module, for hack/build-control-plane.
 // It is a nested module so the root module's `go test ./...` ignores it.
+// Its one test runs the remover on a ConfigMap volume written by the
+// kubelet's own code (configmap_volume_test.go).
 module example.invalid/controlplane-build
 
 go 1.26.0
 
-require k8s.io/kubernetes v1.37.2
+require (
+	golang.org/x/sys v0.47.0
+	k8s.io/kubernetes v1.37.2
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -111,7 +116,6 @@ require (
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/term v0.45.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
