@@ -202,8 +202,9 @@ func TestStatusText(t *testing.T) {
 			line("Total", "4 nodes (1 succeeded, 1 failed, 1 running, 1 pending): removed 171, skipped 7 (in-use 2, not-present 5), failed 1, reclaimed 2.1 GB; image fs freed 1.6 GB on 2 nodes (1 stale)"),
 			regexp.MustCompile(`(?m)^Messages:\n  node-b: BackoffLimitExceeded: Job has reached the specified backoff limit\n  node-b: failed: docker.io/rancher/harvester:v1.4.2: rpc error: code = Unknown desc = image is locked$`),
 		},
-		// One LIST of pods per finished Job, as the controller reads them.
-		requests: []string{"get upgrades", "get configmaps", "list jobs", "list pods", "list pods"},
+		// One LIST of the run's pods for the two finished Jobs, as the
+		// controller reads them.
+		requests: []string{"get upgrades", "get configmaps", "list jobs", "list pods"},
 	}, {
 		name: "final summary: a failed node, a node below the threshold, nodes omitted",
 		objs: func(t *testing.T) []runtime.Object {

@@ -374,16 +374,22 @@ on every flip waits for the tokens of the requests queued before its plan
 lookup, and its first request with it.
 
 {{$r := .Default.Removal}}The removal on {{f0 (i2f .Budget.Nodes)}} nodes at the default budget has its Jobs {{s1 $r.JobsMs}} s after the Ready
-write and records {{$r.Outcome}} {{s1 $r.OutcomeMs}} s after it. What grows with the nodes is one
+write and records {{$r.Outcome}} {{s1 $r.OutcomeMs}} s after it.{{$pods := $r.Requests.Of "pods"}}{{$lists := div (i2f $pods) (i2f .Budget.Nodes)}}{{if ge $lists 0.95}} What grows with the nodes is one
 ` + "`create jobs`" + ` per node and, for the summary, one ` + "`list pods`" + ` per finished Job to
-read its remover's result{{$lists := div (i2f ($r.Requests.Of "pods")) (i2f .Budget.Nodes)}}{{if gt $lists 1.05}} ({{f1 $lists}} per node in this run: a sync that runs before the
+read its remover's result{{if gt $lists 1.05}} ({{f1 $lists}} per node in this run: a sync that runs before the
 informer has delivered the controller's own last write to the Upgrade makes
 the summary again, lists and all, and has its state patch refused,
 ` + "`patch upgrades (409)`" + `{{if gt (sub $r.LastRequestMs $r.OutcomeMs) 1000.0}}; such a repeat went on {{s1 (sub $r.LastRequestMs $r.OutcomeMs)}} s after the outcome was
-recorded{{end}}){{end}}. One worker makes them one after another, so each
+recorded{{end}}){{end}}, as the controller measured here did (it now lists the run's pods once per
+summary). One worker makes them one after another, so each
 waits for its token and then for the API server's answer: at the default
 the Jobs came {{f0 $r.CreatePaceMs}} ms apart and the lists {{f0 $r.ListPaceMs}} ms apart, against the {{f0 (div 1000 .Default.QPS)}} ms
-a token takes. Where the answer takes longer than the token, a larger budget
+a token takes.{{else}} What grows with the nodes is one
+` + "`create jobs`" + ` per node; the summary reads every remover's result from one
+` + "`list pods`" + ` of the run's pods ({{$pods}} in this run, one per summary made). One worker
+creates the Jobs one after another, so each waits for its token and then for
+the API server's answer: at the default they came {{f0 $r.CreatePaceMs}} ms apart, against
+the {{f0 (div 1000 .Default.QPS)}} ms a token takes.{{end}} Where the answer takes longer than the token, a larger budget
 no longer shortens the removal; the API server (on this machine, the CPU it
 gets) sets its pace. Each progress message on the way (how many nodes have
 finished) is a patch and an Event, one per sync that sees a new count.

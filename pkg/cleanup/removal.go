@@ -267,9 +267,21 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		}
 		return Outcome{State: StateRemoving, Message: msg + "; " + runNote(u, plan)}, nil
 	}
+	var pods []corev1.Pod
+	if len(p.finished) > 0 {
+		pods, err = runPods(ctx, e.kube, u.Namespace, sel)
+	}
+	if err != nil {
+		if isPermanent(permanentIfRefused(err)) {
+			return Outcome{State: StateFailed, Phase: PhaseRemoval, Message: err.Error()}, nil
+		}
+		// Summarizing without the results would count every node's
+		// figures as lost; the queue's retry reads them again.
+		return Outcome{}, err
+	}
 	s := Summary{}
 	for _, j := range p.finished {
-		s.Nodes = append(s.Nodes, nodeSummary(ctx, e.kube, j, plan.Digest))
+		s.Nodes = append(s.Nodes, nodeSummary(j, pods, plan.Digest))
 	}
 	for _, n := range p.left {
 		s.Nodes = append(s.Nodes, NodeSummary{Node: n, Outcome: NodeLeft, Job: runJobName(u.Name, n, run)})
@@ -277,20 +289,33 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 	return summarize(s, e.opts.SuccessRatio)
 }
 
+// runPods lists the pods of a run's Jobs in one request: their pod
+// template carries the run's labels (sel, RunSelector), and nodeSummary
+// picks each Job's own among them by the Job's selector. One request, not
+// one per Job: a summary of 500 nodes would otherwise spend 500 of the
+// API budget's tokens at once.
+func runPods(ctx context.Context, kube kubernetes.Interface, namespace string, sel labels.Selector) ([]corev1.Pod, error) {
+	list, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list the pods of the removal Jobs (%s): %w", sel, err)
+	}
+	return list.Items, nil
+}
+
 // nodeSummary reads one finished Job's outcome, and its remover's result
-// from the termination message of the Job's last pod. A result about
+// from the termination message of the Job's last pod among pods. A result about
 // another plan than planDigest (the plan this run removes) is refused: the
 // node counts as failed, saying which plan its result names, and none of
 // the result's figures are taken, since they are not about this plan. A
 // result that says the remover did not run carries no digest and is taken
 // as it is: its Error says why. An empty planDigest checks nothing.
-func nodeSummary(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job, planDigest string) NodeSummary {
+func nodeSummary(j *batchv1.Job, pods []corev1.Pod, planDigest string) NodeSummary {
 	ns := NodeSummary{Node: j.Spec.Template.Spec.NodeName, Job: j.Name, Outcome: NodeSucceeded}
 	if !jobCondition(j, batchv1.JobComplete) {
 		ns.Outcome = NodeFailed
 		ns.Message = jobFailureMessage(j)
 	}
-	r, err := podResult(ctx, kube, j)
+	r, err := podResult(j, pods)
 	if err != nil {
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
 		return ns
@@ -325,7 +350,10 @@ func jobFailureMessage(j *batchv1.Job) string {
 	return "job failed"
 }
 
-func podResult(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job) (*report.Result, error) {
+// podResult is the result the remover of Job j left, read from the
+// newest of j's pods among pods (those its selector matches) that
+// terminated with a message.
+func podResult(j *batchv1.Job, pods []corev1.Pod) (*report.Result, error) {
 	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
 	if j.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
@@ -334,15 +362,17 @@ func podResult(ctx context.Context, kube kubernetes.Interface, j *batchv1.Job) (
 		}
 		sel = s
 	}
-	pods, err := kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, fmt.Errorf("list pods of job %s: %w", j.Name, err)
+	var own []*corev1.Pod
+	for i := range pods {
+		if pods[i].Namespace == j.Namespace && sel.Matches(labels.Set(pods[i].Labels)) {
+			own = append(own, &pods[i])
+		}
 	}
 	// The newest pod that terminated with a message speaks for the Job.
-	sort.Slice(pods.Items, func(a, b int) bool {
-		return pods.Items[b].CreationTimestamp.Before(&pods.Items[a].CreationTimestamp)
+	sort.Slice(own, func(a, b int) bool {
+		return own[b].CreationTimestamp.Before(&own[a].CreationTimestamp)
 	})
-	for _, pod := range pods.Items {
+	for _, pod := range own {
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.Name != removerName || cs.State.Terminated == nil || cs.State.Terminated.Message == "" {
 				continue

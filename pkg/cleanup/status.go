@@ -12,6 +12,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -360,13 +361,19 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 		jobs[i] = &list.Items[i]
 	}
 	byNode := jobsByNode(jobs)
+	var pods []corev1.Pod
+	if slices.ContainsFunc(slices.Collect(maps.Values(byNode)), jobFinished) {
+		if pods, err = runPods(ctx, kube, u.Namespace, sel); err != nil {
+			return err
+		}
+	}
 	var sum Summary
 	for _, node := range slices.Sorted(maps.Keys(byNode)) {
 		j := byNode[node]
 		var n NodeSummary
 		switch {
 		case jobFinished(j):
-			n = nodeSummary(ctx, kube, j, u.Annotations[PlanDigestAnnotation])
+			n = nodeSummary(j, pods, u.Annotations[PlanDigestAnnotation])
 		case j.Status.Active > 0:
 			n = NodeSummary{Node: node, Outcome: NodeRunning, Job: j.Name}
 		default:
