@@ -315,10 +315,15 @@ func nodeSummary(j *batchv1.Job, pods []corev1.Pod, planDigest string) NodeSumma
 		ns.Outcome = NodeFailed
 		ns.Message = jobFailureMessage(j)
 	}
-	r, err := podResult(j, pods)
+	r, isResult, err := podResult(j, pods)
 	if err != nil {
 		ns.Message = strings.TrimPrefix(ns.Message+"; ", "; ") + err.Error()
 		return ns
+	}
+	if isResult && r.Error != "" {
+		// The remover says it did not run; a Job that completed anyway
+		// (its pod exited 0) does not make the node succeed.
+		ns.Outcome = NodeFailed
 	}
 	if planDigest != "" && r.Error == "" && r.PlanDigest != planDigest {
 		named := "no plan"
@@ -353,12 +358,12 @@ func jobFailureMessage(j *batchv1.Job) string {
 // podResult is the result the remover of Job j left, read from the
 // newest of j's pods among pods (those its selector matches) that
 // terminated with a message.
-func podResult(j *batchv1.Job, pods []corev1.Pod) (*report.Result, error) {
+func podResult(j *batchv1.Job, pods []corev1.Pod) (r *report.Result, isResult bool, err error) {
 	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
 	if j.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
 		if err != nil {
-			return nil, fmt.Errorf("job %s selector: %w", j.Name, err)
+			return nil, false, fmt.Errorf("job %s selector: %w", j.Name, err)
 		}
 		sel = s
 	}
@@ -379,11 +384,11 @@ func podResult(j *batchv1.Job, pods []corev1.Pod) (*report.Result, error) {
 			}
 			// Whatever the remover said, in any form and with any exit
 			// code, reaches the summary (escaped and cut).
-			r := report.ResultFromTermination(cs.State.Terminated.Message)
-			return &r, nil
+			r, isResult := report.ParseTermination(cs.State.Terminated.Message)
+			return &r, isResult, nil
 		}
 	}
-	return nil, fmt.Errorf("no result: no pod of job %s left a termination message", j.Name)
+	return nil, false, fmt.Errorf("no result: no pod of job %s left a termination message", j.Name)
 }
 
 // summarize turns the nodes' summaries into the final Outcome: Succeeded

@@ -58,8 +58,9 @@ const (
 // the lines failed first; each node's line names that node and its Job and
 // equals the line made from that node's message alone (so no text can add,
 // change or hide another node's line); every text in it is escaped and
-// within its bound; a node's text cannot change the outcome (Succeeded
-// exactly when every Job completed, at ratio 1); the message written to
+// within its bound; a node's text cannot change the outcome but by failing
+// its own node with a result saying the remover did not run (Succeeded
+// exactly when every Job completed and no result says so, at ratio 1); the message written to
 // the annotation and the Event is one escaped line within maxMessage; and
 // the status command, from the summary or from the Jobs, shows only
 // escaped, bounded text, the Jobs' reading agreeing with the summary.
@@ -85,15 +86,16 @@ func FuzzRemovalSummary(f *testing.F) {
 			t.Fatalf("Execute: %v", err)
 		}
 
-		// The outcome: only the Jobs decide it.
+		// The outcome: the Jobs decide it, and a node's text can only fail
+		// its own node, by a result saying the remover did not run.
 		want := StateSucceeded
-		for _, ok := range complete {
-			if !ok {
+		for i, node := range names {
+			if !complete[node] || didNotRun(msgs[i]) {
 				want = StateFailed
 			}
 		}
 		if out.State != want {
-			t.Errorf("state = %s, want %s: a node's text must not change the outcome", out.State, want)
+			t.Errorf("state = %s, want %s: only the Jobs and the results saying the remover did not run decide it", out.State, want)
 		}
 
 		// The patch record writes, and the Event's message.
@@ -298,12 +300,22 @@ func wantLine(node string, complete bool, msg string) NodeSummary {
 	if r.Error != "" {
 		said = append(said, "remover: "+r.Error)
 	}
+	if didNotRun(msg) {
+		l.Outcome = NodeFailed
+	}
 	l.Message, l.Result = strings.Join(said, "; "), &r
 	if complete && r.BelowThreshold && r.ImageFs != nil {
 		l.Outcome = NodeSkipped
 		l.Message = fmt.Sprintf("image filesystem holds %s, below the threshold %s: nothing removed", humanBytes(r.ImageFs.UsedBefore), humanBytes(r.Threshold))
 	}
 	return l
+}
+
+// didNotRun reports whether msg is a remover's result saying it did not
+// run: whatever its Job's outcome, its node failed.
+func didNotRun(msg string) bool {
+	r, isResult := report.ParseTermination(msg)
+	return isResult && r.Error != ""
 }
 
 // checkLine fails t unless every text of l is escaped, its message and

@@ -98,3 +98,19 @@ func TestCheckedCapsImageFs(t *testing.T) {
 		t.Errorf("checked() changed its input's ImageFs to %+v", fs)
 	}
 }
+
+// TestAResultWithAnErrorKeepsItAlone: the remover writes its error alone
+// (it did not run), so figures beside an error are not its own, and
+// ResultFromTermination drops them, the plan digest and the threshold's
+// verdict included; ParseTermination says the message was a result.
+func TestAResultWithAnErrorKeepsItAlone(t *testing.T) {
+	msg := `{"removed":500,"failed":3,"bytesReclaimed":9000,"skipped":{"in-use":7},"danglingRemoved":2,"failedImages":["x"],` +
+		`"imageFs":{"usedBefore":1,"usedAfter":1},"belowThreshold":true,"threshold":2,"planDigest":"sha256:x","error":"image-remover: no plan"}`
+	r, isResult := ParseTermination(msg)
+	if want := (Result{Error: "image-remover: no plan"}); !isResult || !reflect.DeepEqual(r, want) {
+		t.Errorf("ParseTermination = %+v, %v; want %+v, true", r, isResult, want)
+	}
+	if _, isResult := ParseTermination("panic: runtime error"); isResult {
+		t.Error("plain text read as a result")
+	}
+}

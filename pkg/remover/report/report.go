@@ -190,12 +190,22 @@ const noMessage = "the remover left no termination message"
 // (the plain text of an older remover, a Go panic, a message the kubelet
 // cut short) becomes a Result whose Error is the text, escaped and cut to
 // about 1 KiB, so the remover's own words still reach the user; an empty
-// message becomes one whose Error says so. It never fails: a caller tells
-// a run that did not happen by Error != "".
+// message becomes one whose Error says so. A result whose Error is set
+// keeps its Error alone: the remover writes no figure beside one. It never
+// fails: a caller tells a run that did not happen by Error != "".
 func ResultFromTermination(msg string) Result {
+	r, _ := ParseTermination(msg)
+	return r
+}
+
+// ParseTermination is ResultFromTermination, and reports whether msg was
+// a result as the remover writes one (JSON), rather than text in another
+// form (an older remover's, a panic, a message cut short, none), which the
+// result's Error then holds.
+func ParseTermination(msg string) (r Result, isResult bool) {
 	text := strings.TrimSpace(msg)
 	if text == "" {
-		return Result{Error: noMessage}
+		return Result{Error: noMessage}, false
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal([]byte(text), &fields) == nil && (fields["removed"] != nil || fields["error"] != nil) {
@@ -217,10 +227,10 @@ func ResultFromTermination(msg string) Result {
 			if fs := w.ImageFs; fs != nil {
 				r.ImageFs = &ImageFs{UsedBefore: toBytes(fs.UsedBefore), UsedAfter: toBytes(fs.UsedAfter), Stale: fs.Stale}
 			}
-			return r.checked()
+			return r.checked(), true
 		}
 	}
-	return Result{Error: imagelist.Truncate(imagelist.Printable(text), maxResultError)}
+	return Result{Error: imagelist.Truncate(imagelist.Printable(text), maxResultError)}, false
 }
 
 // Bounds of a checked result: far beyond any node (two billion images, 8
@@ -259,6 +269,11 @@ func (r Result) checked() Result {
 		r.Skipped = skipped
 	}
 	r.Error = imagelist.Truncate(imagelist.Printable(r.Error), maxResultError)
+	if r.Error != "" {
+		// The remover did not run: it writes its error alone, so figures
+		// beside one are not its own, and none is taken.
+		return Result{Error: r.Error}
+	}
 	r.PlanDigest = imagelist.Truncate(imagelist.Printable(r.PlanDigest), maxDigestText)
 	failed := make([]string, 0, len(r.FailedImages))
 	for _, f := range r.FailedImages {
