@@ -3,12 +3,15 @@ package remover
 import (
 	"bytes"
 	"fmt"
-	"os"
 
 	"github.com/distribution/reference"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/imagelist"
 )
+
+// maxListBytes bounds a plan or keep list file: the plan ConfigMap holds
+// at most 1 MiB, and a list given by hand is far below this too.
+const maxListBytes = 16 << 20
 
 // readPlan reads the whole plan or fails: a plan read in part must not be
 // acted on. It returns the digest of the bytes it parsed, and fails when
@@ -16,7 +19,7 @@ import (
 // the one the controller made the Job for (edited, or replaced by a newer
 // plan), and acting on it would remove what nobody reviewed.
 func readPlan(path, wantDigest string) ([]reference.Named, string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path, maxListBytes)
 	if err != nil {
 		return nil, "", fmt.Errorf("read plan: %w", err)
 	}
@@ -35,7 +38,7 @@ func readPlan(path, wantDigest string) ([]reference.Named, string, error) {
 // every version ships images, so an empty list means a broken ConfigMap or
 // mount, and would leave the remover without its second check.
 func readKeep(path string) ([]reference.Named, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path, maxListBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read keep list: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/upgrade-image-cleanup/upgrade-image-cleanup/pkg/remover/report"
 )
@@ -35,18 +37,43 @@ type readOnlyFunc func(path string) (bool, error)
 // is configMap (report.PlanNameKey, which the controller writes), and its
 // mount must be read-only, so that nothing in the pod can have changed the
 // files after the kubelet wrote them. keep may be empty (no keep list).
+// The folder checked is the folder read: absolute, clean paths, no symlink
+// on the way to the folder, and ..data leading to a folder beside it. The
+// mount is checked before any file is opened, and the name key is read
+// without blocking (readRegular).
 //
 // The plan's content is checked afterwards against --plan-digest; this
 // check is about where it comes from.
 func checkPlanVolume(plan, keep, configMap string, readOnly readOnlyFunc) error {
 	dir := filepath.Dir(plan)
 	where := fmt.Sprintf("--plan-configmap %s: plan folder %s", configMap, dir)
-	if keep != "" && filepath.Dir(keep) != dir {
-		return fmt.Errorf("%s: the keep list %s is in another folder; both must be keys of the one ConfigMap volume; removing nothing", where, keep)
+	refuse := func(format string, a ...any) error {
+		return fmt.Errorf("%s%s; removing nothing", where, fmt.Sprintf(format, a...))
 	}
-	data := filepath.Join(dir, dataDirName)
-	if fi, err := os.Lstat(data); err != nil || fi.Mode().Type() != fs.ModeSymlink {
-		return fmt.Errorf("%s is not a ConfigMap volume as the kubelet writes one: %s is not a symlink (%s); removing nothing", where, data, lstatWhy(fi, err))
+	// The folder checked must be the folder read: a path the kernel
+	// resolves elsewhere ("link/..", a symlinked folder) is refused.
+	for _, p := range []string{plan, keep} {
+		if p != "" && (!filepath.IsAbs(p) || filepath.Clean(p) != p) {
+			return refuse(": %s is not an absolute path without . or .. elements", p)
+		}
+	}
+	if keep != "" && filepath.Dir(keep) != dir {
+		return refuse(": the keep list %s is in another folder; both must be keys of the one ConfigMap volume", keep)
+	}
+	if real, err := filepath.EvalSymlinks(dir); err != nil || real != dir {
+		return refuse(": its path is not the folder itself (%s)", evalWhy(real, err))
+	}
+	// The mount first, before any file is opened: a writable folder is
+	// refused whatever it holds.
+	ro, err := readOnly(dir)
+	if err != nil {
+		return refuse(": %v", err)
+	}
+	if !ro {
+		return refuse(" is mounted read-write: the Job must mount the plan ConfigMap read-only")
+	}
+	if err := checkDataDir(dir); err != nil {
+		return refuse(" is not a ConfigMap volume as the kubelet writes one: %v", err)
 	}
 	files := []string{plan, filepath.Join(dir, report.PlanNameKey)}
 	if keep != "" {
@@ -54,22 +81,34 @@ func checkPlanVolume(plan, keep, configMap string, readOnly readOnlyFunc) error 
 	}
 	for _, f := range files {
 		if err := checkKeyLink(f); err != nil {
-			return fmt.Errorf("%s is not a ConfigMap volume as the kubelet writes one: %w; removing nothing", where, err)
+			return refuse(" is not a ConfigMap volume as the kubelet writes one: %v", err)
 		}
 	}
-	name, err := readName(filepath.Join(dir, report.PlanNameKey))
+	name, err := readRegular(filepath.Join(dir, report.PlanNameKey), maxNameBytes)
 	if err != nil {
-		return fmt.Errorf("%s: %w; removing nothing", where, err)
+		return refuse(": read the ConfigMap's name: %v", err)
 	}
-	if name != configMap {
-		return fmt.Errorf("%s holds ConfigMap %q, not %q: it is not the plan this Job was made for; removing nothing", where, name, configMap)
+	if string(name) != configMap {
+		return refuse(" holds ConfigMap %q, not %q: it is not the plan this Job was made for", name, configMap)
 	}
-	ro, err := readOnly(dir)
+	return nil
+}
+
+// checkDataDir checks that dir/..data is the kubelet's: a symlink to a
+// "..<timestamp>" folder beside it, so that every key resolves inside the
+// checked folder.
+func checkDataDir(dir string) error {
+	data := filepath.Join(dir, dataDirName)
+	target, err := os.Readlink(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w; removing nothing", where, err)
+		fi, lerr := os.Lstat(data)
+		return fmt.Errorf("%s is not a symlink (%s)", data, lstatWhy(fi, lerr))
 	}
-	if !ro {
-		return fmt.Errorf("%s is mounted read-write: the Job must mount the plan ConfigMap read-only; removing nothing", where)
+	if !strings.HasPrefix(target, "..") || strings.ContainsRune(target, filepath.Separator) || target == ".." || target == dataDirName {
+		return fmt.Errorf("%s links to %q, not to a ..<timestamp> folder beside it", data, target)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, target)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s links to %q, which is not a folder (%s)", data, target, lstatWhy(fi, err))
 	}
 	return nil
 }
@@ -87,25 +126,7 @@ func checkKeyLink(f string) error {
 	return nil
 }
 
-// readName reads the volume's name key, bounded: a hostile file must not
-// make the remover read a disk.
-func readName(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("read the ConfigMap's name: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, maxNameBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("read the ConfigMap's name from %s: %w", path, err)
-	}
-	if len(b) > maxNameBytes {
-		return "", fmt.Errorf("%s is over %d bytes: it is not a ConfigMap's name", path, maxNameBytes)
-	}
-	return string(b), nil
-}
-
-// lstatWhy says what os.Lstat found instead of a symlink.
+// lstatWhy says what os.Lstat found instead of what was wanted.
 func lstatWhy(fi fs.FileInfo, err error) string {
 	switch {
 	case err != nil:
@@ -115,4 +136,39 @@ func lstatWhy(fi fs.FileInfo, err error) string {
 	default:
 		return fmt.Sprintf("its mode is %v", fi.Mode())
 	}
+}
+
+// evalWhy says where filepath.EvalSymlinks led, or why it failed.
+func evalWhy(real string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "it resolves to " + real
+}
+
+// readRegular reads the regular file at path, of at most limit bytes. It
+// opens without blocking and refuses anything else (a FIFO, a device), so
+// that a hand-made folder cannot make the remover wait for ever before its
+// --timeout starts, or read a disk.
+func readRegular(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (its mode is %v)", path, fi.Mode())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is over %d bytes", path, limit)
+	}
+	return b, nil
 }

@@ -137,6 +137,21 @@ func TestCheckPlanVolume(t *testing.T) {
 			want:     []string{"images.txt links to \"..data/other.txt\", want \"..data/images.txt\""},
 		},
 		{
+			name: "..data leading to the parent folder",
+			setup: func(t *testing.T, dir string) {
+				writeConfigMapVolume(t, dir, planVolumeData(name))
+				data := filepath.Join(dir, dataDirName)
+				if err := os.Remove(data); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("..", data); err != nil {
+					t.Fatal(err)
+				}
+			},
+			readOnly: readOnlyIs(true, nil),
+			want:     []string{`links to "..", not to a ..<timestamp> folder beside it`},
+		},
+		{
 			name:     "the keep list in another folder",
 			setup:    func(t *testing.T, dir string) { writeConfigMapVolume(t, dir, planVolumeData(name)) },
 			keep:     "/etc/keep.txt",
@@ -212,5 +227,23 @@ func TestPlanConfigMapFlagMustBeAName(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--plan-configmap") {
 			t.Errorf("--plan-configmap=%q: error %v, want one naming the flag", bad, err)
 		}
+	}
+}
+
+func TestCheckPlanVolumeWantsTheFolderItReads(t *testing.T) {
+	dir := t.TempDir()
+	writeConfigMapVolume(t, filepath.Join(dir, "vol"), planVolumeData("u-image-cleanup"))
+	for _, plan := range []string{"images.txt", dir + "/vol/./images.txt", dir + "/x/../vol/images.txt"} {
+		err := checkPlanVolume(plan, "", "u-image-cleanup", readOnlyIs(true, nil))
+		if err == nil || !strings.Contains(err.Error(), "not an absolute path without . or .. elements") {
+			t.Errorf("--plan=%s: %v, want it refused as not absolute and clean", plan, err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "vol"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	err := checkPlanVolume(filepath.Join(dir, "link", "images.txt"), "", "u-image-cleanup", readOnlyIs(true, nil))
+	if err == nil || !strings.Contains(err.Error(), "resolves to "+filepath.Join(dir, "vol")) {
+		t.Errorf("a plan folder reached through a symlink: %v, want it refused, naming where it leads", err)
 	}
 }
