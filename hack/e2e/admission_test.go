@@ -91,7 +91,8 @@ func asNewJob(j *batchv1.Job) *batchv1.Job {
 // cleanup still reaches Succeeded; (b) Jobs that differ from the
 // controller's own by another image, another command, an extra hostPath,
 // privileged, another ServiceAccount, no node, an extra remover flag, the
-// plan mounted read-write or another ConfigMap named are refused to its
+// plan mounted read-write, another ConfigMap named, the plan executable over
+// the command's folder or an exec probe are refused to its
 // ServiceAccount, 403 Forbidden, by the rule the message names; (c) the
 // admin creates the same Jobs. Then the parameters: the controller may
 // not write them; while they are missing every Job in the namespace is
@@ -165,6 +166,18 @@ func TestAdmissionPolicy(t *testing.T) {
 			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--plan-configmap=") })
 			c.Args = append(c.Args, "--plan-configmap=other-image-cleanup")
 		}, "plan"},
+		{"the plan executable over the command's folder", func(j *batchv1.Job) {
+			c := container(j)
+			j.Spec.Template.Spec.Volumes[0].ConfigMap.DefaultMode = ptr.To[int32](0o755)
+			c.VolumeMounts[0].MountPath = "/usr/local/bin"
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool {
+				return strings.HasPrefix(a, "--plan=") || strings.HasPrefix(a, "--keep=")
+			})
+			c.Args = append(c.Args, "--plan=/usr/local/bin/images.txt", "--keep=/usr/local/bin/keep.txt")
+		}, "plan"},
+		{"an exec probe", func(j *batchv1.Job) {
+			container(j).StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/usr/local/bin/upgrade-image-cleanup"}}}}
+		}, "probes"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			j := base.DeepCopy()

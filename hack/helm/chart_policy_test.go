@@ -39,7 +39,7 @@ var policyMessage = regexp.MustCompile(`^upgrade-image-cleanup policy: rule ([A-
 // policyRules are the policy's validations by name, in their order.
 var policyRules = []string{
 	"labels", "containers", "image", "command", "env", "volumes", "serviceAccount",
-	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName", "arguments", "plan",
+	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName", "arguments", "plan", "probes",
 }
 
 // policyObjects are the removal Jobs' admission policy of one render: the
@@ -514,6 +514,21 @@ func TestRemovalJobPolicyRefuses(t *testing.T) {
 			}}})
 		}, []string{"plan"}, ""},
 		{"owned by another ConfigMap", func(j *batchv1.Job) { j.OwnerReferences[0].Name = "other-image-cleanup" }, []string{"plan"}, ""},
+		{"an executable key", func(j *batchv1.Job) { pod(j).Volumes[0].ConfigMap.DefaultMode = ptr.To[int32](0o644 | 0o100) }, []string{"plan"}, "no executable mode"},
+		{"a key executable by others", func(j *batchv1.Job) { pod(j).Volumes[0].ConfigMap.DefaultMode = ptr.To[int32](0o645) }, []string{"plan"}, ""},
+		{"the plan mounted elsewhere", func(j *batchv1.Job) {
+			c(j).VolumeMounts[0].MountPath = "/tmp/plan"
+			c(j).Args = append(dropArg(dropArg(c(j).Args, "--plan="), "--keep="), "--plan=/tmp/plan/images.txt", "--keep=/tmp/plan/keep.txt")
+		}, []string{"plan"}, "/etc/image-cleanup"},
+		{"an exec probe", func(j *batchv1.Job) {
+			c(j).ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh"}}}}
+		}, []string{"probes"}, ""},
+		{"an HTTP probe", func(j *batchv1.Job) {
+			c(j).LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "10.0.0.1", Path: "/x"}}}
+		}, []string{"probes"}, ""},
+		{"a lifecycle hook", func(j *batchv1.Job) {
+			c(j).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh"}}}}
+		}, []string{"probes"}, ""},
 		{"no owner", func(j *batchv1.Job) { j.OwnerReferences = nil }, []string{"plan"}, ""},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
