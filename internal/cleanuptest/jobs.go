@@ -69,7 +69,8 @@ func FinishedJobStatus(complete bool, now metav1.Time) batchv1.JobStatus {
 }
 
 // JobPod is the pod the Job controller makes for j, labelled so the
-// controller finds it (by the Job's selector, or the job-name label), and
+// controller finds it (by the Job's selector, or the job-name label) and
+// controlled by j, and
 // terminated as the kubelet reports it: the remover's container exited 0
 // (succeeded) or 1, leaving msg as its termination message.
 func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1.Pod {
@@ -84,7 +85,10 @@ func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1
 	}
 	c := j.Spec.Template.Spec.Containers[0]
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x1", Namespace: j.Namespace, Labels: l},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: j.Name + "-x1", Namespace: j.Namespace, Labels: l,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))},
+		},
 		Spec:       *j.Spec.Template.Spec.DeepCopy(),
 		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{
 			Name: c.Name, Image: c.Image, ImageID: "sha256:0000",

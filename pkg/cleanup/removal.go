@@ -356,8 +356,9 @@ func jobFailureMessage(j *batchv1.Job) string {
 }
 
 // podResult is the result the remover of Job j left, read from the
-// newest of j's pods among pods (those its selector matches) that
-// terminated with a message.
+// newest of j's pods among pods that terminated with a message: those its
+// selector matches and it controls (a selector is the Job's creator's to
+// write, and could match another Job's pods).
 func podResult(j *batchv1.Job, pods []corev1.Pod) (r *report.Result, isResult bool, err error) {
 	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: j.Name})
 	if j.Spec.Selector != nil {
@@ -369,7 +370,7 @@ func podResult(j *batchv1.Job, pods []corev1.Pod) (r *report.Result, isResult bo
 	}
 	var own []*corev1.Pod
 	for i := range pods {
-		if pods[i].Namespace == j.Namespace && sel.Matches(labels.Set(pods[i].Labels)) {
+		if pods[i].Namespace == j.Namespace && sel.Matches(labels.Set(pods[i].Labels)) && metav1.IsControlledBy(&pods[i], j) {
 			own = append(own, &pods[i])
 		}
 	}

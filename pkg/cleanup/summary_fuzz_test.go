@@ -14,6 +14,7 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -251,6 +252,7 @@ func fuzzCluster(t *testing.T, names, msgs []string, complete map[string]bool, g
 			t.Fatal(err)
 		}
 		j := add(node)
+		j.UID = types.UID("job-uid-" + node)
 		cond, code := batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}, int32(0)
 		if !complete[node] {
 			cond = batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: fuzzFailureReason, Message: fuzzFailureMessage}
@@ -262,7 +264,10 @@ func fuzzCluster(t *testing.T, names, msgs []string, complete map[string]bool, g
 		objs = append(objs, &corev1.Pod{
 			// No spec: the controller reads only the labels and the
 			// container's status, and each list of the fake copies every pod.
-			ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x1", Namespace: fuzzNS, Labels: labels, CreationTimestamp: now},
+			ObjectMeta: metav1.ObjectMeta{
+				Name: j.Name + "-x1", Namespace: fuzzNS, Labels: labels, CreationTimestamp: now,
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))},
+			},
 			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
 				Name:  removerName,
 				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: msgs[i]}},

@@ -72,7 +72,8 @@ func checkPlanVolume(plan, keep, configMap string, readOnly readOnlyFunc) error 
 	if !ro {
 		return refuse(" is mounted read-write: the Job must mount the plan ConfigMap read-only")
 	}
-	if err := checkDataDir(dir); err != nil {
+	data, err := checkDataDir(dir)
+	if err != nil {
 		return refuse(" is not a ConfigMap volume as the kubelet writes one: %v", err)
 	}
 	files := []string{plan, filepath.Join(dir, report.PlanNameKey)}
@@ -80,7 +81,7 @@ func checkPlanVolume(plan, keep, configMap string, readOnly readOnlyFunc) error 
 		files = append(files, keep)
 	}
 	for _, f := range files {
-		if err := checkKeyLink(f); err != nil {
+		if err := checkKeyLink(f, data); err != nil {
 			return refuse(" is not a ConfigMap volume as the kubelet writes one: %v", err)
 		}
 	}
@@ -95,33 +96,39 @@ func checkPlanVolume(plan, keep, configMap string, readOnly readOnlyFunc) error 
 }
 
 // checkDataDir checks that dir/..data is the kubelet's: a symlink to a
-// "..<timestamp>" folder beside it, so that every key resolves inside the
-// checked folder.
-func checkDataDir(dir string) error {
+// "..<timestamp>" folder beside it, which it returns, so that every key
+// resolves inside the checked folder.
+func checkDataDir(dir string) (string, error) {
 	data := filepath.Join(dir, dataDirName)
 	target, err := os.Readlink(data)
 	if err != nil {
 		fi, lerr := os.Lstat(data)
-		return fmt.Errorf("%s is not a symlink (%s)", data, lstatWhy(fi, lerr))
+		return "", fmt.Errorf("%s is not a symlink (%s)", data, lstatWhy(fi, lerr))
 	}
 	if !strings.HasPrefix(target, "..") || strings.ContainsRune(target, filepath.Separator) || target == ".." || target == dataDirName {
-		return fmt.Errorf("%s links to %q, not to a ..<timestamp> folder beside it", data, target)
+		return "", fmt.Errorf("%s links to %q, not to a ..<timestamp> folder beside it", data, target)
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, target)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("%s links to %q, which is not a folder (%s)", data, target, lstatWhy(fi, err))
+	stamped := filepath.Join(dir, target)
+	if fi, err := os.Lstat(stamped); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%s links to %q, which is not a folder (%s)", data, target, lstatWhy(fi, err))
 	}
-	return nil
+	return stamped, nil
 }
 
-// checkKeyLink checks that f is a key of a kubelet volume: a symlink to
-// ..data/<its own name>.
-func checkKeyLink(f string) error {
+// checkKeyLink checks that f is a key of a kubelet volume whose files are
+// in the folder data: a symlink to ..data/<its own name>, and there a
+// regular file, not a link leading out of the folder.
+func checkKeyLink(f, data string) error {
 	target, err := os.Readlink(f)
 	if err != nil {
 		return fmt.Errorf("%s is not a symlink: %w", f, err)
 	}
 	if want := dataDirName + "/" + filepath.Base(f); target != want {
 		return fmt.Errorf("%s links to %q, want %q", f, target, want)
+	}
+	file := filepath.Join(data, filepath.Base(f))
+	if fi, err := os.Lstat(file); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s)", file, lstatWhy(fi, err))
 	}
 	return nil
 }
