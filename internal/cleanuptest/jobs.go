@@ -89,7 +89,7 @@ func JobPod(j *batchv1.Job, succeeded bool, msg string, now metav1.Time) *corev1
 			Name: j.Name + "-x1", Namespace: j.Namespace, Labels: l,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))},
 		},
-		Spec:       *j.Spec.Template.Spec.DeepCopy(),
+		Spec: *j.Spec.Template.Spec.DeepCopy(),
 		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{
 			Name: c.Name, Image: c.Image, ImageID: "sha256:0000",
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
