@@ -157,13 +157,7 @@ func TestMainRefusesAWritablePlanFolderHoldingAFIFO(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(t.Context(), []string{
-			"--plan=" + filepath.Join(dir, "plan", "images.txt"),
-			"--keep=" + filepath.Join(dir, "plan", "keep.txt"),
-			"--plan-configmap=u-image-cleanup",
-			"--runtime-endpoint=" + srv.Endpoint(),
-			"--termination-log=" + term,
-		}, &stdout, &stderr)
+		done <- Main(t.Context(), planFolderArgs(filepath.Join(dir, "plan"), srv.Endpoint(), term), &stdout, &stderr)
 	}()
 	select {
 	case code := <-done:

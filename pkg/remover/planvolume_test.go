@@ -189,6 +189,19 @@ func TestCheckPlanVolume(t *testing.T) {
 	}
 }
 
+// planFolderArgs are a removal Job's flags for the plan ConfigMap
+// u-image-cleanup in folder, the runtime at endpoint and the termination
+// log term.
+func planFolderArgs(folder, endpoint, term string) []string {
+	return []string{
+		"--plan=" + filepath.Join(folder, "images.txt"),
+		"--keep=" + filepath.Join(folder, "keep.txt"),
+		"--plan-configmap=u-image-cleanup",
+		"--runtime-endpoint=" + endpoint,
+		"--termination-log=" + term,
+	}
+}
+
 // TestMainRefusesAPlanFolderMountedReadWrite runs the command on the
 // kubelet's layout of the named ConfigMap in a temporary folder, which is
 // writable: the real mount flags refuse it, before any runtime call.
@@ -198,13 +211,7 @@ func TestMainRefusesAPlanFolderMountedReadWrite(t *testing.T) {
 	writeConfigMapVolume(t, filepath.Join(dir, "plan"), planVolumeData("u-image-cleanup"))
 	term := filepath.Join(dir, "termination-log")
 	var stdout, stderr bytes.Buffer
-	code := Main(t.Context(), []string{
-		"--plan=" + filepath.Join(dir, "plan", "images.txt"),
-		"--keep=" + filepath.Join(dir, "plan", "keep.txt"),
-		"--plan-configmap=u-image-cleanup",
-		"--runtime-endpoint=" + srv.Endpoint(),
-		"--termination-log=" + term,
-	}, &stdout, &stderr)
+	code := Main(t.Context(), planFolderArgs(filepath.Join(dir, "plan"), srv.Endpoint(), term), &stdout, &stderr)
 	if code != report.ExitRefused {
 		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, report.ExitRefused, stderr.String())
 	}
