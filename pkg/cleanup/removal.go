@@ -307,8 +307,9 @@ func runPods(ctx context.Context, kube kubernetes.Interface, namespace string, s
 // another plan than planDigest (the plan this run removes) is refused: the
 // node counts as failed, saying which plan its result names, and none of
 // the result's figures are taken, since they are not about this plan. A
-// result that says the remover did not run carries no digest and is taken
-// as it is: its Error says why. An empty planDigest checks nothing.
+// result that says the remover did not run carries no digest and no
+// figures, and fails the node whatever its Job's outcome: its Error says
+// why. An empty planDigest checks nothing.
 func nodeSummary(j *batchv1.Job, pods []corev1.Pod, planDigest string) NodeSummary {
 	ns := NodeSummary{Node: j.Spec.Template.Spec.NodeName, Job: j.Name, Outcome: NodeSucceeded}
 	if !jobCondition(j, batchv1.JobComplete) {
