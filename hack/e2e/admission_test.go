@@ -92,7 +92,8 @@ func asNewJob(j *batchv1.Job) *batchv1.Job {
 // controller's own by another image, another command, an extra hostPath,
 // privileged, another ServiceAccount, no node, an extra remover flag, the
 // plan mounted read-write, another ConfigMap named, the plan executable over
-// the command's folder or an exec probe are refused to its
+// the command's folder, an exec probe or the termination message over a
+// plan key are refused to its
 // ServiceAccount, 403 Forbidden, by the rule the message names; (c) the
 // admin creates the same Jobs. Then the parameters: the controller may
 // not write them; while they are missing every Job in the namespace is
@@ -178,6 +179,9 @@ func TestAdmissionPolicy(t *testing.T) {
 		{"an exec probe", func(j *batchv1.Job) {
 			container(j).StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/usr/local/bin/upgrade-image-cleanup"}}}}
 		}, "probes"},
+		{"the termination message over a plan key", func(j *batchv1.Job) {
+			container(j).TerminationMessagePath = "/etc/image-cleanup/images.txt"
+		}, "terminationMessage"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			j := base.DeepCopy()

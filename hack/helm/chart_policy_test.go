@@ -39,7 +39,7 @@ var policyMessage = regexp.MustCompile(`^upgrade-image-cleanup policy: rule ([A-
 // policyRules are the policy's validations by name, in their order.
 var policyRules = []string{
 	"labels", "containers", "image", "command", "env", "volumes", "serviceAccount",
-	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName", "arguments", "plan", "probes",
+	"privileged", "capabilities", "privilegeEscalation", "hostNamespaces", "nodeName", "arguments", "plan", "probes", "terminationMessage",
 }
 
 // policyObjects are the removal Jobs' admission policy of one render: the
@@ -526,6 +526,9 @@ func TestRemovalJobPolicyRefuses(t *testing.T) {
 		{"an HTTP probe", func(j *batchv1.Job) {
 			c(j).LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: "10.0.0.1", Path: "/x"}}}
 		}, []string{"probes"}, ""},
+		{"the termination message over a plan key", func(j *batchv1.Job) {
+			c(j).TerminationMessagePath = "/etc/image-cleanup/images.txt"
+		}, []string{"terminationMessage"}, "/dev/termination-log"},
 		{"a lifecycle hook", func(j *batchv1.Job) {
 			c(j).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh"}}}}
 		}, []string{"probes"}, ""},
