@@ -267,10 +267,7 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 		}
 		return Outcome{State: StateRemoving, Message: msg + "; " + runNote(u, plan)}, nil
 	}
-	var pods []corev1.Pod
-	if len(p.finished) > 0 {
-		pods, err = runPods(ctx, e.kube, u.Namespace, sel)
-	}
+	pods, err := runPods(ctx, e.kube, u.Namespace, sel, p.finished)
 	if err != nil {
 		if isPermanent(permanentIfRefused(err)) {
 			return Outcome{State: StateFailed, Phase: PhaseRemoval, Message: err.Error()}, nil
@@ -289,12 +286,15 @@ func (e *jobExecutor) Execute(ctx context.Context, u Upgrade, plan PlanRef) (Out
 	return summarize(s, e.opts.SuccessRatio)
 }
 
-// runPods lists the pods of a run's Jobs in one request: their pod
-// template carries the run's labels (sel, RunSelector), and nodeSummary
-// picks each Job's own among them by the Job's selector. One request, not
-// one per Job: a summary of 500 nodes would otherwise spend 500 of the
-// API budget's tokens at once.
-func runPods(ctx context.Context, kube kubernetes.Interface, namespace string, sel labels.Selector) ([]corev1.Pod, error) {
+// runPods lists the pods of a run's Jobs in one request, when one of jobs
+// has finished (only a finished Job's pods are read): their pod template
+// carries the run's labels (sel, RunSelector), and nodeSummary picks each
+// Job's own among them. One request, not one per Job: a summary of 500
+// nodes would otherwise spend 500 of the API budget's tokens at once.
+func runPods(ctx context.Context, kube kubernetes.Interface, namespace string, sel labels.Selector, jobs []*batchv1.Job) ([]corev1.Pod, error) {
+	if !slices.ContainsFunc(jobs, jobFinished) {
+		return nil, nil
+	}
 	list, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list the pods of the removal Jobs (%s): %w", sel, err)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -361,11 +360,9 @@ func (s *Status) fromJobs(ctx context.Context, kube kubernetes.Interface, u Upgr
 		jobs[i] = &list.Items[i]
 	}
 	byNode := jobsByNode(jobs)
-	var pods []corev1.Pod
-	if slices.ContainsFunc(slices.Collect(maps.Values(byNode)), jobFinished) {
-		if pods, err = runPods(ctx, kube, u.Namespace, sel); err != nil {
-			return err
-		}
+	pods, err := runPods(ctx, kube, u.Namespace, sel, slices.Collect(maps.Values(byNode)))
+	if err != nil {
+		return err
 	}
 	var sum Summary
 	for _, node := range slices.Sorted(maps.Keys(byNode)) {
