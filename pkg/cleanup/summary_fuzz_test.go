@@ -301,12 +301,12 @@ func wantLine(node string, complete bool, msg string) NodeSummary {
 		l.Message = strings.Join(append(said, "no result: no pod of job "+job+" left a termination message"), "; ")
 		return l
 	}
-	r := report.ResultFromTermination(msg)
+	r, isResult := report.ParseTermination(msg)
 	if r.Error != "" {
 		said = append(said, "remover: "+r.Error)
-	}
-	if didNotRun(msg) {
-		l.Outcome = NodeFailed
+		if isResult {
+			l.Outcome = NodeFailed // the remover says it did not run
+		}
 	}
 	l.Message, l.Result = strings.Join(said, "; "), &r
 	if complete && r.BelowThreshold && r.ImageFs != nil {
