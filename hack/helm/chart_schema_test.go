@@ -256,45 +256,44 @@ func randomString(r *rand.Rand, alphabet []string, n int) string {
 // exactly the strings labels.Parse (the binary's --node-selector) does,
 // over random strings of the selector's tokens.
 func TestSchemaSelectorIsLabelsParse(t *testing.T) {
-	res := schemaPatterns(t, "labelSelector")
-	r := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"a", "b", "1", "-", ".", "_", "/", "x.io/", " ", "\t", "=", "==", "!=", "!", ",", "(", ")", "<", ">", " in ", " notin ", "in", "A", ":"}
-	accepted := 0
-	for range 50000 {
-		s := randomString(r, alphabet, 1+r.IntN(10))
+	agreesWith(t, "labelSelector", "selector", rand.New(rand.NewPCG(1, 2)), alphabet, 10, func(s string) error {
 		_, err := labels.Parse(s)
-		if got, want := matchesAll(res, s), err == nil; got != want {
-			t.Errorf("selector %q: schema accepts %v, labels.Parse %v", s, got, err)
-		}
-		if err == nil {
-			accepted++
-		}
-	}
-	if accepted < 1000 {
-		t.Errorf("only %d random selectors parse: the alphabet tests too little", accepted)
-	}
+		return err
+	})
 }
 
 // TestSchemaGlobIsPathMatch: the glob pattern accepts exactly the patterns
 // path.Match (the binary's --exclude) does, over random strings of its
 // special characters.
 func TestSchemaGlobIsPathMatch(t *testing.T) {
-	res := schemaPatterns(t, "glob")
-	r := rand.New(rand.NewPCG(3, 4))
 	alphabet := []string{"a", "/", "[", "]", "^", "-", `\`, "*", "?", "."}
+	agreesWith(t, "glob", "glob", rand.New(rand.NewPCG(3, 4)), alphabet, 8, func(g string) error {
+		_, err := path.Match(g, "")
+		return err
+	})
+}
+
+// agreesWith checks that the schema's patterns of definition accept
+// exactly the strings parse accepts, over 50,000 random strings of 1 to
+// maxLen tokens of alphabet, at least 1,000 of them accepted (else the
+// alphabet tests too little).
+func agreesWith(t *testing.T, definition, what string, r *rand.Rand, alphabet []string, maxLen int, parse func(string) error) {
+	t.Helper()
+	res := schemaPatterns(t, definition)
 	accepted := 0
 	for range 50000 {
-		g := randomString(r, alphabet, 1+r.IntN(8))
-		_, err := path.Match(g, "")
-		if got, want := matchesAll(res, g), err == nil; got != want {
-			t.Errorf("glob %q: schema accepts %v, path.Match %v", g, got, err)
+		s := randomString(r, alphabet, 1+r.IntN(maxLen))
+		err := parse(s)
+		if got, want := matchesAll(res, s), err == nil; got != want {
+			t.Errorf("%s %q: schema accepts %v, the binary's parser %v", what, s, got, err)
 		}
 		if err == nil {
 			accepted++
 		}
 	}
 	if accepted < 1000 {
-		t.Errorf("only %d random globs are valid: the alphabet tests too little", accepted)
+		t.Errorf("only %d random %ss are accepted: the alphabet tests too little", accepted, what)
 	}
 }
 
